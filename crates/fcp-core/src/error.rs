@@ -1,0 +1,236 @@
+//! Error taxonomy (spec §24).
+//!
+//! One registry of every `FCP-xxxx` code the implementation can emit. Each code
+//! has a stable number in the §24.1 range of its family, a short name, whether a
+//! retry can help, and a recovery hint written for an AI agent. Module errors
+//! (`CborError`, `IdError`, crypto errors, ...) map onto these codes through
+//! [`ErrorCode`]; `docs/error-codes.md` is generated from [`ErrorCode::ALL`] and a
+//! test keeps the two in sync.
+
+use std::fmt;
+
+/// Declares [`ErrorCode`] and its registry table in one place.
+macro_rules! error_codes {
+    ($( $(#[$m:meta])* $variant:ident = $num:literal, $retry:literal, $hint:literal; )*) => {
+        /// Every stable error code (spec §24.1 ranges).
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        #[non_exhaustive]
+        pub enum ErrorCode {
+            $( $(#[$m])* $variant, )*
+        }
+
+        impl ErrorCode {
+            /// The whole registry, in declaration order.
+            pub const ALL: &'static [ErrorCode] = &[ $( ErrorCode::$variant, )* ];
+
+            /// The numeric code, e.g. `1002`.
+            pub const fn number(self) -> u16 {
+                match self { $( ErrorCode::$variant => $num, )* }
+            }
+
+            /// The variant name, e.g. `CborNonCanonical`.
+            pub const fn name(self) -> &'static str {
+                match self { $( ErrorCode::$variant => stringify!($variant), )* }
+            }
+
+            /// Whether retrying the same operation later can succeed.
+            pub const fn retryable(self) -> bool {
+                match self { $( ErrorCode::$variant => $retry, )* }
+            }
+
+            /// What a caller (often an AI agent) should do about it.
+            pub const fn hint(self) -> &'static str {
+                match self { $( ErrorCode::$variant => $hint, )* }
+            }
+        }
+    };
+}
+
+error_codes! {
+    // ---- FCP-1000..1999 protocol errors ----
+    /// Input is not well-formed CBOR.
+    CborMalformed = 1001, false, "The bytes are not valid CBOR; check the sender's encoder.";
+    /// Well-formed CBOR that is not in canonical (deterministic) form.
+    CborNonCanonical = 1002, false, "Re-encode with RFC 8949 core deterministic encoding (profile §2).";
+    /// Bytes follow the single CBOR data item.
+    CborTrailingBytes = 1003, false, "Send exactly one CBOR data item with nothing after it.";
+    /// Canonical CBOR that does not have the shape of the expected type.
+    CborTypeMismatch = 1004, false, "The object does not match the expected schema; check field names and types.";
+    /// A decoding limit (depth, length, size) was exceeded.
+    CborLimitExceeded = 1005, false, "Split the object or reduce nesting; the decoder bounds depth and length.";
+    /// The schema hash prefix of an object body does not match the expected schema.
+    SchemaHashMismatch = 1006, false, "The object was encoded for a different schema.";
+    /// A ZoneId violates profile §3 (length or alphabet).
+    InvalidZoneId = 1010, false, "Zone ids are 1..=64 bytes of [a-z0-9:_-], e.g. z:private.";
+    /// A SchemaId is not `namespace:name@MAJOR.MINOR.PATCH`.
+    InvalidSchemaId = 1011, false, "Schema ids look like fcp.core:CapabilityObject@1.0.0.";
+    /// A policy glob pattern is invalid (too long or non-ASCII).
+    InvalidPattern = 1012, false, "Patterns are ASCII, at most 128 bytes, using only * and ? as wildcards.";
+    /// A key's encoding (length, prefix, point) is invalid.
+    InvalidKeyEncoding = 1020, false, "The key file or key bytes are corrupt or of the wrong type.";
+    /// A Shamir share is malformed (x = 0, wrong length, duplicate x).
+    InvalidShare = 1021, false, "Shares are x || y with x in 1..=255, all of equal length and distinct x.";
+    /// A capability token is not a well-formed COSE_Sign1 / CWT (profile §5).
+    InvalidToken = 1022, false, "Request a fresh capability token from the issuing node.";
+    /// Shamir parameters are out of range (threshold, share count, empty secret).
+    InvalidThreshold = 1023, false, "Use 1 <= threshold <= shares <= 255 and a non-empty secret.";
+    /// Fewer shares than the threshold were supplied.
+    InsufficientShares = 1024, true, "Collect at least threshold shares and try again.";
+    /// An encoded value exceeds a fixed protocol bound.
+    LengthOutOfRange = 1025, false, "A length field exceeds the protocol's bound.";
+
+    // ---- FCP-2000..2999 auth/identity errors ----
+    /// An Ed25519 signature did not verify.
+    SignatureInvalid = 2001, false, "The object was altered or signed by another key; refetch it from a trusted peer.";
+    /// A timestamp lies outside the allowed window (TimePolicy.max_skew_secs).
+    TimestampOutOfSkew = 2002, true, "Check the clocks of both devices (NTP); tokens and handshakes allow 120 s of skew.";
+    /// A token's `exp` lies in the past (with skew).
+    TokenExpired = 2003, true, "Request a fresh capability token.";
+    /// A token's kid is not the expected issuance key.
+    UnknownKeyId = 2004, false, "The issuing node's key is not known here; sync its attestation first.";
+    /// A MAC did not verify.
+    MacInvalid = 2005, false, "The datagram was altered or belongs to another session.";
+
+    // ---- FCP-3000..3999 capability errors ----
+    /// The requested operation is not granted.
+    CapabilityDenied = 3001, false, "Ask the owner for a capability grant covering this operation.";
+
+    // ---- FCP-4000..4999 zone/provenance errors ----
+    /// A connector is not in the zone's `connectors_allow` list, or is denied.
+    ConnectorNotAllowed = 4001, false, "The zone policy does not allow this connector; ask the owner to allow it.";
+    /// A principal is not allowed in the zone.
+    PrincipalNotAllowed = 4002, false, "The zone policy does not admit this principal.";
+    /// Tainted input may not drive this operation without approval (spec §6.2).
+    TaintApprovalRequired = 4003, false, "Obtain an owner approval (elevation) or a sanitizer/approval reduction for the tainted inputs.";
+    /// Tainted input may never drive this operation (spec §6.2).
+    TaintForbidden = 4004, false, "The operation is forbidden for inputs of this provenance.";
+    /// AEAD decryption failed (wrong key, tampered ciphertext, wrong AAD).
+    DecryptFailed = 4010, false, "The ciphertext was altered or encrypted under another zone key; refetch the symbols.";
+    /// HPKE key unwrap failed.
+    KeyUnwrapFailed = 4011, false, "The wrapped key was not sealed for this node or was altered.";
+    /// A zone key or key id is not known to this node.
+    UnknownZoneKey = 4012, true, "Sync the zone's ZoneKeyManifest for this node.";
+
+    // ---- FCP-6000..6999 resource errors ----
+    /// A resource or size limit was reached.
+    ResourceLimit = 6001, true, "Reduce the request size or retry later.";
+
+    // ---- FCP-9000..9999 internal errors ----
+    /// An internal invariant failed; this is a bug.
+    Internal = 9001, false, "This is a bug in FCP; report it with the error details.";
+    /// The operating system's random generator failed.
+    RngFailure = 9002, true, "The system random number generator failed; retry.";
+}
+
+impl ErrorCode {
+    /// The wire form, e.g. `"FCP-1002"`.
+    pub fn as_code(self) -> String {
+        format!("FCP-{:04}", self.number())
+    }
+
+    /// Look up a code by its wire form (`"FCP-1002"`) or number.
+    pub fn from_code(code: &str) -> Option<Self> {
+        let n: u16 = code.strip_prefix("FCP-").unwrap_or(code).parse().ok()?;
+        Self::ALL.iter().copied().find(|c| c.number() == n)
+    }
+
+    /// The §24.1 family this code belongs to.
+    pub const fn family(self) -> &'static str {
+        match self.number() {
+            1000..=1999 => "protocol",
+            2000..=2999 => "auth/identity",
+            3000..=3999 => "capability",
+            4000..=4999 => "zone/provenance",
+            5000..=5999 => "lifecycle/health",
+            6000..=6999 => "resource",
+            7000..=7999 => "external service",
+            _ => "internal",
+        }
+    }
+}
+
+impl fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "FCP-{:04}", self.number())
+    }
+}
+
+/// A module error that has a stable FCP code.
+pub trait HasErrorCode {
+    /// The registry code of this error.
+    fn error_code(&self) -> ErrorCode;
+}
+
+/// The error response of spec §24.2.
+///
+/// `details` is canonical CBOR-free, human-facing JSON-compatible text; it
+/// never carries secrets.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct FcpError {
+    /// `"FCP-xxxx"`.
+    pub code: String,
+    /// Human-readable message.
+    pub message: String,
+    /// Whether a retry may succeed.
+    pub retryable: bool,
+    /// Suggested back-off before retrying.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retry_after_ms: Option<u64>,
+    /// Structured details (serialised JSON text).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub details: Option<String>,
+    /// What an agent should do next.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ai_recovery_hint: Option<String>,
+}
+
+impl FcpError {
+    /// An error response for `code` with `message`.
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        Self {
+            code: code.as_code(),
+            message: message.into(),
+            retryable: code.retryable(),
+            retry_after_ms: None,
+            details: None,
+            ai_recovery_hint: Some(code.hint().to_owned()),
+        }
+    }
+
+    /// Build from any module error that carries a code.
+    pub fn from_err<E: HasErrorCode + fmt::Display>(err: &E) -> Self {
+        Self::new(err.error_code(), err.to_string())
+    }
+
+    /// The registry entry, if the code is known.
+    pub fn error_code(&self) -> Option<ErrorCode> {
+        ErrorCode::from_code(&self.code)
+    }
+}
+
+impl fmt::Display for FcpError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.code, self.message)
+    }
+}
+
+impl std::error::Error for FcpError {}
+
+/// Render the registry as the Markdown of `docs/error-codes.md`.
+pub fn registry_markdown() -> String {
+    let mut out = String::from(
+        "# FCP error codes\n\nGenerated from `fcp_core::error::ErrorCode::ALL`; a test keeps this file in sync \
+         (`cargo test -p fcp-core error_codes_doc`).\n\n| code | name | family | retryable | hint |\n|---|---|---|---|---|\n",
+    );
+    for c in ErrorCode::ALL {
+        out.push_str(&format!(
+            "| {} | {} | {} | {} | {} |\n",
+            c,
+            c.name(),
+            c.family(),
+            if c.retryable() { "yes" } else { "no" },
+            c.hint()
+        ));
+    }
+    out
+}
