@@ -60,12 +60,18 @@ error_codes! {
     CborLimitExceeded = 1005, false, "Split the object or reduce nesting; the decoder bounds depth and length.";
     /// The schema hash prefix of an object body does not match the expected schema.
     SchemaHashMismatch = 1006, false, "The object was encoded for a different schema.";
+    /// A stored object's id does not match the id derived from its content.
+    ObjectIdMismatch = 1007, false, "The object was altered or derived under another zone/key; refetch it.";
     /// A ZoneId violates profile §3 (length or alphabet).
     InvalidZoneId = 1010, false, "Zone ids are 1..=64 bytes of [a-z0-9:_-], e.g. z:private.";
     /// A SchemaId is not `namespace:name@MAJOR.MINOR.PATCH`.
     InvalidSchemaId = 1011, false, "Schema ids look like fcp.core:CapabilityObject@1.0.0.";
     /// A policy glob pattern is invalid (too long or non-ASCII).
     InvalidPattern = 1012, false, "Patterns are ASCII, at most 128 bytes, using only * and ? as wildcards.";
+    /// An object id text is not 64 lowercase hex characters.
+    InvalidObjectId = 1013, false, "Object ids are 32 bytes written as 64 lowercase hex characters.";
+    /// A parameter is outside its allowed range (e.g. epoch granularity 0).
+    InvalidParameter = 1014, false, "Check the parameter against its documented range.";
     /// A key's encoding (length, prefix, point) is invalid.
     InvalidKeyEncoding = 1020, false, "The key file or key bytes are corrupt or of the wrong type.";
     /// A Shamir share is malformed (x = 0, wrong length, duplicate x).
@@ -79,6 +85,64 @@ error_codes! {
     /// An encoded value exceeds a fixed protocol bound.
     LengthOutOfRange = 1025, false, "A length field exceeds the protocol's bound.";
 
+    /// A peer named a session MAC suite this node does not implement.
+    UnsupportedSuite = 1026, false, "Upgrade the node; known session suites are 1 (HMAC-SHA256) and 2 (keyed BLAKE3).";
+    /// Sealed key bytes are too short or malformed (HPKE enc || ciphertext).
+    WrappedKeyMalformed = 1027, false, "The ZoneKeyManifest entry is corrupt; ask the owner to re-issue it.";
+    /// A command-line argument or API parameter is invalid (local misuse).
+    InvalidArgument = 1030, false, "Check the command's arguments (`fcp help`).";
+    /// An FCPS frame is shorter than its header and declared records.
+    FrameTruncated = 1101, false, "The datagram was cut; check the path MTU and the sender's frame size.";
+    /// An FCPS frame has a bad magic or an unsupported version.
+    FrameBadMagic = 1102, false, "The peer does not speak FCPS version 1.";
+    /// An FCPS frame sets flag bits outside spec §4.4.
+    FrameUnknownFlags = 1103, false, "The peer sets frame flags this version does not define.";
+    /// An FCPS frame's count, symbol size or payload length are inconsistent.
+    FrameBadLength = 1104, false, "The frame's length fields disagree; the sender's encoder is broken.";
+    /// Bytes follow an FCPS frame's checksum.
+    FrameTrailingBytes = 1105, false, "Send exactly one frame per datagram.";
+    /// An FCPS frame's XXH3-64 checksum does not match.
+    FrameChecksum = 1106, true, "The frame was corrupted in transit; the sender will resend or send repair symbols.";
+    /// A symbol's esi, k or length is invalid for its object.
+    SymbolInvalid = 1120, false, "The symbol does not belong to this object's encoding.";
+    /// Not enough symbols have arrived to rebuild the object.
+    DecodeIncomplete = 1121, true, "Wait for more symbols or ask more peers for the object.";
+    /// A rebuilt object fails its length prefix, padding or payload hash.
+    ObjectCorrupt = 1122, false, "The symbols were forged or corrupted; refetch from other peers.";
+
+    /// A mesh handshake message is not a well-formed canonical message of its type.
+    SessionHandshakeMalformed = 1201, false, "The peer's handshake encoder is broken or the packet was corrupted; it will retry.";
+    /// A mesh handshake message exceeds the 4 KiB bound.
+    SessionHandshakeOversized = 1202, false, "Handshake messages are at most 4096 bytes; check the peer's node id and suite list.";
+    /// A handshake message is addressed to another node or comes from an unexpected peer.
+    SessionWrongPeer = 1203, false, "The packet was meant for another node or session; check the peer's address mapping.";
+    /// The initiator's signed suite list shares no suite with the responder.
+    SessionNoCommonSuite = 1204, false, "Enable a common session suite (1 = HMAC-SHA256, 2 = BLAKE3) on both nodes.";
+    /// The Ack selected a suite that is not the first common suite of the signed lists.
+    SessionSuiteDowngrade = 1205, false, "The responder ignored the initiator's suite preference; treat it as an attack or a broken peer.";
+    /// A handshake message does not match the handshake in progress.
+    SessionUnexpectedMessage = 1206, false, "Drop the packet; a stale or forged handshake message arrived.";
+    /// The responder's handshake replay cache is full.
+    SessionOverloaded = 1207, true, "Too many handshakes in the skew window; retry later.";
+    /// A session datagram is shorter than its 40-byte envelope.
+    SessionDatagramTruncated = 1210, false, "The datagram was cut; check the path MTU.";
+    /// A session datagram or frame exceeds the configured maximum.
+    SessionDatagramOversized = 1211, false, "Datagrams are bounded (default 1232 bytes); lower the sender's frame size.";
+    /// A datagram names no live session.
+    SessionUnknown = 1212, true, "The session expired or the peer restarted; handshake again.";
+    /// A data frame's sequence number was already accepted (replay or duplicate).
+    SessionReplayedFrame = 1213, false, "Duplicate or replayed datagram; it was dropped.";
+    /// A data frame's sequence number is at or below highest - 128.
+    SessionFrameOutsideWindow = 1214, false, "The datagram arrived too late (reordered beyond 128 frames) and was dropped.";
+    /// A session's send sequence space is exhausted.
+    SessionSequenceExhausted = 1215, true, "Rekey the session (new handshake).";
+    /// An FCPC control frame exceeds the length bound.
+    FcpcFrameOversized = 1220, false, "FCPC frames are bounded (default 1 MiB); send large objects as FCPS symbols.";
+    /// An FCPC control frame is malformed (short, or its payload is not one canonical CBOR item).
+    FcpcMalformed = 1221, false, "The peer's control-plane encoder is broken; reconnect.";
+    /// The FCPC stream failed earlier and is closed.
+    FcpcClosed = 1222, true, "Reconnect the control stream after a new handshake.";
+
     // ---- FCP-2000..2999 auth/identity errors ----
     /// An Ed25519 signature did not verify.
     SignatureInvalid = 2001, false, "The object was altered or signed by another key; refetch it from a trusted peer.";
@@ -90,6 +154,22 @@ error_codes! {
     UnknownKeyId = 2004, false, "The issuing node's key is not known here; sync its attestation first.";
     /// A MAC did not verify.
     MacInvalid = 2005, false, "The datagram was altered or belongs to another session.";
+
+    /// A handshake names a node without a known signing key.
+    SessionUnknownNode = 2010, false, "Sync the node's owner-signed attestation before handshaking.";
+    /// A Hello with an already accepted nonce arrived (replay).
+    SessionReplayedHello = 2011, false, "A handshake message was replayed; it was dropped.";
+    /// A HelloRetry cookie did not verify.
+    SessionCookieInvalid = 2012, false, "The cookie was forged or altered; restart the handshake.";
+    /// A HelloRetry cookie was made with a retired cookie key.
+    SessionCookieExpired = 2013, true, "Restart the handshake to get a fresh cookie.";
+    /// The X25519 exchange of a handshake was non-contributory.
+    SessionKeyExchangeFailed = 2014, false, "The peer sent a low-order ephemeral key; treat it as an attack.";
+    /// An FCPC control frame did not decrypt (wrong key, sequence or tampered).
+    FcpcDecryptFailed = 2015, false, "The control stream was tampered with or is out of sync; reconnect.";
+
+    /// X25519 produced an all-zero (non-contributory) shared secret: a low-order peer key.
+    KeyExchangeFailed = 2006, false, "The peer's ephemeral or encryption key is invalid (low order); the peer is faulty or hostile.";
 
     // ---- FCP-3000..3999 capability errors ----
     /// The requested operation is not granted.
@@ -220,7 +300,7 @@ impl std::error::Error for FcpError {}
 pub fn registry_markdown() -> String {
     let mut out = String::from(
         "# FCP error codes\n\nGenerated from `fcp_core::error::ErrorCode::ALL`; a test keeps this file in sync \
-         (`cargo test -p fcp-core error_codes_doc`).\n\n| code | name | family | retryable | hint |\n|---|---|---|---|---|\n",
+         (`cargo test -p fcp-core error_codes_doc`); regenerate it with `fcp errors --markdown > docs/error-codes.md`.\n\n| code | name | family | retryable | hint |\n|---|---|---|---|---|\n",
     );
     for c in ErrorCode::ALL {
         out.push_str(&format!(
@@ -233,4 +313,49 @@ pub fn registry_markdown() -> String {
         ));
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_codes_doc() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/error-codes.md");
+        let doc = std::fs::read_to_string(path).unwrap();
+        assert_eq!(
+            doc,
+            registry_markdown(),
+            "regenerate docs/error-codes.md from registry_markdown()"
+        );
+    }
+
+    #[test]
+    fn numbers_unique_and_in_range() {
+        let mut seen = std::collections::BTreeSet::new();
+        for c in ErrorCode::ALL {
+            assert!(seen.insert(c.number()), "duplicate {}", c.number());
+            assert!((1000..=9999).contains(&c.number()));
+            assert_eq!(ErrorCode::from_code(&c.as_code()), Some(*c));
+            assert!(!c.hint().is_empty());
+        }
+        let in_family = |c: ErrorCode, lo: u16, hi: u16| (lo..=hi).contains(&c.number());
+        assert!(in_family(ErrorCode::CborNonCanonical, 1000, 1999));
+        assert!(in_family(ErrorCode::TimestampOutOfSkew, 2000, 2999));
+        assert!(in_family(ErrorCode::CapabilityDenied, 3000, 3999));
+        assert!(in_family(ErrorCode::ConnectorNotAllowed, 4000, 4999));
+        assert!(in_family(ErrorCode::TaintForbidden, 4000, 4999));
+        assert!(in_family(ErrorCode::ResourceLimit, 6000, 6999));
+        assert!(in_family(ErrorCode::Internal, 9000, 9999));
+        assert_eq!(ErrorCode::from_code("FCP-0000"), None);
+        assert_eq!(ErrorCode::CborNonCanonical.as_code(), "FCP-1002");
+    }
+
+    #[test]
+    fn fcp_error_from_err() {
+        let e = FcpError::from_err(&crate::cbor::CborError::TrailingBytes);
+        assert_eq!(e.code, "FCP-1003");
+        assert!(!e.retryable);
+        assert_eq!(e.error_code(), Some(ErrorCode::CborTrailingBytes));
+    }
 }

@@ -1,0 +1,521 @@
+//! Chunked objects (spec Appendix B, profile §4.1).
+//!
+//! A payload of at most `max_chunk_threshold` bytes is stored as one `RawChunk`
+//! object. A larger payload becomes `RawChunk` objects of `chunk_size` bytes (the
+//! last may be shorter) and a `ChunkedObjectManifest` that lists them in order,
+//! holds strong refs to them (so GC keeps them alive) and the BLAKE3 hash of the
+//! whole payload. Both are ordinary StoredObjects with their own schemas.
+//!
+//! Reassembly streams chunk by chunk, so memory is bounded by a chunk, not by
+//! the payload; a byte range fetches only the chunks it overlaps.
+
+use std::io::Write;
+
+use fcp_core::object::ObjectError;
+use fcp_core::{
+    ErrorCode, HasErrorCode, ObjectHeader, ObjectId, ObjectIdKey, Provenance, SchemaId,
+    StorageMeta, StoredObject, ZoneId,
+};
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+
+/// BLAKE3 of a whole payload, hashed on every core for large inputs.
+pub fn payload_hash(payload: &[u8]) -> [u8; 32] {
+    let mut h = blake3::Hasher::new();
+    if payload.len() >= 1 << 20 {
+        h.update_rayon(payload);
+    } else {
+        h.update(payload);
+    }
+    *h.finalize().as_bytes()
+}
+
+/// Schema of a raw chunk.
+pub const RAW_CHUNK_SCHEMA: &str = "fcp.core:RawChunk@1.0.0";
+/// Schema of a chunk manifest.
+pub const MANIFEST_SCHEMA: &str = "fcp.core:ChunkedObjectManifest@1.0.0";
+/// Default `max_chunk_threshold` (Appendix B): 256 KiB.
+pub const DEFAULT_MAX_CHUNK_THRESHOLD: u32 = 256 * 1024;
+/// Default `chunk_size` (Appendix B): 64 KiB.
+pub const DEFAULT_CHUNK_SIZE: u32 = 64 * 1024;
+/// Largest payload accepted (Appendix B `max_object_size` is 64 MB; we allow
+/// larger files but bound the manifest: 2^20 chunks of 64 KiB = 64 GiB).
+pub const MAX_CHUNKS: usize = 1 << 20;
+
+/// Chunking parameters.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ChunkParams {
+    /// Payloads above this many bytes are chunked.
+    pub max_chunk_threshold: u32,
+    /// Bytes per chunk (except the last).
+    pub chunk_size: u32,
+}
+
+impl Default for ChunkParams {
+    fn default() -> Self {
+        Self {
+            max_chunk_threshold: DEFAULT_MAX_CHUNK_THRESHOLD,
+            chunk_size: DEFAULT_CHUNK_SIZE,
+        }
+    }
+}
+
+/// Body of a `RawChunk` object: `{"bytes": bstr}`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RawChunk {
+    /// The chunk's bytes.
+    #[serde(with = "fcp_core::cbor::bytes")]
+    pub bytes: Vec<u8>,
+}
+
+impl RawChunk {
+    /// `{"bytes": h'...'}` map header: map(1), text(5) "bytes".
+    const PREFIX: [u8; 7] = [0xa1, 0x65, b'b', b'y', b't', b'e', b's'];
+
+    /// Canonical CBOR of `{"bytes": bytes}` written directly (profile §2): the
+    /// shape is fixed, so this is the serde encoding without its copies. A test
+    /// checks it against the generic encoder.
+    pub fn encode_cbor(bytes: &[u8], out: &mut Vec<u8>) {
+        out.extend_from_slice(&Self::PREFIX);
+        let n = bytes.len() as u64;
+        // Shortest-form major type 2 length (RFC 8949 §4.2.1).
+        match n {
+            0..=23 => out.push(0x40 | n as u8),
+            24..=0xff => out.extend_from_slice(&[0x58, n as u8]),
+            0x100..=0xffff => {
+                out.push(0x59);
+                out.extend_from_slice(&(n as u16).to_be_bytes());
+            }
+            0x1_0000..=0xffff_ffff => {
+                out.push(0x5a);
+                out.extend_from_slice(&(n as u32).to_be_bytes());
+            }
+            _ => {
+                out.push(0x5b);
+                out.extend_from_slice(&n.to_be_bytes());
+            }
+        }
+        out.extend_from_slice(bytes);
+    }
+
+    /// Parse canonical `{"bytes": h'...'}` and borrow the bytes; anything else
+    /// (other keys, non-shortest lengths, trailing bytes) is rejected.
+    pub fn decode_cbor(cbor: &[u8]) -> Result<&[u8], ChunkError> {
+        let bad = ChunkError::Object(ObjectError::Cbor(fcp_core::CborError::TypeMismatch(
+            "not a canonical RawChunk body".into(),
+        )));
+        let rest = cbor
+            .strip_prefix(&Self::PREFIX[..])
+            .ok_or_else(|| bad_clone(&bad))?;
+        let (&ib, rest) = rest.split_first().ok_or_else(|| bad_clone(&bad))?;
+        let (len, rest, min) = match ib {
+            0x40..=0x57 => (u64::from(ib - 0x40), rest, 0u64),
+            0x58 => {
+                let (b, r) = rest
+                    .split_first_chunk::<1>()
+                    .ok_or_else(|| bad_clone(&bad))?;
+                (u64::from(b[0]), r, 24)
+            }
+            0x59 => {
+                let (b, r) = rest
+                    .split_first_chunk::<2>()
+                    .ok_or_else(|| bad_clone(&bad))?;
+                (u64::from(u16::from_be_bytes(*b)), r, 0x100)
+            }
+            0x5a => {
+                let (b, r) = rest
+                    .split_first_chunk::<4>()
+                    .ok_or_else(|| bad_clone(&bad))?;
+                (u64::from(u32::from_be_bytes(*b)), r, 0x1_0000)
+            }
+            0x5b => {
+                let (b, r) = rest
+                    .split_first_chunk::<8>()
+                    .ok_or_else(|| bad_clone(&bad))?;
+                (u64::from_be_bytes(*b), r, 0x1_0000_0000)
+            }
+            _ => return Err(bad),
+        };
+        if len < min || len != rest.len() as u64 {
+            return Err(bad);
+        }
+        Ok(rest)
+    }
+}
+
+fn bad_clone(e: &ChunkError) -> ChunkError {
+    match e {
+        ChunkError::Object(o) => ChunkError::Object(o.clone()),
+        _ => ChunkError::BadManifest("raw chunk"),
+    }
+}
+
+/// Schema-prefixed body of a RawChunk (profile §3 body layout).
+fn raw_chunk_body(schema: &SchemaId, bytes: &[u8]) -> Vec<u8> {
+    let mut body = Vec::with_capacity(32 + 16 + bytes.len());
+    body.extend_from_slice(schema.hash().as_bytes());
+    RawChunk::encode_cbor(bytes, &mut body);
+    body
+}
+
+/// The bytes of a RawChunk object (schema checked, body parsed without copies).
+pub fn raw_chunk_bytes(obj: &StoredObject) -> Result<&[u8], ChunkError> {
+    let s = obj.header.schema.to_string();
+    if s != RAW_CHUNK_SCHEMA {
+        return Err(ChunkError::NotAPayload(s));
+    }
+    let cbor = fcp_core::object::split_body(&obj.header.schema.hash(), &obj.body)?;
+    RawChunk::decode_cbor(cbor)
+}
+
+/// Body of a `ChunkedObjectManifest` (Appendix B).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChunkedObjectManifest {
+    /// Total payload length.
+    pub total_len: u64,
+    /// Bytes per chunk except the last.
+    pub chunk_size: u32,
+    /// Chunk object ids in order.
+    pub chunks: Vec<ObjectId>,
+    /// BLAKE3 of the whole payload.
+    #[serde(with = "fcp_core::cbor::byte_array")]
+    pub payload_hash: [u8; 32],
+}
+
+/// Chunking and reassembly failures.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ChunkError {
+    /// Object construction or decoding failed.
+    #[error(transparent)]
+    Object(#[from] ObjectError),
+    /// Parameters out of range.
+    #[error("invalid chunk parameters: {0}")]
+    Params(&'static str),
+    /// Payload too large for one manifest.
+    #[error("payload of {0} bytes needs more than {MAX_CHUNKS} chunks")]
+    TooLarge(u64),
+    /// The root object is neither a RawChunk nor a manifest.
+    #[error("object schema {0} is not a payload root")]
+    NotAPayload(String),
+    /// The manifest is internally inconsistent.
+    #[error("inconsistent manifest: {0}")]
+    BadManifest(&'static str),
+    /// A chunk has the wrong id, schema or length.
+    #[error("chunk {index} is invalid: {why}")]
+    BadChunk {
+        /// Chunk index.
+        index: usize,
+        /// What is wrong.
+        why: &'static str,
+    },
+    /// The reassembled payload does not hash to `payload_hash`.
+    #[error("payload hash mismatch")]
+    PayloadHash,
+    /// Range outside the payload.
+    #[error("range {start}..{end} outside payload of {len} bytes")]
+    Range {
+        /// Start.
+        start: u64,
+        /// End (exclusive).
+        end: u64,
+        /// Payload length.
+        len: u64,
+    },
+    /// Fetching a chunk failed.
+    #[error("fetching chunk {index}: {message}")]
+    Fetch {
+        /// Chunk index.
+        index: usize,
+        /// The fetcher's message.
+        message: String,
+        /// The fetcher's code.
+        code: ErrorCode,
+    },
+    /// Writing the output failed.
+    #[error("writing payload: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+impl HasErrorCode for ChunkError {
+    fn error_code(&self) -> ErrorCode {
+        match self {
+            Self::Object(e) => e.error_code(),
+            Self::Params(_) | Self::Range { .. } => ErrorCode::InvalidArgument,
+            Self::TooLarge(_) => ErrorCode::ResourceLimit,
+            Self::NotAPayload(_) => ErrorCode::SchemaHashMismatch,
+            Self::BadManifest(_) | Self::BadChunk { .. } | Self::PayloadHash => {
+                ErrorCode::ObjectCorrupt
+            }
+            Self::Fetch { code, .. } => *code,
+            Self::Io(_) => ErrorCode::Internal,
+        }
+    }
+}
+
+fn schema(s: &str) -> Result<SchemaId, ChunkError> {
+    SchemaId::parse(s).map_err(|_| ChunkError::Params("built-in schema id"))
+}
+
+/// What every object of one payload shares.
+#[derive(Clone, Debug)]
+pub struct PayloadMeta {
+    /// Zone of the payload.
+    pub zone_id: ZoneId,
+    /// Creation time (unix seconds; a parameter, not read from a clock).
+    pub created_at: u64,
+    /// Provenance of the payload.
+    pub provenance: Provenance,
+    /// Storage policy for every object.
+    pub storage: StorageMeta,
+}
+
+impl PayloadMeta {
+    fn header(&self, schema: SchemaId, refs: Vec<ObjectId>) -> ObjectHeader {
+        ObjectHeader {
+            schema,
+            zone_id: self.zone_id.clone(),
+            created_at: self.created_at,
+            provenance: self.provenance.clone(),
+            refs,
+            ttl_secs: None,
+            placement: None,
+        }
+    }
+}
+
+/// A payload as objects: the root (what a user's ObjectId names) and its chunks.
+#[derive(Clone, Debug)]
+pub struct ChunkedPayload {
+    /// RawChunk (small payload) or ChunkedObjectManifest.
+    pub root: StoredObject,
+    /// The chunks in order (empty for a small payload).
+    pub chunks: Vec<StoredObject>,
+}
+
+/// Split a payload into objects per Appendix B.
+pub fn chunk_payload(
+    payload: &[u8],
+    meta: &PayloadMeta,
+    key: &ObjectIdKey,
+    params: ChunkParams,
+) -> Result<ChunkedPayload, ChunkError> {
+    if params.chunk_size == 0 || params.chunk_size > params.max_chunk_threshold {
+        return Err(ChunkError::Params(
+            "need 0 < chunk_size <= max_chunk_threshold",
+        ));
+    }
+    let raw = schema(RAW_CHUNK_SCHEMA)?;
+    let make_chunk = |bytes: &[u8]| {
+        StoredObject::new(
+            meta.header(raw.clone(), Vec::new()),
+            raw_chunk_body(&raw, bytes),
+            meta.storage,
+            key,
+        )
+    };
+    if payload.len() as u64 <= u64::from(params.max_chunk_threshold) {
+        return Ok(ChunkedPayload {
+            root: make_chunk(payload)?,
+            chunks: Vec::new(),
+        });
+    }
+    let n = payload.len().div_ceil(params.chunk_size as usize);
+    if n > MAX_CHUNKS {
+        return Err(ChunkError::TooLarge(payload.len() as u64));
+    }
+    // Chunks are independent: build (and hash) them on every core.
+    let chunks = payload
+        .par_chunks(params.chunk_size as usize)
+        .map(make_chunk)
+        .collect::<Result<Vec<_>, _>>()?;
+    let ids: Vec<ObjectId> = chunks.iter().map(|c| c.object_id).collect();
+    let manifest = ChunkedObjectManifest {
+        total_len: payload.len() as u64,
+        chunk_size: params.chunk_size,
+        chunks: ids.clone(),
+        payload_hash: payload_hash(payload),
+    };
+    let root = StoredObject::from_value(
+        meta.header(schema(MANIFEST_SCHEMA)?, ids),
+        &manifest,
+        meta.storage,
+        key,
+    )?;
+    Ok(ChunkedPayload { root, chunks })
+}
+
+/// What a payload root object holds.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PayloadRoot {
+    /// The whole payload (small).
+    Inline(Vec<u8>),
+    /// A manifest of chunks.
+    Manifest(ChunkedObjectManifest),
+}
+
+/// Interpret a root object, checking the manifest's internal consistency.
+pub fn parse_root(root: &StoredObject) -> Result<PayloadRoot, ChunkError> {
+    let s = root.header.schema.to_string();
+    if s == RAW_CHUNK_SCHEMA {
+        return Ok(PayloadRoot::Inline(raw_chunk_bytes(root)?.to_vec()));
+    }
+    if s != MANIFEST_SCHEMA {
+        return Err(ChunkError::NotAPayload(s));
+    }
+    let m: ChunkedObjectManifest = root.decode_body()?;
+    if m.chunk_size == 0 {
+        return Err(ChunkError::BadManifest("chunk_size is 0"));
+    }
+    if m.chunks.len() > MAX_CHUNKS {
+        return Err(ChunkError::BadManifest("too many chunks"));
+    }
+    if m.total_len.div_ceil(u64::from(m.chunk_size)) != m.chunks.len() as u64 {
+        return Err(ChunkError::BadManifest(
+            "chunk count does not match total_len",
+        ));
+    }
+    if root.header.refs != m.chunks {
+        return Err(ChunkError::BadManifest(
+            "header refs differ from chunk list",
+        ));
+    }
+    Ok(PayloadRoot::Manifest(m))
+}
+
+impl ChunkedObjectManifest {
+    /// Expected length of chunk `i`.
+    pub fn chunk_len(&self, i: usize) -> u64 {
+        let start = i as u64 * u64::from(self.chunk_size);
+        self.total_len
+            .saturating_sub(start)
+            .min(u64::from(self.chunk_size))
+    }
+}
+
+/// Check one fetched chunk against the manifest (id, schema, length) and
+/// borrow its bytes.
+pub fn check_chunk<'o>(
+    m: &ChunkedObjectManifest,
+    index: usize,
+    obj: &'o StoredObject,
+) -> Result<&'o [u8], ChunkError> {
+    if m.chunks.get(index) != Some(&obj.object_id) {
+        return Err(ChunkError::BadChunk {
+            index,
+            why: "object id differs from the manifest",
+        });
+    }
+    let bytes = raw_chunk_bytes(obj).map_err(|_| ChunkError::BadChunk {
+        index,
+        why: "not a canonical RawChunk",
+    })?;
+    if bytes.len() as u64 != m.chunk_len(index) {
+        return Err(ChunkError::BadChunk {
+            index,
+            why: "wrong length",
+        });
+    }
+    Ok(bytes)
+}
+
+/// A chunk fetcher: returns the verified StoredObject with this id (its id must
+/// have been checked against its content with the zone's ObjectIdKey).
+pub trait FetchChunk {
+    /// The fetcher's error.
+    type Error: HasErrorCode + std::fmt::Display;
+    /// Fetch one chunk object.
+    fn fetch(&mut self, id: &ObjectId) -> Result<StoredObject, Self::Error>;
+}
+
+impl<E, F> FetchChunk for F
+where
+    F: FnMut(&ObjectId) -> Result<StoredObject, E>,
+    E: HasErrorCode + std::fmt::Display,
+{
+    type Error = E;
+    fn fetch(&mut self, id: &ObjectId) -> Result<StoredObject, E> {
+        self(id)
+    }
+}
+
+fn fetch_checked<F: FetchChunk>(
+    m: &ChunkedObjectManifest,
+    index: usize,
+    fetch: &mut F,
+) -> Result<Vec<u8>, ChunkError> {
+    let id = m
+        .chunks
+        .get(index)
+        .ok_or(ChunkError::BadManifest("chunk index"))?;
+    let obj = fetch.fetch(id).map_err(|e| ChunkError::Fetch {
+        index,
+        message: e.to_string(),
+        code: e.error_code(),
+    })?;
+    check_chunk(m, index, &obj).map(<[u8]>::to_vec)
+}
+
+/// Stream the whole payload into `out`, one chunk in memory at a time, and
+/// verify `payload_hash` at the end. Returns the bytes written.
+///
+/// On a hash mismatch the bytes already written must be discarded by the caller
+/// (write to a temporary file and rename on success).
+pub fn reassemble<F: FetchChunk, W: Write>(
+    m: &ChunkedObjectManifest,
+    fetch: &mut F,
+    out: &mut W,
+) -> Result<u64, ChunkError> {
+    let mut hasher = blake3::Hasher::new();
+    let mut written = 0u64;
+    for i in 0..m.chunks.len() {
+        let bytes = fetch_checked(m, i, fetch)?;
+        hasher.update(&bytes);
+        out.write_all(&bytes)?;
+        written += bytes.len() as u64;
+    }
+    if written != m.total_len {
+        return Err(ChunkError::BadManifest("total_len"));
+    }
+    if hasher.finalize().as_bytes() != &m.payload_hash {
+        return Err(ChunkError::PayloadHash);
+    }
+    Ok(written)
+}
+
+/// Read bytes `start..end` of the payload, fetching only the chunks that overlap
+/// it. Each chunk is authenticated by its object id; the whole-payload hash is
+/// not checked (it needs every chunk).
+pub fn read_range<F: FetchChunk>(
+    m: &ChunkedObjectManifest,
+    start: u64,
+    end: u64,
+    fetch: &mut F,
+) -> Result<Vec<u8>, ChunkError> {
+    if start > end || end > m.total_len {
+        return Err(ChunkError::Range {
+            start,
+            end,
+            len: m.total_len,
+        });
+    }
+    let cs = u64::from(m.chunk_size);
+    let mut out = Vec::with_capacity((end - start) as usize);
+    if start == end {
+        return Ok(out);
+    }
+    let first = (start / cs) as usize;
+    let last = ((end - 1) / cs) as usize;
+    for i in first..=last {
+        let bytes = fetch_checked(m, i, fetch)?;
+        let base = i as u64 * cs;
+        let from = start.saturating_sub(base) as usize;
+        let to = ((end - base).min(bytes.len() as u64)) as usize;
+        out.extend_from_slice(
+            bytes
+                .get(from..to)
+                .ok_or(ChunkError::BadManifest("range"))?,
+        );
+    }
+    Ok(out)
+}
