@@ -40,7 +40,10 @@ fn main() {
             b.push_sealed(r as u32, 7, &vec![r as u8; usize::from(t)], &[9; 16])
                 .unwrap();
         }
-        fs::write(frames.join(format!("seed-{i}")), b.finish().unwrap()).unwrap();
+        // First byte: the target's mode (0 = take the checksum as given).
+        let mut seed = vec![0u8];
+        seed.extend_from_slice(&b.finish().unwrap());
+        fs::write(frames.join(format!("seed-{i}")), seed).unwrap();
     }
     for (i, len) in [0usize, 100, 3000, 20_000].into_iter().enumerate() {
         let obj: Vec<u8> = (0..len).map(|x| x as u8).collect();

@@ -77,24 +77,8 @@ impl RawChunk {
     /// checks it against the generic encoder.
     pub fn encode_cbor(bytes: &[u8], out: &mut Vec<u8>) {
         out.extend_from_slice(&Self::PREFIX);
-        let n = bytes.len() as u64;
-        // Shortest-form major type 2 length (RFC 8949 §4.2.1).
-        match n {
-            0..=23 => out.push(0x40 | n as u8),
-            24..=0xff => out.extend_from_slice(&[0x58, n as u8]),
-            0x100..=0xffff => {
-                out.push(0x59);
-                out.extend_from_slice(&(n as u16).to_be_bytes());
-            }
-            0x1_0000..=0xffff_ffff => {
-                out.push(0x5a);
-                out.extend_from_slice(&(n as u32).to_be_bytes());
-            }
-            _ => {
-                out.push(0x5b);
-                out.extend_from_slice(&n.to_be_bytes());
-            }
-        }
+        let (head, n) = bstr_head(bytes.len() as u64);
+        out.extend_from_slice(head.get(..n).unwrap_or_default());
         out.extend_from_slice(bytes);
     }
 
@@ -148,14 +132,6 @@ fn bad_clone(e: &ChunkError) -> ChunkError {
         ChunkError::Object(o) => ChunkError::Object(o.clone()),
         _ => ChunkError::BadManifest("raw chunk"),
     }
-}
-
-/// Schema-prefixed body of a RawChunk (profile §3 body layout).
-fn raw_chunk_body(schema: &SchemaId, bytes: &[u8]) -> Vec<u8> {
-    let mut body = Vec::with_capacity(32 + 16 + bytes.len());
-    body.extend_from_slice(schema.hash().as_bytes());
-    RawChunk::encode_cbor(bytes, &mut body);
-    body
 }
 
 /// The bytes of a RawChunk object (schema checked, body parsed without copies).
@@ -293,6 +269,185 @@ pub struct ChunkedPayload {
     pub chunks: Vec<StoredObject>,
 }
 
+/// The layout of a payload's RawChunk objects, computed once: every chunk
+/// shares one header, so its canonical CBOR is encoded once and each chunk's
+/// content (profile §3) can be written straight into whatever buffer needs it
+/// (a StoredObject body, or a RaptorQ source block on the put path).
+#[derive(Debug)]
+pub struct ChunkPlan<'a> {
+    payload: &'a [u8],
+    meta: &'a PayloadMeta,
+    key: &'a ObjectIdKey,
+    params: ChunkParams,
+    raw_hash: fcp_core::SchemaHash,
+    zone_hash: fcp_core::ZoneIdHash,
+    chunk_header: ObjectHeader,
+    header_cbor: Vec<u8>,
+}
+
+/// Shortest-form CBOR head of a byte string of `n` bytes (RFC 8949 §4.2.1).
+fn bstr_head(n: u64) -> ([u8; 9], usize) {
+    let mut h = [0u8; 9];
+    let len = match n {
+        0..=23 => {
+            h[0] = 0x40 | n as u8;
+            1
+        }
+        24..=0xff => {
+            h[0] = 0x58;
+            h[1] = n as u8;
+            2
+        }
+        0x100..=0xffff => {
+            h[0] = 0x59;
+            h[1..3].copy_from_slice(&(n as u16).to_be_bytes());
+            3
+        }
+        0x1_0000..=0xffff_ffff => {
+            h[0] = 0x5a;
+            h[1..5].copy_from_slice(&(n as u32).to_be_bytes());
+            5
+        }
+        _ => {
+            h[0] = 0x5b;
+            h[1..9].copy_from_slice(&n.to_be_bytes());
+            9
+        }
+    };
+    (h, len)
+}
+
+impl<'a> ChunkPlan<'a> {
+    /// Plan the objects of `payload` (Appendix B).
+    pub fn new(
+        payload: &'a [u8],
+        meta: &'a PayloadMeta,
+        key: &'a ObjectIdKey,
+        params: ChunkParams,
+    ) -> Result<Self, ChunkError> {
+        if params.chunk_size == 0 || params.chunk_size > params.max_chunk_threshold {
+            return Err(ChunkError::Params(
+                "need 0 < chunk_size <= max_chunk_threshold",
+            ));
+        }
+        if payload.len().div_ceil(params.chunk_size as usize) > MAX_CHUNKS {
+            return Err(ChunkError::TooLarge(payload.len() as u64));
+        }
+        let raw = schema(RAW_CHUNK_SCHEMA)?;
+        let chunk_header = meta.header(raw.clone(), Vec::new());
+        let header_cbor = fcp_core::to_canonical(&chunk_header).map_err(ObjectError::from)?;
+        Ok(Self {
+            payload,
+            meta,
+            key,
+            params,
+            raw_hash: raw.hash(),
+            zone_hash: meta.zone_id.hash(),
+            chunk_header,
+            header_cbor,
+        })
+    }
+
+    /// Whether the payload needs a manifest (it exceeds `max_chunk_threshold`).
+    pub fn is_chunked(&self) -> bool {
+        self.payload.len() as u64 > u64::from(self.params.max_chunk_threshold)
+    }
+
+    /// Number of RawChunk objects (one for an unchunked payload).
+    pub fn count(&self) -> usize {
+        if self.is_chunked() {
+            self.payload.len().div_ceil(self.params.chunk_size as usize)
+        } else {
+            1
+        }
+    }
+
+    /// Payload bytes of chunk `i`.
+    pub fn chunk_bytes(&self, i: usize) -> &'a [u8] {
+        if !self.is_chunked() {
+            return self.payload;
+        }
+        let cs = self.params.chunk_size as usize;
+        let start = (i * cs).min(self.payload.len());
+        let end = (start + cs).min(self.payload.len());
+        self.payload.get(start..end).unwrap_or_default()
+    }
+
+    /// Length of chunk `i`'s content.
+    pub fn content_len(&self, i: usize) -> usize {
+        let n = self.chunk_bytes(i).len();
+        let (_, hl) = bstr_head(n as u64);
+        fcp_core::ids::domain::OBJECT_CONTENT.len()
+            + self.header_cbor.len()
+            + 32
+            + RawChunk::PREFIX.len()
+            + hl
+            + n
+    }
+
+    /// Write chunk `i`'s content, `"FCP2-OBJECT-V1" || cbor(header) ||
+    /// SchemaHash || {"bytes": bstr}` (profile §3), into `out`
+    /// (`out.len() == content_len(i)`), and return its ObjectId.
+    pub fn write_content(&self, i: usize, out: &mut [u8]) -> ObjectId {
+        let bytes = self.chunk_bytes(i);
+        let (head, hl) = bstr_head(bytes.len() as u64);
+        let parts: [&[u8]; 6] = [
+            fcp_core::ids::domain::OBJECT_CONTENT,
+            &self.header_cbor,
+            self.raw_hash.as_bytes(),
+            &RawChunk::PREFIX,
+            head.get(..hl).unwrap_or_default(),
+            bytes,
+        ];
+        let mut at = 0;
+        for p in parts {
+            if let Some(dst) = out.get_mut(at..at + p.len()) {
+                dst.copy_from_slice(p);
+            }
+            at += p.len();
+        }
+        ObjectId::new_with_hashes(
+            out.get(..at).unwrap_or_default(),
+            &self.zone_hash,
+            &self.raw_hash,
+            self.key,
+        )
+    }
+
+    /// Chunk `i` as a StoredObject.
+    pub fn chunk_object(&self, i: usize) -> StoredObject {
+        let mut content = vec![0u8; self.content_len(i)];
+        let object_id = self.write_content(i, &mut content);
+        let body_at = content.len() - (self.content_len(i) - self.header_len());
+        StoredObject {
+            object_id,
+            header: self.chunk_header.clone(),
+            body: content.split_off(body_at),
+            storage: self.meta.storage,
+        }
+    }
+
+    fn header_len(&self) -> usize {
+        fcp_core::ids::domain::OBJECT_CONTENT.len() + self.header_cbor.len()
+    }
+
+    /// The manifest over chunks with these ids (chunked payloads only).
+    pub fn manifest(&self, ids: Vec<ObjectId>) -> Result<StoredObject, ChunkError> {
+        let manifest = ChunkedObjectManifest {
+            total_len: self.payload.len() as u64,
+            chunk_size: self.params.chunk_size,
+            chunks: ids.clone(),
+            payload_hash: payload_hash(self.payload),
+        };
+        Ok(StoredObject::from_value(
+            self.meta.header(schema(MANIFEST_SCHEMA)?, ids),
+            &manifest,
+            self.meta.storage,
+            self.key,
+        )?)
+    }
+}
+
 /// Split a payload into objects per Appendix B.
 pub fn chunk_payload(
     payload: &[u8],
@@ -300,48 +455,19 @@ pub fn chunk_payload(
     key: &ObjectIdKey,
     params: ChunkParams,
 ) -> Result<ChunkedPayload, ChunkError> {
-    if params.chunk_size == 0 || params.chunk_size > params.max_chunk_threshold {
-        return Err(ChunkError::Params(
-            "need 0 < chunk_size <= max_chunk_threshold",
-        ));
-    }
-    let raw = schema(RAW_CHUNK_SCHEMA)?;
-    let make_chunk = |bytes: &[u8]| {
-        StoredObject::new(
-            meta.header(raw.clone(), Vec::new()),
-            raw_chunk_body(&raw, bytes),
-            meta.storage,
-            key,
-        )
-    };
-    if payload.len() as u64 <= u64::from(params.max_chunk_threshold) {
+    let plan = ChunkPlan::new(payload, meta, key, params)?;
+    if !plan.is_chunked() {
         return Ok(ChunkedPayload {
-            root: make_chunk(payload)?,
+            root: plan.chunk_object(0),
             chunks: Vec::new(),
         });
     }
-    let n = payload.len().div_ceil(params.chunk_size as usize);
-    if n > MAX_CHUNKS {
-        return Err(ChunkError::TooLarge(payload.len() as u64));
-    }
     // Chunks are independent: build (and hash) them on every core.
-    let chunks = payload
-        .par_chunks(params.chunk_size as usize)
-        .map(make_chunk)
-        .collect::<Result<Vec<_>, _>>()?;
-    let ids: Vec<ObjectId> = chunks.iter().map(|c| c.object_id).collect();
-    let manifest = ChunkedObjectManifest {
-        total_len: payload.len() as u64,
-        chunk_size: params.chunk_size,
-        chunks: ids.clone(),
-        payload_hash: payload_hash(payload),
-    };
-    let root = StoredObject::from_value(
-        meta.header(schema(MANIFEST_SCHEMA)?, ids),
-        &manifest,
-        meta.storage,
-        key,
-    )?;
+    let chunks: Vec<StoredObject> = (0..plan.count())
+        .into_par_iter()
+        .map(|i| plan.chunk_object(i))
+        .collect();
+    let root = plan.manifest(chunks.iter().map(|c| c.object_id).collect())?;
     Ok(ChunkedPayload { root, chunks })
 }
 

@@ -101,6 +101,11 @@ impl<'a> Sealer<'a> {
         frame_seq: &mut u64,
     ) -> Result<Vec<Bytes>, EnvelopeError> {
         let mut frames = Vec::new();
+        // One allocation for every frame of the object.
+        let cap =
+            FrameBuilder::capacity_for(self.ctx.symbol_size, self.max_frame_len).max(1) as usize;
+        let per_frame = crate::frame::encoded_len(self.ctx.symbol_size, cap);
+        let mut buf = bytes::BytesMut::with_capacity(per_frame * symbols.len().div_ceil(cap));
         let mut iter = symbols.iter().peekable();
         while iter.peek().is_some() {
             let header = FrameHeader {
@@ -113,7 +118,7 @@ impl<'a> Sealer<'a> {
                 sender_instance_id: self.key.sender_instance_id(),
                 frame_seq: *frame_seq,
             };
-            let mut b = FrameBuilder::new(&header, self.max_frame_len)?;
+            let mut b = FrameBuilder::new_in(&header, self.max_frame_len, buf)?;
             while let Some((esi, data)) = iter.peek() {
                 let aad = symbol_aad(
                     &self.ctx.object_id,
@@ -136,7 +141,9 @@ impl<'a> Sealer<'a> {
                 }
                 iter.next();
             }
-            frames.push(b.finish()?);
+            let (frame, rest) = b.finish_reuse()?;
+            frames.push(frame);
+            buf = rest;
             *frame_seq = frame_seq.wrapping_add(1);
         }
         Ok(frames)
@@ -169,7 +176,6 @@ pub fn open_into(
     frame: &Frame,
     key: &SymbolKey,
     decoder: &mut ObjectDecoder,
-    scratch: &mut Vec<u8>,
 ) -> Result<Progress, EnvelopeError> {
     let h = frame.header();
     if key.sender_instance_id() != h.sender_instance_id {
@@ -190,10 +196,11 @@ pub fn open_into(
             .into());
         }
         let aad = symbol_aad(&object_id, r.esi, r.k, &zone, &h.zone_key_id, h.epoch_id);
-        scratch.clear();
-        scratch.extend_from_slice(r.ciphertext);
-        key.open_in_place(h.frame_seq, r.esi, &aad, scratch, r.tag)?;
-        last = decoder.push(r.esi, r.k, scratch)?;
+        // The decoder keeps the plaintext symbol: decrypt into a buffer it takes over.
+        let mut buf = Vec::with_capacity(r.ciphertext.len());
+        buf.extend_from_slice(r.ciphertext);
+        key.open_in_place(h.frame_seq, r.esi, &aad, &mut buf, r.tag)?;
+        last = decoder.push_owned(r.esi, r.k, buf)?;
         if last == Progress::Complete {
             return Ok(last);
         }

@@ -14,7 +14,7 @@
 //! out record slices. Every length is checked before use; unknown flag bits,
 //! trailing bytes and checksum mismatches are typed errors.
 
-use bytes::Bytes;
+use bytes::{BufMut, Bytes, BytesMut};
 use xxhash_rust::xxh3::xxh3_64;
 
 use crate::error::FrameError;
@@ -286,7 +286,7 @@ impl Frame {
 /// symbol in place in the output buffer.
 #[derive(Debug)]
 pub struct FrameBuilder {
-    buf: Vec<u8>,
+    buf: BytesMut,
     symbol_size: u16,
     count: u32,
     capacity: u32,
@@ -305,6 +305,16 @@ impl FrameBuilder {
 
     /// Start a frame. Fails if not even one record fits or the symbol size is bad.
     pub fn new(header: &FrameHeader, max_frame_len: usize) -> Result<Self, FrameError> {
+        Self::new_in(header, max_frame_len, BytesMut::new())
+    }
+
+    /// Start a frame in `buf` (which must be empty); with spare capacity the
+    /// frames of a whole object share one allocation (see [`FrameBuilder::finish_reuse`]).
+    pub fn new_in(
+        header: &FrameHeader,
+        max_frame_len: usize,
+        mut buf: BytesMut,
+    ) -> Result<Self, FrameError> {
         let t = header.symbol_size;
         if !(MIN_SYMBOL_SIZE..=MAX_SYMBOL_SIZE).contains(&t) {
             return Err(FrameError::BadSymbolSize(t));
@@ -313,7 +323,8 @@ impl FrameBuilder {
         if capacity == 0 {
             return Err(FrameError::FrameTooSmall(max_frame_len));
         }
-        let mut buf = Vec::with_capacity(encoded_len(t, capacity as usize));
+        buf.clear();
+        buf.reserve(encoded_len(t, capacity as usize));
         buf.extend_from_slice(&MAGIC);
         buf.extend_from_slice(&VERSION.to_le_bytes());
         buf.extend_from_slice(&header.flags.bits().to_le_bytes());
@@ -394,7 +405,12 @@ impl FrameBuilder {
     }
 
     /// Finish: write counts and the checksum. Fails on an empty frame.
-    pub fn finish(mut self) -> Result<Bytes, FrameError> {
+    pub fn finish(self) -> Result<Bytes, FrameError> {
+        self.finish_reuse().map(|(frame, _)| frame)
+    }
+
+    /// Finish and hand back the rest of the buffer for the next frame.
+    pub fn finish_reuse(mut self) -> Result<(Bytes, BytesMut), FrameError> {
         if self.count == 0 {
             return Err(FrameError::BadSymbolCount(0));
         }
@@ -406,8 +422,9 @@ impl FrameBuilder {
             s.copy_from_slice(&payload_len.to_le_bytes());
         }
         let sum = xxh3_64(&self.buf);
-        self.buf.extend_from_slice(&sum.to_le_bytes());
-        Ok(Bytes::from(self.buf))
+        self.buf.put_u64_le(sum);
+        let frame = self.buf.split().freeze();
+        Ok((frame, self.buf))
     }
 }
 

@@ -82,15 +82,25 @@ impl std::fmt::Debug for ObjectEncoder {
 impl ObjectEncoder {
     /// Prepare `object` for symbol size `t` (profile §4.1 source data layout).
     pub fn new(object: &[u8], t: u16) -> Result<Self, WireError> {
-        let k = source_symbol_count(object.len(), t)?;
-        let len =
-            u32::try_from(object.len()).map_err(|_| WireError::ObjectTooLarge(object.len()))?;
+        Self::with_content(object.len(), t, |buf| buf.copy_from_slice(object))
+    }
+
+    /// Prepare an object whose content the caller writes straight into the
+    /// source block (saves a copy on the put path): `fill` receives the
+    /// `len(content)` bytes after the length prefix.
+    pub fn with_content(
+        len: usize,
+        t: u16,
+        fill: impl FnOnce(&mut [u8]),
+    ) -> Result<Self, WireError> {
+        let k = source_symbol_count(len, t)?;
+        let n = u32::try_from(len).map_err(|_| WireError::ObjectTooLarge(len))?;
         let mut data = vec![0u8; usize::from(k) * usize::from(t)];
         if let Some(prefix) = data.get_mut(..LEN_PREFIX) {
-            prefix.copy_from_slice(&len.to_le_bytes());
+            prefix.copy_from_slice(&n.to_le_bytes());
         }
-        if let Some(body) = data.get_mut(LEN_PREFIX..LEN_PREFIX + object.len()) {
-            body.copy_from_slice(object);
+        if let Some(body) = data.get_mut(LEN_PREFIX..LEN_PREFIX + len) {
+            fill(body);
         }
         let inner = SourceBlockEncoder::new(0, &oti(k, t), &data);
         Ok(Self {
@@ -238,6 +248,21 @@ impl ObjectDecoder {
     /// Offer one symbol. Validates `k`, `esi` and length before the RaptorQ
     /// decoder sees it; decodes as soon as enough symbols are in.
     pub fn push(&mut self, esi: u32, k: u16, data: &[u8]) -> Result<Progress, WireError> {
+        self.push_with(esi, k, data.len(), || data.to_vec())
+    }
+
+    /// [`ObjectDecoder::push`] taking ownership of the symbol (saves a copy).
+    pub fn push_owned(&mut self, esi: u32, k: u16, data: Vec<u8>) -> Result<Progress, WireError> {
+        self.push_with(esi, k, data.len(), move || data)
+    }
+
+    fn push_with(
+        &mut self,
+        esi: u32,
+        k: u16,
+        len: usize,
+        data: impl FnOnce() -> Vec<u8>,
+    ) -> Result<Progress, WireError> {
         if k != self.k {
             return Err(WireError::KMismatch {
                 expected: self.k,
@@ -247,10 +272,10 @@ impl ObjectDecoder {
         if esi > MAX_ESI {
             return Err(WireError::BadEsi(esi));
         }
-        if data.len() != usize::from(self.symbol_size) {
+        if len != usize::from(self.symbol_size) {
             return Err(WireError::SymbolLength {
                 expected: self.symbol_size,
-                got: data.len(),
+                got: len,
             });
         }
         if self.result.is_some() {
@@ -276,7 +301,7 @@ impl ObjectDecoder {
             self.seen_repair.insert(esi);
         }
         self.received_unique += 1;
-        let packet = EncodingPacket::new(PayloadId::new(0, esi), data.to_vec());
+        let packet = EncodingPacket::new(PayloadId::new(0, esi), data());
         if let Some(block) = self.inner.decode([packet]) {
             self.result = Some(block);
             return Ok(Progress::Complete);

@@ -10,7 +10,7 @@ use fcp_core::{ObjectId, ObjectIdKey, StorageMeta, StoredObject, ZoneIdHash};
 use fcp_crypto::SymbolKey;
 use rayon::prelude::*;
 
-use crate::chunk::{ChunkError, ChunkParams, PayloadMeta, PayloadRoot, chunk_payload, parse_root};
+use crate::chunk::{ChunkError, ChunkParams, ChunkPlan, PayloadMeta, PayloadRoot, parse_root};
 use crate::envelope::{EnvelopeError, Sealer, SymbolContext, open_into};
 use crate::error::WireError;
 use crate::frame::{Frame, FrameBuilder};
@@ -143,6 +143,39 @@ pub struct SealedPayload {
 }
 
 impl SymbolPath<'_> {
+    fn seal_encoder(
+        &self,
+        id: ObjectId,
+        enc: &ObjectEncoder,
+        mut seq: u64,
+    ) -> Result<EncodedObject, PipelineError> {
+        let p = &self.params;
+        let symbols = enc.all_symbols(p.repair_ratio_bps);
+        let frames = Sealer::new(self.key, self.zone.symbols(id, p.symbol_size))
+            .with_max_frame_len(p.max_frame_len)
+            .seal(enc.k(), &symbols, &mut seq)?;
+        Ok(EncodedObject {
+            object_id: id,
+            k: enc.k(),
+            frames,
+        })
+    }
+
+    /// Reserve disjoint, contiguous frame_seq ranges for objects of these
+    /// content lengths, so parallel sealing never reuses a nonce.
+    fn reserve_seqs(
+        &self,
+        lens: impl Iterator<Item = usize>,
+        frame_seq: &mut u64,
+    ) -> Result<Vec<u64>, PipelineError> {
+        let mut starts = Vec::new();
+        for len in lens {
+            starts.push(*frame_seq);
+            *frame_seq = frame_seq.wrapping_add(frame_count(len, &self.params)?);
+        }
+        Ok(starts)
+    }
+
     /// Encode and seal many objects' contents in parallel. Frame sequence
     /// numbers are assigned in order from `*frame_seq` without gaps or reuse.
     pub fn seal_objects(
@@ -150,48 +183,62 @@ impl SymbolPath<'_> {
         objects: &[(ObjectId, Vec<u8>)],
         frame_seq: &mut u64,
     ) -> Result<Vec<EncodedObject>, PipelineError> {
-        let p = &self.params;
-        // Disjoint frame_seq ranges: parallel sealing never reuses a nonce.
-        let mut starts = Vec::with_capacity(objects.len());
-        for (_, content) in objects {
-            starts.push(*frame_seq);
-            *frame_seq = frame_seq.wrapping_add(frame_count(content.len(), p)?);
-        }
+        let starts = self.reserve_seqs(objects.iter().map(|(_, c)| c.len()), frame_seq)?;
         objects
             .par_iter()
             .zip(starts.par_iter())
             .map(|((id, content), start)| {
-                let enc = ObjectEncoder::new(content, p.symbol_size)?;
-                let symbols = enc.all_symbols(p.repair_ratio_bps);
-                let mut seq = *start;
-                let frames = Sealer::new(self.key, self.zone.symbols(*id, p.symbol_size))
-                    .with_max_frame_len(p.max_frame_len)
-                    .seal(enc.k(), &symbols, &mut seq)?;
-                Ok(EncodedObject {
-                    object_id: *id,
-                    k: enc.k(),
-                    frames,
-                })
+                let enc = ObjectEncoder::new(content, self.params.symbol_size)?;
+                self.seal_encoder(*id, &enc, *start)
             })
             .collect()
     }
 
-    /// The put path: chunk the payload, then encode and seal every object.
+    /// The put path: plan the chunks (Appendix B), then write each chunk's
+    /// content straight into its RaptorQ source block, encode and seal, all
+    /// chunks in parallel; the manifest (if any) last.
     pub fn put_payload(
         &self,
         payload: &[u8],
         meta: &PayloadMeta,
         frame_seq: &mut u64,
     ) -> Result<SealedPayload, PipelineError> {
-        let chunked = chunk_payload(payload, meta, self.object_id_key, self.params.chunk)?;
-        let mut contents = Vec::with_capacity(1 + chunked.chunks.len());
-        for o in std::iter::once(&chunked.root).chain(chunked.chunks.iter()) {
-            let content = o.content().map_err(fcp_core::object::ObjectError::from)?;
-            contents.push((o.object_id, content));
+        let plan = ChunkPlan::new(payload, meta, self.object_id_key, self.params.chunk)?;
+        let starts =
+            self.reserve_seqs((0..plan.count()).map(|i| plan.content_len(i)), frame_seq)?;
+        let chunks: Vec<EncodedObject> = starts
+            .par_iter()
+            .enumerate()
+            .map(|(i, start)| {
+                let mut id = ObjectId::from_bytes([0; 32]);
+                let enc = ObjectEncoder::with_content(
+                    plan.content_len(i),
+                    self.params.symbol_size,
+                    |buf| {
+                        id = plan.write_content(i, buf);
+                    },
+                )?;
+                self.seal_encoder(id, &enc, *start)
+            })
+            .collect::<Result<_, PipelineError>>()?;
+        if !plan.is_chunked() {
+            let root = chunks
+                .first()
+                .map(|c| c.object_id)
+                .ok_or(ChunkError::Params("no chunk"))?;
+            return Ok(SealedPayload {
+                root,
+                objects: chunks,
+            });
         }
-        let objects = self.seal_objects(&contents, frame_seq)?;
+        let manifest = plan.manifest(chunks.iter().map(|c| c.object_id).collect())?;
+        let content = manifest
+            .content()
+            .map_err(fcp_core::object::ObjectError::from)?;
+        let mut objects = self.seal_objects(&[(manifest.object_id, content)], frame_seq)?;
+        objects.extend(chunks);
         Ok(SealedPayload {
-            root: chunked.root.object_id,
+            root: manifest.object_id,
             objects,
         })
     }
@@ -207,11 +254,10 @@ impl SymbolPath<'_> {
         let t = self.params.symbol_size;
         let ctx = self.zone.symbols(id, t);
         let mut dec = ObjectDecoder::new(k, t)?;
-        let mut scratch = Vec::with_capacity(usize::from(t));
         for f in frames {
             let frame = Frame::decode(f.clone()).map_err(WireError::from)?;
             crate::envelope::check_context(&frame, &ctx)?;
-            if open_into(&frame, self.key, &mut dec, &mut scratch)? == Progress::Complete {
+            if open_into(&frame, self.key, &mut dec)? == Progress::Complete {
                 break;
             }
         }

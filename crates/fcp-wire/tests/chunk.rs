@@ -175,3 +175,49 @@ fn wrong_chunks_and_hashes_are_caught() {
         .is_err()
     );
 }
+
+#[test]
+fn direct_layout_matches_the_generic_encoders() {
+    use fcp_wire::chunk::{ChunkPlan, RawChunk};
+    // The hand-written RawChunk CBOR equals serde's canonical encoding, for every
+    // length class of the byte-string head.
+    for n in [0usize, 23, 24, 255, 256, 65_535, 65_536, 70_000] {
+        let bytes = payload(n);
+        let mut direct = Vec::new();
+        RawChunk::encode_cbor(&bytes, &mut direct);
+        let generic = fcp_core::to_canonical(&RawChunk {
+            bytes: bytes.clone(),
+        })
+        .unwrap();
+        assert_eq!(direct, generic, "n = {n}");
+        assert_eq!(RawChunk::decode_cbor(&direct).unwrap(), &bytes[..]);
+    }
+    // Non-canonical or foreign bodies are rejected.
+    assert!(
+        RawChunk::decode_cbor(&[0xa1, 0x65, b'b', b'y', b't', b'e', b's', 0x58, 1, 7]).is_err()
+    );
+    assert!(RawChunk::decode_cbor(&[0xa1, 0x65, b'b', b'y', b't', b'e', b's', 0x41]).is_err());
+    // Chunk content written in place equals the StoredObject's content, and the id verifies.
+    let p = payload(300_000);
+    let m = meta();
+    let k = key();
+    let plan = ChunkPlan::new(&p, &m, &k, ChunkParams::default()).unwrap();
+    for i in 0..plan.count() {
+        let obj = plan.chunk_object(i);
+        let mut buf = vec![0u8; plan.content_len(i)];
+        let id = plan.write_content(i, &mut buf);
+        assert_eq!(id, obj.object_id);
+        assert_eq!(buf, obj.content().unwrap());
+        obj.verify_id(&key()).unwrap();
+        let generic = StoredObject::from_value(
+            obj.header.clone(),
+            &RawChunk {
+                bytes: plan.chunk_bytes(i).to_vec(),
+            },
+            obj.storage,
+            &key(),
+        )
+        .unwrap();
+        assert_eq!(generic, obj);
+    }
+}

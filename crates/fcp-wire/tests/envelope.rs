@@ -44,14 +44,13 @@ fn round_trip_both_algorithms() {
         let (enc, c, frames) = sealed(alg, &obj);
         let rk = key(alg, 11);
         let mut dec = ObjectDecoder::new(enc.k(), 1024).unwrap();
-        let mut scratch = Vec::new();
         let mut done = false;
         for f in frames.iter().rev() {
             let f = Frame::decode(f.clone()).unwrap();
             check_context(&f, &c).unwrap();
             // Plaintext is not in the frame.
             assert_ne!(&f.as_bytes()[HEADER_LEN + 6..HEADER_LEN + 30], &obj[..24]);
-            if open_into(&f, &rk, &mut dec, &mut scratch).unwrap() == Progress::Complete {
+            if open_into(&f, &rk, &mut dec).unwrap() == Progress::Complete {
                 done = true;
                 break;
             }
@@ -75,13 +74,7 @@ fn flipped_ciphertext_bit_is_an_aead_error() {
     v[HEADER_LEN + 6 + 3] ^= 0x01;
     let f = Frame::decode(refix_checksum(v)).unwrap();
     let mut dec = ObjectDecoder::new(enc.k(), 1024).unwrap();
-    let err = open_into(
-        &f,
-        &key(AeadAlgorithm::ChaCha20Poly1305, 11),
-        &mut dec,
-        &mut Vec::new(),
-    )
-    .unwrap_err();
+    let err = open_into(&f, &key(AeadAlgorithm::ChaCha20Poly1305, 11), &mut dec).unwrap_err();
     assert!(
         matches!(err, EnvelopeError::Crypto(CryptoError::DecryptFailed)),
         "{err:?}"
@@ -98,12 +91,12 @@ fn wrong_key_wrong_instance_or_moved_symbol_fail() {
     // Another sender's subkey.
     let other = SymbolKey::derive(alg, &[9; 32], [7; 8], "node-b", 11).unwrap();
     assert!(matches!(
-        open_into(&f, &other, &mut dec, &mut Vec::new()),
+        open_into(&f, &other, &mut dec),
         Err(EnvelopeError::Crypto(_))
     ));
     // Another sender instance.
     assert!(matches!(
-        open_into(&f, &key(alg, 12), &mut dec, &mut Vec::new()),
+        open_into(&f, &key(alg, 12), &mut dec),
         Err(EnvelopeError::ContextMismatch("sender_instance_id"))
     ));
     // The same symbol claimed for another epoch: AAD differs, so the tag fails.
@@ -111,7 +104,7 @@ fn wrong_key_wrong_instance_or_moved_symbol_fail() {
     v[90] ^= 1;
     let moved = Frame::decode(refix_checksum(v)).unwrap();
     assert!(matches!(
-        open_into(&moved, &key(alg, 11), &mut dec, &mut Vec::new()),
+        open_into(&moved, &key(alg, 11), &mut dec),
         Err(EnvelopeError::Crypto(_))
     ));
     // Context checks.
