@@ -410,6 +410,11 @@ fn main() {
     write_kind(dir, "fcps_frame", fcps_frame());
     write_kind(dir, "session_keys", session_keys());
     write_kind(dir, "session_mac", session_mac_cases());
+    write_kind(
+        dir,
+        "session_handshake",
+        fcp_conformance::session_handshake::generate(),
+    );
     write_kind(dir, "key_wrap", key_wrap());
     write_kind(dir, "capability_token", capability_token());
     write_kind(dir, "signature", signature());

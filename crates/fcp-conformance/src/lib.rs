@@ -9,6 +9,7 @@
 
 mod case;
 mod kinds;
+pub mod session_handshake;
 
 use std::{fmt, fs, path::Path};
 

@@ -20,6 +20,7 @@ const REQUIRED: &[&str] = &[
     "symbol_aead",
     "session_keys",
     "session_mac",
+    "session_handshake",
     "key_wrap",
     "capability_token",
     "signature",

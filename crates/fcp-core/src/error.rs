@@ -171,6 +171,9 @@ error_codes! {
     /// X25519 produced an all-zero (non-contributory) shared secret: a low-order peer key.
     KeyExchangeFailed = 2006, false, "The peer's ephemeral or encryption key is invalid (low order); the peer is faulty or hostile.";
 
+    /// An enrollment bundle is not for this node or not signed by its owner.
+    EnrollmentRejected = 2007, false, "Ask the owner to run `fcp owner enroll` with this node's current `fcp node identity`.";
+
     // ---- FCP-3000..3999 capability errors ----
     /// The requested operation is not granted.
     CapabilityDenied = 3001, false, "Ask the owner for a capability grant covering this operation.";
@@ -191,9 +194,36 @@ error_codes! {
     /// A zone key or key id is not known to this node.
     UnknownZoneKey = 4012, true, "Sync the zone's ZoneKeyManifest for this node.";
 
+    // ---- FCP-5100..5199 store (fcp-store) ----
+    /// The local store's database could not be read or written (IO, disk full, lock).
+    StoreIo = 5101, true, "Check disk space, permissions and that no other process holds the store open; then retry.";
+    /// A value in the local store failed to decode or the database file is damaged.
+    StoreCorrupt = 5102, false, "The local store is damaged; remove the affected object or restore the store and resync from peers.";
+    /// A record handed to the store is invalid (e.g. a node id too long, zone mismatch).
+    StoreInvalidRecord = 5103, false, "Check the record's fields against the fcp-store layout limits.";
+
+    // ---- FCP-5000..5999 lifecycle/health errors ----
+    /// Reading or writing the node's local files failed.
+    LocalIo = 5001, true, "Check the permissions and free space of the node's home directory.";
+    /// A local file of the node is malformed.
+    LocalStateCorrupt = 5002, false, "The file was damaged or edited by hand; restore it or re-initialise the node.";
+
+    /// Not enough eligible peers to place an object's symbols per its policy.
+    InsufficientPeers = 5010, true, "Start or enroll more devices in this zone, or relax the placement policy.";
+
+    /// The node daemon is not running (no admin socket).
+    NodeNotRunning = 5003, true, "Start the node with `fcp node run` (or check --home).";
+    /// The object could not be found on this node or any connected peer.
+    ObjectNotFound = 5011, true, "Check the object id; if peers are offline, retry when they are back.";
+    /// This node is not a member of the object's zone and holds no keys for it.
+    NotInZone = 4013, false, "Run the command on a device enrolled in this zone, or ask the owner to grant it.";
+
     // ---- FCP-6000..6999 resource errors ----
     /// A resource or size limit was reached.
     ResourceLimit = 6001, true, "Reduce the request size or retry later.";
+
+    /// A write would take a zone over its storage quota (spec §3.7).
+    QuotaExceeded = 6101, true, "Unpin or remove objects of the zone, run GC, or raise the zone's quota; then retry.";
 
     // ---- FCP-9000..9999 internal errors ----
     /// An internal invariant failed; this is a bug.

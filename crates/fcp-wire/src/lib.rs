@@ -11,5 +11,6 @@ pub mod error;
 pub mod frame;
 pub mod object;
 pub mod pipeline;
+pub mod session;
 
 pub use error::{FrameError, WireError};
