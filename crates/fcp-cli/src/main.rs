@@ -6,6 +6,8 @@ use std::{path::PathBuf, process::ExitCode};
 use clap::{Parser, Subcommand};
 
 mod bench;
+mod demo;
+mod node_cmds;
 use fcp_core::{ErrorCode, FcpError};
 
 /// Flywheel Connector Protocol V2 node and tools.
@@ -15,12 +17,65 @@ struct Cli {
     /// Print machine-readable JSON instead of text.
     #[arg(long, global = true)]
     json: bool,
+    /// The node's home directory (default: $FCP_HOME, else ~/.fcp).
+    #[arg(long, global = true, value_name = "DIR")]
+    home: Option<PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Create this node's keys and configuration.
+    Init {
+        /// Node id: 1..=64 bytes of [a-z0-9._-].
+        #[arg(long)]
+        node_id: String,
+        /// Address for UDP (FCPS) and TCP (FCPC), e.g. 127.0.0.1:7401.
+        #[arg(long, value_name = "IP:PORT")]
+        listen: String,
+    },
+    /// Owner operations (on the owner's device).
+    Owner {
+        #[command(subcommand)]
+        action: OwnerCmd,
+    },
+    /// This node.
+    Node {
+        #[command(subcommand)]
+        action: NodeCmd,
+    },
+    /// Import an enrollment bundle written by `fcp owner enroll`.
+    Join {
+        /// The bundle file.
+        bundle: PathBuf,
+    },
+    /// Store a file (or stdin with `-`) in a zone; prints its ObjectId.
+    Put {
+        /// File to store, or `-` for stdin.
+        file: PathBuf,
+        /// Zone of the object.
+        #[arg(long, default_value = "z:private")]
+        zone: String,
+    },
+    /// Fetch an object by id.
+    Get {
+        /// The ObjectId (64 hex characters).
+        object_id: String,
+        /// Output file (default: stdout).
+        #[arg(short = 'o', long = "output")]
+        output: Option<PathBuf>,
+    },
+    /// The running node: peers, objects and their coverage, counters.
+    Status,
+    /// A three-node mesh on 127.0.0.1-3: put on node 1, kill node 1, get on node 3.
+    Demo {
+        /// Size of the demo file in bytes.
+        #[arg(long, default_value_t = 4 << 20)]
+        size: usize,
+    },
+    /// Known peers and whether they are connected.
+    Peers,
     /// Known-answer vectors (profile §7).
     Conformance {
         #[command(subcommand)]
@@ -42,12 +97,51 @@ enum Command {
 }
 
 #[derive(Debug, Subcommand)]
+enum OwnerCmd {
+    /// Create the owner key and the five standard zones; enroll this node.
+    Init,
+    /// Enroll a device: sign its attestation and enrollment, wrap zone keys for it.
+    Enroll {
+        /// The device's `fcp node identity` JSON.
+        identity: PathBuf,
+        /// Zones to grant, comma-separated (e.g. z:private,z:work).
+        #[arg(long)]
+        zones: String,
+        /// Where to write the bundle.
+        #[arg(short = 'o', long = "output", value_name = "BUNDLE")]
+        output: PathBuf,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum NodeCmd {
+    /// Print this node's public identity as JSON.
+    Identity,
+    /// Run the node in the foreground (logs to stderr) until SIGINT/SIGTERM.
+    Run {
+        /// Fault injection for tests: drop this many of every 1000 received datagrams.
+        #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u16).range(0..=1000))]
+        drop_permille: u16,
+    },
+}
+
+#[derive(Debug, Subcommand)]
 enum BenchCmd {
     /// The symbol path: put (chunk, encode, seal, frame) and get (parse, open,
     /// decode, reassemble) against the raw RaptorQ + AEAD limit.
     Symbols {
         /// Payload size in bytes.
         #[arg(long, default_value_t = 1 << 20)]
+        size: usize,
+    },
+    /// A mesh of real `fcp node run` processes on 127.0.0.x: put on node 1,
+    /// get on the last node.
+    Mesh {
+        /// Nodes (2..=9).
+        #[arg(long, default_value_t = 3)]
+        nodes: usize,
+        /// Payload size in bytes.
+        #[arg(long, default_value_t = 16 << 20)]
         size: usize,
     },
 }
@@ -79,7 +173,35 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: &Cli) -> Result<ExitCode, FcpError> {
+    let home =
+        || fcp_node::home::Home::resolve(cli.home.as_deref()).map_err(|e| FcpError::from_err(&e));
     match &cli.command {
+        Command::Init { node_id, listen } => node_cmds::init(&home()?, node_id, listen, cli.json),
+        Command::Owner {
+            action: OwnerCmd::Init,
+        } => node_cmds::owner_init(&home()?, cli.json),
+        Command::Owner {
+            action:
+                OwnerCmd::Enroll {
+                    identity,
+                    zones,
+                    output,
+                },
+        } => node_cmds::owner_enroll(&home()?, identity, zones, output, cli.json),
+        Command::Node {
+            action: NodeCmd::Identity,
+        } => node_cmds::identity(&home()?),
+        Command::Join { bundle } => node_cmds::join(&home()?, bundle, cli.json),
+        Command::Node {
+            action: NodeCmd::Run { drop_permille },
+        } => node_cmds::run(home()?, *drop_permille),
+        Command::Put { file, zone } => node_cmds::put(&home()?, file, zone, cli.json),
+        Command::Get { object_id, output } => {
+            node_cmds::get(&home()?, object_id, output.as_deref(), cli.json)
+        }
+        Command::Status => node_cmds::show(&home()?, "status", cli.json),
+        Command::Demo { size } => demo::demo(*size, cli.json),
+        Command::Peers => node_cmds::show(&home()?, "peers", cli.json),
         Command::Conformance {
             action: ConformanceCmd::Verify { dir },
         } => conformance_verify(dir.as_deref(), cli.json),
@@ -87,6 +209,9 @@ fn run(cli: &Cli) -> Result<ExitCode, FcpError> {
             print!("{}", fcp_core::error::registry_markdown());
             Ok(ExitCode::SUCCESS)
         }
+        Command::Bench {
+            which: BenchCmd::Mesh { nodes, size },
+        } => demo::bench_mesh(*nodes, *size, cli.json),
         Command::Errors { code, .. } => errors(code.as_deref(), cli.json),
         Command::Bench {
             which: BenchCmd::Symbols { size },

@@ -14,6 +14,7 @@
 pub mod cbor;
 pub mod error;
 pub mod glob;
+pub mod identity;
 pub mod ids;
 pub mod object;
 pub mod policy;

@@ -25,6 +25,7 @@ pub mod keys;
 pub mod session;
 pub mod shamir;
 pub mod sign;
+pub mod signed;
 pub mod symbol;
 pub mod token;
 pub mod wrap;

@@ -1,0 +1,332 @@
+//! End to end over real processes and sockets: `fcp node run` on 127.0.0.1-3,
+//! enrolled by the owner on node 1, driven through the CLI like a user would.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+const FCP: &str = env!("CARGO_BIN_EXE_fcp");
+
+fn fcp(home: &Path, args: &[&str]) -> Output {
+    Command::new(FCP)
+        .arg("--home")
+        .arg(home)
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn ok(home: &Path, args: &[&str]) -> String {
+    let o = fcp(home, args);
+    assert!(
+        o.status.success(),
+        "fcp {args:?} failed: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    String::from_utf8(o.stdout).unwrap()
+}
+
+struct Node {
+    home: PathBuf,
+    child: Option<Child>,
+    drop_permille: u16,
+}
+
+impl Node {
+    fn start(&mut self) {
+        let log = std::fs::File::create(self.home.join("node.log")).unwrap();
+        let child = Command::new(FCP)
+            .arg("--home")
+            .arg(&self.home)
+            .args([
+                "node",
+                "run",
+                "--drop-permille",
+                &self.drop_permille.to_string(),
+            ])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        self.child = Some(child);
+    }
+    fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            c.kill().unwrap();
+            c.wait().unwrap();
+        }
+    }
+    fn status(&self) -> serde_json::Value {
+        serde_json::from_str(&ok(&self.home, &["--json", "status"])).unwrap()
+    }
+    fn connected(&self) -> usize {
+        let o = fcp(&self.home, &["--json", "status"]);
+        if !o.status.success() {
+            return 0;
+        }
+        let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        v["peers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|p| p["connected"] == true)
+            .count()
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+fn free_port() -> u16 {
+    loop {
+        let p = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        if (1..=3).all(|i| {
+            TcpListener::bind(format!("127.0.0.{i}:{p}")).is_ok()
+                && UdpSocket::bind(format!("127.0.0.{i}:{p}")).is_ok()
+        }) {
+            return p;
+        }
+    }
+}
+
+/// node-1: owner, all zones; node-2: z:work only (holds z:private ciphertext
+/// but no key); node-3: z:private.
+fn mesh(dir: &Path, drop_permille: u16) -> Vec<Node> {
+    let port = free_port();
+    let homes: Vec<PathBuf> = (1..=3).map(|i| dir.join(format!("n{i}"))).collect();
+    for (i, h) in homes.iter().enumerate() {
+        ok(
+            h,
+            &[
+                "init",
+                "--node-id",
+                &format!("node-{}", i + 1),
+                "--listen",
+                &format!("127.0.0.{}:{port}", i + 1),
+            ],
+        );
+    }
+    ok(&homes[0], &["owner", "init"]);
+    for (i, zones) in [(1, "z:work"), (2, "z:private")] {
+        let ident = dir.join(format!("n{}.json", i + 1));
+        std::fs::write(&ident, ok(&homes[i], &["node", "identity"])).unwrap();
+        let bundle = dir.join(format!("n{}.bundle", i + 1));
+        ok(
+            &homes[0],
+            &[
+                "owner",
+                "enroll",
+                ident.to_str().unwrap(),
+                "--zones",
+                zones,
+                "-o",
+                bundle.to_str().unwrap(),
+            ],
+        );
+        ok(&homes[i], &["join", bundle.to_str().unwrap()]);
+    }
+    let mut nodes: Vec<Node> = homes
+        .into_iter()
+        .map(|home| Node {
+            home,
+            child: None,
+            drop_permille,
+        })
+        .collect();
+    for n in &mut nodes {
+        n.start();
+    }
+    wait(
+        || nodes.iter().all(|n| n.connected() == 2),
+        "all sessions up",
+    );
+    nodes
+}
+
+fn wait(mut f: impl FnMut() -> bool, what: &str) {
+    let t = Instant::now();
+    while !f() {
+        assert!(
+            t.elapsed() < Duration::from_secs(15),
+            "timed out waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Random-looking bytes with a recognisable plaintext marker every 4 KiB.
+fn payload(n: usize) -> Vec<u8> {
+    let mut v = vec![0u8; n];
+    let mut x = 0x1234_5678_9abc_def1u64;
+    for (i, b) in v.iter_mut().enumerate() {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        *b = (x >> 32) as u8;
+        let _ = i;
+    }
+    for chunk in v.chunks_mut(4096) {
+        let m = b"FCP-PLAINTEXT-MARKER";
+        let l = m.len().min(chunk.len());
+        chunk[..l].copy_from_slice(&m[..l]);
+    }
+    v
+}
+
+fn contains(hay: &[u8], needle: &[u8]) -> bool {
+    hay.windows(needle.len()).any(|w| w == needle)
+}
+
+fn put_kill_get(drop_permille: u16) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut nodes = mesh(dir.path(), drop_permille);
+    let data = payload(10 << 20);
+    let input = dir.path().join("in.bin");
+    std::fs::write(&input, &data).unwrap();
+    let id = ok(
+        &nodes[0].home,
+        &["put", input.to_str().unwrap(), "--zone", "z:private"],
+    );
+    let id = id.trim().to_owned();
+    assert_eq!(id.len(), 64, "put prints the ObjectId alone: {id:?}");
+    // Node 1 shows the coverage of what it placed.
+    let st = nodes[0].status();
+    let objs = st["objects"].as_array().unwrap();
+    assert!(
+        objs.len() > 100,
+        "a 10 MiB payload is a manifest and 160 chunks"
+    );
+    assert!(
+        objs.iter()
+            .all(|o| o["mesh_coverage"].as_f64().unwrap() >= 1.0)
+    );
+
+    nodes[0].kill9();
+    let out = dir.path().join("out.bin");
+    ok(&nodes[2].home, &["get", &id, "-o", out.to_str().unwrap()]);
+    assert!(
+        std::fs::read(&out).unwrap() == data,
+        "node-3 must rebuild identical bytes"
+    );
+
+    // Node 2 is not in z:private: it holds ciphertext only and cannot decrypt.
+    let o = fcp(
+        &nodes[1].home,
+        &["get", &id, "-o", dir.path().join("x").to_str().unwrap()],
+    );
+    assert!(!o.status.success());
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("FCP-4013"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let st2 = nodes[1].status();
+    assert!(
+        st2["counters"]["symbols_stored"].as_u64().unwrap() > 1000,
+        "node-2 holds symbols"
+    );
+    let mut store = Vec::new();
+    std::fs::File::open(nodes[1].home.join("store.redb"))
+        .unwrap()
+        .read_to_end(&mut store)
+        .unwrap();
+    assert!(
+        !contains(&store, b"FCP-PLAINTEXT-MARKER"),
+        "no plaintext on a node outside the zone"
+    );
+
+    // A restarted node keeps its objects.
+    nodes[2].kill9();
+    nodes[2].start();
+    wait(|| nodes[2].connected() >= 1, "node-3 reconnects");
+    let out2 = dir.path().join("out2.bin");
+    ok(&nodes[2].home, &["get", &id, "-o", out2.to_str().unwrap()]);
+    assert!(std::fs::read(&out2).unwrap() == data);
+    if drop_permille > 0 {
+        let dropped: u64 = nodes
+            .iter()
+            .filter(|n| n.child.is_some())
+            .map(|n| {
+                n.status()["counters"]["datagrams_dropped_fault"]
+                    .as_u64()
+                    .unwrap()
+            })
+            .sum();
+        assert!(
+            dropped > 100,
+            "fault injection really dropped datagrams ({dropped})"
+        );
+    }
+}
+
+#[test]
+fn put_10mib_kill9_writer_get_elsewhere() {
+    put_kill_get(0);
+}
+
+#[test]
+fn same_with_5_percent_datagram_loss() {
+    put_kill_get(50);
+}
+
+#[test]
+fn node_without_valid_attestation_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let nodes = mesh(dir.path(), 0);
+    // A node of another owner announces itself to node-1.
+    let other = dir.path().join("other");
+    ok(
+        &other,
+        &["init", "--node-id", "intruder", "--listen", "127.0.0.9:1"],
+    );
+    ok(&other, &["owner", "init"]);
+    let bundle = std::fs::read(other.join("trust/bundle.cbor")).unwrap();
+    let b: serde_json::Value = serde_json::Value::Null;
+    let _ = b;
+    let bundle: fcp_node::enroll::EnrollmentBundle =
+        fcp_core::cbor::from_canonical_strict(&bundle).unwrap();
+    let keys = fcp_node::enroll::load_node_keys(&fcp_node::home::Home::at(&other)).unwrap();
+    let mut ann = fcp_core::identity::PeerAnnouncement {
+        attestation: bundle.attestation,
+        addr: "127.0.0.9:1".into(),
+        announced_at: 1,
+        signature: None,
+    };
+    fcp_crypto::signed::sign(&keys.signing, &mut ann).unwrap();
+    let body = fcp_core::cbor::to_canonical(&ann).unwrap();
+    let addr = nodes[0].status()["listen"].as_str().unwrap().to_owned();
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.write_all(&((body.len() + 1) as u32).to_le_bytes())
+        .unwrap();
+    s.write_all(b"I").unwrap();
+    s.write_all(&body).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut buf = [0u8; 16];
+    assert_eq!(
+        s.read(&mut buf).unwrap_or(0),
+        0,
+        "node-1 answers an unattested node with nothing"
+    );
+    wait(
+        || {
+            nodes[0].status()["counters"]["handshakes_failed"]
+                .as_u64()
+                .unwrap()
+                >= 1
+        },
+        "refusal counted",
+    );
+    let peers = ok(&nodes[0].home, &["--json", "peers"]);
+    assert!(!peers.contains("intruder"));
+}

@@ -1,0 +1,1626 @@
+//! `fcp node run`: the async driver around the sans-IO cores.
+//!
+//! Transport (spec §4.2, profile §4.2–4.3): one TCP listener and one UDP socket
+//! on the node's listen address. A TCP connection carries, in order, each
+//! side's signed `PeerAnnouncement` (owner attestation + address), the session
+//! handshake (Hello, optional HelloRetry, Ack) and then FCPC control frames.
+//! UDP carries FCPS frames inside the session datagram envelope; a datagram is
+//! routed by its session id, and nothing is decrypted or decoded before the
+//! session MAC and the replay window accept it.
+//!
+//! Admission (spec §8.4): symbols are accepted only for objects an
+//! authenticated peer announced over FCPC (a StoreRequest it sent, or an offer
+//! answering our own request), only for the announced ESIs and sender
+//! instance, and every other datagram is dropped and counted. A node answers a
+//! symbol request only from a session peer, never to a bare address
+//! (anti-amplification).
+//!
+//! Puts spread each object's symbols over the other peers by HRW placement and
+//! complete when every holder acknowledged durable storage; gets ask every
+//! connected peer in parallel (multipath), decode as soon as `k` symbols are in,
+//! and send SymbolAck so holders stop. Senders pace datagrams with AIMD driven
+//! by the holders' acknowledgements.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+use bytes::Bytes;
+use fcp_core::identity::{NodeKeyAttestation, PeerAnnouncement, SignedObject};
+use fcp_core::object::{RetentionClass, StorageMeta};
+use fcp_core::provenance::TaintFlags;
+use fcp_core::zone::StandardZone;
+use fcp_core::{
+    EpochId, ErrorCode, FcpError, HasErrorCode, ObjectId, ObjectPlacementPolicy, Provenance,
+    StoredObject, ZoneId,
+};
+use fcp_crypto::{Ed25519PublicKey, SymbolKey, signed};
+use fcp_store::{ObjectMeta, Store, SymbolRecord};
+use fcp_wire::chunk::{PayloadMeta, PayloadRoot, check_chunk, parse_root, payload_hash};
+use fcp_wire::frame::{Frame, FrameBuilder, FrameFlags, FrameHeader};
+use fcp_wire::object::{ObjectDecoder, Progress};
+use fcp_wire::pipeline::{SymbolParams, SymbolPath, ZoneContext};
+use fcp_wire::session::{
+    DEFAULT_MAX_FCPC_FRAME, FcpcRead, InitiatorConfig, InitiatorStart, LocalIdentity, PeerSessions,
+    Responder, ResponderConfig, ResponderOutput, SessionCounters, TrustAnchors,
+};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream, UdpSocket, UnixListener};
+use tokio::sync::{Notify, mpsc, oneshot};
+
+use crate::admin::{self, Request, Response};
+use crate::enroll::{self, Membership};
+use crate::error::NodeError;
+use crate::home::{Home, NodeConfig};
+use crate::placement;
+use crate::proto::{Control, Meta, Source};
+
+/// Options of `fcp node run`.
+#[derive(Clone, Debug, Default)]
+pub struct RunOptions {
+    /// Fault injection: drop this many of every 1000 received datagrams (0 = off).
+    pub drop_permille: u16,
+}
+
+fn now_secs() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+fn fcp(code: ErrorCode, msg: impl Into<String>) -> FcpError {
+    FcpError::new(code, msg)
+}
+
+fn fe<E: HasErrorCode + std::fmt::Display>(e: E) -> FcpError {
+    FcpError::from_err(&e)
+}
+
+/// Largest pre-session message (announcement or handshake) on TCP.
+const MAX_PRE_SESSION: usize = 64 * 1024;
+/// Seconds a get waits for symbols before giving up.
+const GET_TIMEOUT: Duration = Duration::from_secs(20);
+/// Datagrams a get keeps while their offer is still in flight.
+const MAX_EARLY_FRAMES: usize = 8192;
+/// Store rounds (send, then resend what the holder reports missing).
+const STORE_ROUNDS: usize = 8;
+
+/// Node-wide counters reported by `fcp status`.
+#[derive(Debug, Default)]
+struct Stats {
+    datagrams_in: AtomicU64,
+    datagrams_out: AtomicU64,
+    datagrams_dropped_fault: AtomicU64,
+    datagrams_rejected_session: AtomicU64,
+    frames_rejected: AtomicU64,
+    frames_unsolicited: AtomicU64,
+    symbols_stored: AtomicU64,
+    handshakes_ok: AtomicU64,
+    handshakes_failed: AtomicU64,
+}
+
+/// Additive-increase / multiplicative-decrease send rate, in datagrams per
+/// millisecond, driven by store acknowledgements (losses halve it).
+#[derive(Debug)]
+struct Aimd {
+    per_ms: f64,
+}
+
+impl Aimd {
+    const MIN: f64 = 4.0;
+    const MAX: f64 = 400.0;
+    fn on_clean(&mut self) {
+        self.per_ms = (self.per_ms + 8.0).min(Self::MAX);
+    }
+    fn on_loss(&mut self) {
+        self.per_ms = (self.per_ms / 2.0).max(Self::MIN);
+    }
+}
+
+struct Peer {
+    node_id: String,
+    addr: SocketAddr,
+    initiator: String,
+    sessions: Mutex<PeerSessions>,
+    ctl: mpsc::UnboundedSender<Control>,
+    rate: Mutex<Aimd>,
+    connected_at: u64,
+}
+
+impl Peer {
+    fn send(&self, c: Control) {
+        let _ = self.ctl.send(c);
+    }
+}
+
+/// Symbols a peer announced it is about to push to us (placement).
+struct Incoming {
+    meta: Meta,
+    source: Source,
+    expected: HashSet<u32>,
+    received: HashSet<u32>,
+    pending: Vec<SymbolRecord>,
+}
+
+/// One object being fetched.
+struct GetState {
+    decoder: Mutex<Option<ObjectDecoder>>,
+    early: Mutex<Vec<Frame>>,
+    meta: Mutex<Option<Meta>>,
+    sources: Mutex<HashMap<u64, String>>,
+    offers_ended: AtomicU64,
+    done: Notify,
+    result: Mutex<Option<Vec<u8>>>,
+}
+
+struct Trust {
+    owner: Ed25519PublicKey,
+    peers: BTreeMap<String, (NodeKeyAttestation, String, u64)>,
+}
+
+impl TrustAnchors for Trust {
+    fn node_signing_key(&self, node_id: &str) -> Option<Ed25519PublicKey> {
+        self.peers
+            .get(node_id)
+            .and_then(|(a, _, _)| Ed25519PublicKey::from_bytes(&a.node_sig_pubkey.0).ok())
+    }
+}
+
+/// A (peer node id, object) pair.
+type PeerObject = (String, ObjectId);
+
+struct Node {
+    cfg: NodeConfig,
+    identity: Arc<LocalIdentity>,
+    announcement: PeerAnnouncement,
+    membership: Membership,
+    store: Arc<Store>,
+    instance: u64,
+    frame_seq: Mutex<u64>,
+    trust: RwLock<Trust>,
+    peers: Mutex<HashMap<String, Arc<Peer>>>,
+    by_session: Mutex<HashMap<[u8; 16], Arc<Peer>>>,
+    udp: UdpSocket,
+    responder: Mutex<Responder>,
+    gets: Mutex<HashMap<ObjectId, Arc<GetState>>>,
+    incoming: Mutex<HashMap<PeerObject, Incoming>>,
+    store_waiters: Mutex<HashMap<PeerObject, oneshot::Sender<Vec<u32>>>>,
+    cancels: Mutex<HashSet<PeerObject>>,
+    placed: Mutex<BTreeMap<ObjectId, (u16, u32)>>,
+    stats: Stats,
+    opts: RunOptions,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Run the node until SIGINT/SIGTERM.
+pub async fn run(home: Home, opts: RunOptions) -> Result<(), NodeError> {
+    let cfg = home.config()?;
+    let membership = enroll::load_membership(&home)?;
+    let keys = enroll::load_node_keys(&home)?;
+    let listen: SocketAddr = cfg
+        .listen
+        .parse()
+        .map_err(|e| NodeError::InvalidArgument(format!("listen {}: {e}", cfg.listen)))?;
+    let store_path = home.path("store.redb");
+    let store = Arc::new(Store::open(&store_path).map_err(|e| NodeError::Malformed {
+        path: store_path.display().to_string(),
+        why: e.to_string(),
+    })?);
+    let now = now_secs();
+    let mut announcement = PeerAnnouncement {
+        attestation: membership.attestation.clone(),
+        addr: cfg.listen.clone(),
+        announced_at: now,
+        signature: None,
+    };
+    signed::sign(&keys.signing, &mut announcement)?;
+    let identity = Arc::new(
+        LocalIdentity::new(cfg.node_id.clone(), keys.signing)
+            .map_err(|e| NodeError::InvalidArgument(e.to_string()))?,
+    );
+    let mut rng = rand::rng();
+    let responder = Responder::new(identity.clone(), ResponderConfig::default(), now, &mut rng)
+        .map_err(|e| NodeError::InvalidArgument(e.to_string()))?;
+    let mut trust_peers = BTreeMap::new();
+    for (id, p) in &membership.peers {
+        trust_peers.insert(id.clone(), (p.attestation.clone(), p.addr.clone(), 0));
+    }
+    // On the owner's device, every enrolled node is known.
+    for f in home.list("owner/nodes")? {
+        if let Ok(p) = fcp_core::cbor::from_canonical_strict::<enroll::PeerInfo>(
+            &home.read(&format!("owner/nodes/{f}"))?,
+        ) && p.attestation.node_id != cfg.node_id
+            && enroll::verify_attestation(&membership.owner, &p.attestation, now).is_ok()
+        {
+            trust_peers.insert(p.attestation.node_id.clone(), (p.attestation, p.addr, 0));
+        }
+    }
+    let udp = bind_udp(listen).map_err(|e| crate::error::io(&store_path)(e))?;
+    let tcp = TcpListener::bind(listen).await.map_err(|e| NodeError::Io {
+        path: cfg.listen.clone(),
+        source: e,
+    })?;
+    let sock_path = home.path("admin.sock");
+    let _ = std::fs::remove_file(&sock_path);
+    let admin_listener = UnixListener::bind(&sock_path).map_err(crate::error::io(&sock_path))?;
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&sock_path, std::fs::Permissions::from_mode(0o600))
+            .map_err(crate::error::io(&sock_path))?;
+    }
+    let node = Arc::new(Node {
+        instance: rand::random::<u64>(),
+        frame_seq: Mutex::new(0),
+        trust: RwLock::new(Trust {
+            owner: membership.owner,
+            peers: trust_peers,
+        }),
+        cfg,
+        identity,
+        announcement,
+        membership,
+        store,
+        peers: Mutex::new(HashMap::new()),
+        by_session: Mutex::new(HashMap::new()),
+        udp,
+        responder: Mutex::new(responder),
+        gets: Mutex::new(HashMap::new()),
+        incoming: Mutex::new(HashMap::new()),
+        store_waiters: Mutex::new(HashMap::new()),
+        cancels: Mutex::new(HashSet::new()),
+        placed: Mutex::new(BTreeMap::new()),
+        stats: Stats::default(),
+        opts,
+    });
+    eprintln!(
+        "fcp node {} listening on {} (udp+tcp), admin {}",
+        node.cfg.node_id,
+        node.cfg.listen,
+        sock_path.display()
+    );
+    tokio::spawn(node.clone().udp_loop());
+    tokio::spawn(node.clone().accept_loop(tcp));
+    tokio::spawn(node.clone().dial_loop());
+    tokio::spawn(node.clone().admin_loop(admin_listener));
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .map_err(|e| NodeError::Io {
+            path: "signal".into(),
+            source: e,
+        })?;
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+    let _ = std::fs::remove_file(&sock_path);
+    eprintln!("fcp node {} stopped", node.cfg.node_id);
+    Ok(())
+}
+
+fn bind_udp(addr: SocketAddr) -> std::io::Result<UdpSocket> {
+    let domain = if addr.is_ipv4() {
+        socket2::Domain::IPV4
+    } else {
+        socket2::Domain::IPV6
+    };
+    let s = socket2::Socket::new(domain, socket2::Type::DGRAM, Some(socket2::Protocol::UDP))?;
+    // Bursts of symbols: ask for large buffers (the kernel caps them).
+    let _ = s.set_recv_buffer_size(8 << 20);
+    let _ = s.set_send_buffer_size(8 << 20);
+    s.set_nonblocking(true)?;
+    s.bind(&addr.into())?;
+    UdpSocket::from_std(s.into())
+}
+
+async fn write_msg(s: &mut TcpStream, tag: u8, body: &[u8]) -> std::io::Result<()> {
+    let len = u32::try_from(body.len() + 1).unwrap_or(u32::MAX);
+    s.write_all(&len.to_le_bytes()).await?;
+    s.write_all(&[tag]).await?;
+    s.write_all(body).await
+}
+
+async fn read_msg(s: &mut TcpStream) -> Result<(u8, Vec<u8>), FcpError> {
+    let io = |e: std::io::Error| fcp(ErrorCode::SessionHandshakeMalformed, e.to_string());
+    let mut len = [0u8; 4];
+    s.read_exact(&mut len).await.map_err(io)?;
+    let len = u32::from_le_bytes(len) as usize;
+    if len == 0 || len > MAX_PRE_SESSION {
+        return Err(fcp(
+            ErrorCode::SessionHandshakeOversized,
+            "pre-session message size",
+        ));
+    }
+    let mut buf = vec![0u8; len];
+    s.read_exact(&mut buf).await.map_err(io)?;
+    let tag = buf.first().copied().unwrap_or(0);
+    buf.remove(0);
+    Ok((tag, buf))
+}
+
+const TAG_INTRO: u8 = b'I';
+const TAG_HELLO: u8 = b'H';
+const TAG_RETRY: u8 = b'R';
+const TAG_ACK: u8 = b'A';
+
+impl Node {
+    fn node_id(&self) -> &str {
+        &self.cfg.node_id
+    }
+
+    /// Verify a peer's announcement: owner-signed attestation, node-signed
+    /// announcement; remember it if newer.
+    fn accept_announcement(&self, a: &PeerAnnouncement) -> Result<(), FcpError> {
+        let now = now_secs();
+        let owner = self
+            .trust
+            .read()
+            .map(|t| t.owner)
+            .map_err(|_| fcp(ErrorCode::Internal, "trust lock"))?;
+        enroll::verify_attestation(&owner, &a.attestation, now).map_err(fe)?;
+        let key = Ed25519PublicKey::from_bytes(&a.attestation.node_sig_pubkey.0).map_err(fe)?;
+        signed::verify(&key, a).map_err(fe)?;
+        if a.attestation.node_id == self.node_id() {
+            return Ok(());
+        }
+        a.addr
+            .parse::<SocketAddr>()
+            .map_err(|_| fcp(ErrorCode::InvalidArgument, "announced address"))?;
+        let mut t = self
+            .trust
+            .write()
+            .map_err(|_| fcp(ErrorCode::Internal, "trust lock"))?;
+        let newer = t
+            .peers
+            .get(&a.attestation.node_id)
+            .is_none_or(|(_, _, at)| a.announced_at >= *at);
+        if newer {
+            t.peers.insert(
+                a.attestation.node_id.clone(),
+                (a.attestation.clone(), a.addr.clone(), a.announced_at),
+            );
+        }
+        Ok(())
+    }
+
+    fn peer_addr(&self, node_id: &str) -> Option<SocketAddr> {
+        self.trust
+            .read()
+            .ok()?
+            .peers
+            .get(node_id)
+            .and_then(|(_, a, _)| a.parse().ok())
+    }
+
+    async fn accept_loop(self: Arc<Self>, tcp: TcpListener) {
+        loop {
+            match tcp.accept().await {
+                Ok((s, _)) => {
+                    let me = self.clone();
+                    tokio::spawn(async move {
+                        if let Err(e) = me.clone().respond(s).await {
+                            me.stats.handshakes_failed.fetch_add(1, Ordering::Relaxed);
+                            eprintln!("{}: inbound session refused: {e}", me.node_id());
+                        }
+                    });
+                }
+                Err(e) => {
+                    eprintln!("{}: accept: {e}", self.node_id());
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            }
+        }
+    }
+
+    async fn respond(self: Arc<Self>, mut s: TcpStream) -> Result<(), FcpError> {
+        let (tag, intro) = read_msg(&mut s).await?;
+        if tag != TAG_INTRO {
+            return Err(fcp(
+                ErrorCode::SessionUnexpectedMessage,
+                "expected an announcement",
+            ));
+        }
+        let ann = PeerAnnouncement::from_cbor(&intro).map_err(fe)?;
+        self.accept_announcement(&ann)?;
+        let mine = self.announcement.to_cbor().map_err(fe)?;
+        write_msg(&mut s, TAG_INTRO, &mine)
+            .await
+            .map_err(|e| fcp(ErrorCode::LocalIo, e.to_string()))?;
+        for _ in 0..4 {
+            let (tag, hello) = read_msg(&mut s).await?;
+            if tag != TAG_HELLO {
+                return Err(fcp(ErrorCode::SessionUnexpectedMessage, "expected a Hello"));
+            }
+            let out = {
+                let trust = self
+                    .trust
+                    .read()
+                    .map_err(|_| fcp(ErrorCode::Internal, "trust lock"))?;
+                let mut r = lock(&self.responder);
+                r.on_hello(&hello, now_secs(), &*trust, &mut rand::rng())
+                    .map_err(fe)?
+            };
+            match out {
+                ResponderOutput::Retry(bytes) => {
+                    write_msg(&mut s, TAG_RETRY, &bytes)
+                        .await
+                        .map_err(|e| fcp(ErrorCode::LocalIo, e.to_string()))?;
+                }
+                ResponderOutput::Accept { ack, session } => {
+                    write_msg(&mut s, TAG_ACK, &ack)
+                        .await
+                        .map_err(|e| fcp(ErrorCode::LocalIo, e.to_string()))?;
+                    let peer_id = session.peer().to_owned();
+                    self.stats.handshakes_ok.fetch_add(1, Ordering::Relaxed);
+                    return self.attach(s, *session, peer_id.clone(), peer_id).await;
+                }
+                _ => {
+                    return Err(fcp(
+                        ErrorCode::SessionUnexpectedMessage,
+                        "unknown responder output",
+                    ));
+                }
+            }
+        }
+        Err(fcp(
+            ErrorCode::SessionUnexpectedMessage,
+            "too many handshake rounds",
+        ))
+    }
+
+    async fn dial(self: Arc<Self>, peer_id: String, addr: SocketAddr) -> Result<(), FcpError> {
+        let io = |e: std::io::Error| fcp(ErrorCode::LocalIo, e.to_string());
+        let mut s = tokio::time::timeout(Duration::from_secs(2), TcpStream::connect(addr))
+            .await
+            .map_err(|_| fcp(ErrorCode::LocalIo, "connect timeout"))?
+            .map_err(io)?;
+        let _ = s.set_nodelay(true);
+        write_msg(&mut s, TAG_INTRO, &self.announcement.to_cbor().map_err(fe)?)
+            .await
+            .map_err(io)?;
+        let start = InitiatorStart::new(
+            self.identity.clone(),
+            peer_id.clone(),
+            InitiatorConfig::default(),
+        )
+        .map_err(fe)?;
+        let (hello, mut wait) = start.start(now_secs(), &mut rand::rng()).map_err(fe)?;
+        write_msg(&mut s, TAG_HELLO, &hello).await.map_err(io)?;
+        let (tag, intro) = read_msg(&mut s).await?;
+        if tag != TAG_INTRO {
+            return Err(fcp(
+                ErrorCode::SessionUnexpectedMessage,
+                "expected an announcement",
+            ));
+        }
+        let ann = PeerAnnouncement::from_cbor(&intro).map_err(fe)?;
+        if ann.attestation.node_id != peer_id {
+            return Err(fcp(
+                ErrorCode::SessionWrongPeer,
+                "the peer announced another node id",
+            ));
+        }
+        self.accept_announcement(&ann)?;
+        let mut counters = SessionCounters::default();
+        loop {
+            let (tag, msg) = read_msg(&mut s).await?;
+            match tag {
+                TAG_RETRY => {
+                    let (hello, w) = wait
+                        .on_retry(&msg, &mut counters)
+                        .map_err(|r| fe(r.error))?;
+                    wait = w;
+                    write_msg(&mut s, TAG_HELLO, &hello).await.map_err(io)?;
+                }
+                TAG_ACK => {
+                    let session = {
+                        let trust = self
+                            .trust
+                            .read()
+                            .map_err(|_| fcp(ErrorCode::Internal, "trust lock"))?;
+                        wait.on_ack(&msg, now_secs(), &*trust, &mut counters)
+                            .map_err(|r| fe(r.error))?
+                    };
+                    self.stats.handshakes_ok.fetch_add(1, Ordering::Relaxed);
+                    let me = self.node_id().to_owned();
+                    return self.attach(s, session, peer_id, me).await;
+                }
+                _ => {
+                    return Err(fcp(
+                        ErrorCode::SessionUnexpectedMessage,
+                        "unexpected handshake message",
+                    ));
+                }
+            }
+        }
+    }
+
+    async fn dial_loop(self: Arc<Self>) {
+        let mut dialing: HashSet<String> = HashSet::new();
+        let (done_tx, mut done_rx) = mpsc::unbounded_channel::<String>();
+        loop {
+            while let Ok(id) = done_rx.try_recv() {
+                dialing.remove(&id);
+            }
+            let known: Vec<(String, String)> = self
+                .trust
+                .read()
+                .map(|t| {
+                    t.peers
+                        .iter()
+                        .map(|(id, (_, a, _))| (id.clone(), a.clone()))
+                        .collect()
+                })
+                .unwrap_or_default();
+            for (id, addr) in known {
+                let connected = lock(&self.peers).contains_key(&id);
+                if connected || dialing.contains(&id) || id == self.node_id() {
+                    continue;
+                }
+                let Ok(addr) = addr.parse::<SocketAddr>() else {
+                    continue;
+                };
+                dialing.insert(id.clone());
+                let me = self.clone();
+                let tx = done_tx.clone();
+                tokio::spawn(async move {
+                    let _ = me.dial(id.clone(), addr).await;
+                    let _ = tx.send(id);
+                });
+            }
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+    }
+
+    /// A session is up: register the peer, run the FCPC reader and writer.
+    async fn attach(
+        self: Arc<Self>,
+        stream: TcpStream,
+        session: fcp_wire::session::Session,
+        peer_id: String,
+        initiator: String,
+    ) -> Result<(), FcpError> {
+        let addr = self
+            .peer_addr(&peer_id)
+            .ok_or_else(|| fcp(ErrorCode::SessionUnknownNode, "no address for peer"))?;
+        let (mut tx_fcpc, mut rx_fcpc) = session.fcpc(DEFAULT_MAX_FCPC_FRAME).map_err(fe)?;
+        let sid = *session.session_id();
+        let (ctl_tx, mut ctl_rx) = mpsc::unbounded_channel::<Control>();
+        let peer = Arc::new(Peer {
+            node_id: peer_id.clone(),
+            addr,
+            initiator: initiator.clone(),
+            sessions: Mutex::new(PeerSessions::new(session, 30)),
+            ctl: ctl_tx,
+            rate: Mutex::new(Aimd { per_ms: 32.0 }),
+            connected_at: now_secs(),
+        });
+        {
+            // Both sides may dial at once: keep the connection whose initiator
+            // has the smaller node id, on both sides alike.
+            let mut peers = lock(&self.peers);
+            if let Some(old) = peers.get(&peer_id)
+                && !old.ctl.is_closed()
+                && old.initiator <= initiator
+            {
+                return Ok(());
+            }
+            peers.insert(peer_id.clone(), peer.clone());
+            lock(&self.by_session).insert(sid, peer.clone());
+        }
+        eprintln!("{}: session with {peer_id} established", self.node_id());
+        // Gossip: tell the new peer whom we know.
+        let anns = self.known_announcements();
+        peer.send(Control::Peers {
+            announcements: anns,
+        });
+        let (mut rd, mut wr) = stream.into_split();
+        let writer = tokio::spawn(async move {
+            while let Some(c) = ctl_rx.recv().await {
+                let Ok(frame) = tx_fcpc.seal_value(&c) else {
+                    break;
+                };
+                if wr.write_all(&frame).await.is_err() {
+                    break;
+                }
+            }
+        });
+        let mut buf = vec![0u8; 64 * 1024];
+        'read: loop {
+            let n = match rd.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => n,
+            };
+            let mut input = buf.get(..n).unwrap_or_default();
+            while !input.is_empty() {
+                match rx_fcpc.read(&mut input) {
+                    Ok(FcpcRead::NeedMore) => break,
+                    Ok(FcpcRead::Message(cbor)) => {
+                        match fcp_core::cbor::from_canonical_strict::<Control>(&cbor) {
+                            Ok(c) if c.check_bounds().is_ok() => self.clone().on_control(&peer, c),
+                            _ => {
+                                eprintln!(
+                                    "{}: malformed control message from {peer_id}",
+                                    self.node_id()
+                                );
+                                break 'read;
+                            }
+                        }
+                    }
+                    Err(e) => {
+                        eprintln!("{}: FCPC from {peer_id}: {e}", self.node_id());
+                        break 'read;
+                    }
+                }
+            }
+        }
+        writer.abort();
+        {
+            let mut peers = lock(&self.peers);
+            if peers.get(&peer_id).is_some_and(|p| Arc::ptr_eq(p, &peer)) {
+                peers.remove(&peer_id);
+            }
+            lock(&self.by_session).remove(&sid);
+        }
+        eprintln!("{}: session with {peer_id} closed", self.node_id());
+        Ok(())
+    }
+
+    fn known_announcements(&self) -> Vec<PeerAnnouncement> {
+        // Only our own announcement is signed by us; relayed ones are kept as
+        // attestation + address and re-announced only by their owners.
+        vec![self.announcement.clone()]
+    }
+
+    fn on_control(self: Arc<Self>, peer: &Arc<Peer>, c: Control) {
+        match c {
+            Control::Peers { announcements } => {
+                for a in &announcements {
+                    if let Err(e) = self.accept_announcement(a) {
+                        eprintln!(
+                            "{}: announcement from {} rejected: {e}",
+                            self.node_id(),
+                            peer.node_id
+                        );
+                    }
+                }
+            }
+            Control::StoreRequest {
+                object_id,
+                meta,
+                source,
+                esis,
+            } => {
+                if meta.k == 0 || !(256..=16384).contains(&meta.symbol_size) {
+                    return;
+                }
+                let missing = {
+                    let mut inc = lock(&self.incoming);
+                    let e = inc
+                        .entry((peer.node_id.clone(), object_id))
+                        .or_insert_with(|| Incoming {
+                            meta,
+                            source,
+                            expected: HashSet::new(),
+                            received: HashSet::new(),
+                            pending: Vec::new(),
+                        });
+                    e.expected.extend(esis);
+                    let mut m: Vec<u32> = e.expected.difference(&e.received).copied().collect();
+                    m.sort_unstable();
+                    m
+                };
+                // Ready: datagrams sent after this reply are admitted.
+                peer.send(Control::StoreAck { object_id, missing });
+            }
+            Control::StoreEnd { object_id } => {
+                let me = self.clone();
+                let peer = peer.clone();
+                tokio::spawn(async move { me.finish_store(peer, object_id).await });
+            }
+            Control::StoreAck { object_id, missing } => {
+                if let Some(tx) =
+                    lock(&self.store_waiters).remove(&(peer.node_id.clone(), object_id))
+                {
+                    let _ = tx.send(missing);
+                }
+            }
+            Control::SymbolRequest { object_id, have } => {
+                lock(&self.cancels).remove(&(peer.node_id.clone(), object_id));
+                let me = self.clone();
+                let peer = peer.clone();
+                tokio::spawn(async move { me.serve(peer, object_id, have).await });
+            }
+            Control::SymbolOffer {
+                object_id,
+                meta,
+                sources,
+                count: _,
+            } => {
+                if let Some(g) = lock(&self.gets).get(&object_id).cloned() {
+                    if let Some(m) = meta {
+                        let mut gm = lock(&g.meta);
+                        if gm.is_none() {
+                            *gm = Some(m);
+                        }
+                    }
+                    {
+                        let mut s = lock(&g.sources);
+                        for src in sources {
+                            s.insert(src.instance, src.node_id);
+                        }
+                    }
+                    let early = std::mem::take(&mut *lock(&g.early));
+                    for f in &early {
+                        if self.on_get_frame(&g, f).is_err() {
+                            self.stats.frames_rejected.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
+                }
+            }
+            Control::OfferEnd { object_id } => {
+                if let Some(g) = lock(&self.gets).get(&object_id).cloned() {
+                    g.offers_ended.fetch_add(1, Ordering::Relaxed);
+                    g.done.notify_waiters();
+                }
+            }
+            Control::SymbolAck { object_id } => {
+                lock(&self.cancels).insert((peer.node_id.clone(), object_id));
+            }
+        }
+    }
+
+    /// Make the symbols a peer pushed durable, then tell it what is missing.
+    async fn finish_store(self: Arc<Self>, peer: Arc<Peer>, object_id: ObjectId) {
+        let key = (peer.node_id.clone(), object_id);
+        let (records, meta, missing) = {
+            let mut inc = lock(&self.incoming);
+            let Some(e) = inc.get_mut(&key) else {
+                peer.send(Control::StoreAck {
+                    object_id,
+                    missing: Vec::new(),
+                });
+                return;
+            };
+            let records = std::mem::take(&mut e.pending);
+            let mut missing: Vec<u32> = e.expected.difference(&e.received).copied().collect();
+            missing.sort_unstable();
+            let meta = e.meta.clone();
+            if missing.is_empty() {
+                inc.remove(&key);
+            }
+            (records, meta, missing)
+        };
+        if !records.is_empty() {
+            let store = self.store.clone();
+            let om = ObjectMeta {
+                zone_id: meta.zone_id.clone(),
+                k: meta.k,
+                symbol_size: meta.symbol_size,
+                retention: RetentionClass::Pinned,
+                created_at: meta.created_at,
+                refs: Vec::new(),
+                size_hint: 0,
+            };
+            let n = records.len() as u64;
+            let res = tokio::task::spawn_blocking(move || {
+                store.put_meta_and_symbols(&object_id, &om, &records)
+            })
+            .await;
+            match res {
+                Ok(Ok(_)) => {
+                    self.stats.symbols_stored.fetch_add(n, Ordering::Relaxed);
+                }
+                Ok(Err(e)) => {
+                    eprintln!("{}: storing symbols of {object_id}: {e}", self.node_id());
+                    return;
+                }
+                Err(_) => return,
+            }
+        }
+        peer.send(Control::StoreAck { object_id, missing });
+    }
+
+    async fn udp_loop(self: Arc<Self>) {
+        let mut buf = vec![0u8; 65_536];
+        loop {
+            let n = match self.udp.recv_from(&mut buf).await {
+                Ok((n, _)) => n,
+                Err(_) => continue,
+            };
+            self.stats.datagrams_in.fetch_add(1, Ordering::Relaxed);
+            if self.opts.drop_permille > 0 && rand::random::<u16>() % 1000 < self.opts.drop_permille
+            {
+                self.stats
+                    .datagrams_dropped_fault
+                    .fetch_add(1, Ordering::Relaxed);
+                continue;
+            }
+            let d = buf.get(..n).unwrap_or_default();
+            let Some(sid) = fcp_wire::session::transport::datagram_session_id(d) else {
+                self.stats
+                    .datagrams_rejected_session
+                    .fetch_add(1, Ordering::Relaxed);
+                continue;
+            };
+            let Some(peer) = lock(&self.by_session).get(&sid).cloned() else {
+                self.stats
+                    .datagrams_rejected_session
+                    .fetch_add(1, Ordering::Relaxed);
+                continue;
+            };
+            // Session MAC and replay window first; nothing else touches the bytes before.
+            let frame = {
+                let mut s = lock(&peer.sessions);
+                match s.open_datagram(d, now_secs()) {
+                    Ok(f) => Bytes::copy_from_slice(f),
+                    Err(_) => {
+                        self.stats
+                            .datagrams_rejected_session
+                            .fetch_add(1, Ordering::Relaxed);
+                        continue;
+                    }
+                }
+            };
+            if self.on_frame(&peer, frame).is_err() {
+                self.stats.frames_rejected.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+
+    fn on_frame(&self, peer: &Peer, bytes: Bytes) -> Result<(), FcpError> {
+        let frame = Frame::decode(bytes).map_err(fe)?;
+        let h = *frame.header();
+        let oid = ObjectId::from_bytes(h.object_id);
+        if let Some(g) = lock(&self.gets).get(&oid).cloned() {
+            return self.on_get_frame(&g, &frame);
+        }
+        let mut inc = lock(&self.incoming);
+        let Some(e) = inc.get_mut(&(peer.node_id.clone(), oid)) else {
+            self.stats
+                .frames_unsolicited
+                .fetch_add(1, Ordering::Relaxed);
+            return Ok(());
+        };
+        if h.zone_id_hash != *e.meta.zone_id.hash().as_bytes()
+            || h.symbol_size != e.meta.symbol_size
+            || h.sender_instance_id != e.source.instance
+        {
+            return Err(fcp(
+                ErrorCode::SymbolInvalid,
+                "frame does not match the store request",
+            ));
+        }
+        for r in frame.records() {
+            if r.k != e.meta.k || !e.expected.contains(&r.esi) || !e.received.insert(r.esi) {
+                continue;
+            }
+            e.pending.push(SymbolRecord {
+                object_id: oid,
+                esi: r.esi,
+                k: r.k,
+                symbol_size: h.symbol_size,
+                zone_id_hash: h.zone_id_hash,
+                zone_key_id: h.zone_key_id,
+                epoch_id: h.epoch_id,
+                source_node: e.source.node_id.clone(),
+                sender_instance_id: h.sender_instance_id,
+                frame_seq: h.frame_seq,
+                ciphertext: r.ciphertext.to_vec(),
+                tag: *r.tag,
+                from_node: peer.node_id.clone(),
+            });
+        }
+        Ok(())
+    }
+
+    fn opener(&self, zone: &ZoneId, source: &str, instance: u64) -> Result<SymbolKey, FcpError> {
+        let z = self.membership.zones.get(zone).ok_or_else(|| {
+            fcp(
+                ErrorCode::NotInZone,
+                format!("this node holds no keys of {zone}"),
+            )
+        })?;
+        z.zone_key
+            .symbol_key(z.algorithm, source, instance)
+            .map_err(fe)
+    }
+
+    fn on_get_frame(&self, g: &GetState, frame: &Frame) -> Result<(), FcpError> {
+        let h = frame.header();
+        let meta = lock(&g.meta).clone();
+        let source = lock(&g.sources).get(&h.sender_instance_id).cloned();
+        let (Some(meta), Some(source)) = (meta, source) else {
+            // The offer announcing these datagrams is still on its way (TCP);
+            // keep a bounded number until it arrives.
+            let mut early = lock(&g.early);
+            if early.len() < MAX_EARLY_FRAMES {
+                early.push(frame.clone());
+                return Ok(());
+            }
+            return Err(fcp(
+                ErrorCode::SymbolInvalid,
+                "frame from an unannounced sender instance",
+            ));
+        };
+        if h.zone_id_hash != *meta.zone_id.hash().as_bytes() {
+            return Err(fcp(ErrorCode::SymbolInvalid, "frame of another zone"));
+        }
+        let key = self.opener(&meta.zone_id, &source, h.sender_instance_id)?;
+        let mut dec = lock(&g.decoder);
+        if dec.is_none() {
+            *dec = Some(ObjectDecoder::new(meta.k, meta.symbol_size).map_err(fe)?);
+        }
+        let Some(d) = dec.as_mut() else { return Ok(()) };
+        if fcp_wire::envelope::open_into(frame, &key, d).map_err(fe)? == Progress::Complete {
+            let content = d.take().map_err(fe)?;
+            *lock(&g.result) = Some(content);
+            g.done.notify_waiters();
+        }
+        Ok(())
+    }
+
+    /// Send datagrams to a peer, paced by its AIMD rate.
+    async fn send_frames(&self, peer: &Peer, frames: &[Bytes], object: Option<&ObjectId>) {
+        let mut sent_in_ms = 0.0f64;
+        let mut tick = tokio::time::Instant::now();
+        for f in frames {
+            if let Some(o) = object
+                && lock(&self.cancels).contains(&(peer.node_id.clone(), *o))
+            {
+                return;
+            }
+            let dgram = {
+                let mut s = lock(&peer.sessions);
+                match s.seal_datagram(f) {
+                    Ok(d) => d,
+                    Err(_) => return,
+                }
+            };
+            if self.udp.send_to(&dgram, peer.addr).await.is_ok() {
+                self.stats.datagrams_out.fetch_add(1, Ordering::Relaxed);
+            }
+            sent_in_ms += 1.0;
+            let budget = lock(&peer.rate).per_ms;
+            if sent_in_ms >= budget {
+                tick += Duration::from_millis(1);
+                tokio::time::sleep_until(tick).await;
+                sent_in_ms = 0.0;
+                let now = tokio::time::Instant::now();
+                if now > tick + Duration::from_millis(5) {
+                    tick = now;
+                }
+            }
+        }
+    }
+
+    /// Answer a symbol request with the symbols this node holds.
+    async fn serve(self: Arc<Self>, peer: Arc<Peer>, object_id: ObjectId, have: Vec<u32>) {
+        let store = self.store.clone();
+        let got = tokio::task::spawn_blocking(move || {
+            let meta = store.meta(&object_id)?;
+            let recs = store.symbols(&object_id)?;
+            Ok::<_, fcp_store::StoreError>((meta, recs))
+        })
+        .await;
+        let (meta, recs) = match got {
+            Ok(Ok((Some(m), r))) if !r.is_empty() => (m, r),
+            _ => {
+                peer.send(Control::SymbolOffer {
+                    object_id,
+                    meta: None,
+                    sources: Vec::new(),
+                    count: 0,
+                });
+                peer.send(Control::OfferEnd { object_id });
+                return;
+            }
+        };
+        let skip: HashSet<u32> = have.into_iter().collect();
+        let recs: Vec<&SymbolRecord> = recs.iter().filter(|r| !skip.contains(&r.esi)).collect();
+        let mut sources: BTreeMap<u64, String> = BTreeMap::new();
+        for r in &recs {
+            sources.insert(r.sender_instance_id, r.source_node.clone());
+        }
+        peer.send(Control::SymbolOffer {
+            object_id,
+            meta: Some(Meta {
+                zone_id: meta.zone_id.clone(),
+                k: meta.k,
+                symbol_size: meta.symbol_size,
+                created_at: meta.created_at,
+            }),
+            sources: sources
+                .into_iter()
+                .map(|(instance, node_id)| Source { instance, node_id })
+                .collect(),
+            count: recs.len() as u32,
+        });
+        let frames: Vec<Bytes> = recs.iter().filter_map(|r| record_frame(r).ok()).collect();
+        self.send_frames(&peer, &frames, Some(&object_id)).await;
+        peer.send(Control::OfferEnd { object_id });
+    }
+
+    fn connected_peers(&self) -> Vec<Arc<Peer>> {
+        lock(&self.peers)
+            .values()
+            .filter(|p| !p.ctl.is_closed())
+            .cloned()
+            .collect()
+    }
+
+    /// The put path: seal, keep every symbol locally, place copies on peers.
+    async fn put(
+        self: Arc<Self>,
+        zone: ZoneId,
+        payload: Vec<u8>,
+    ) -> Result<serde_json::Value, FcpError> {
+        if !self.membership.zones.contains_key(&zone) {
+            return Err(fcp(
+                ErrorCode::NotInZone,
+                format!("this node is not enrolled in {zone}"),
+            ));
+        }
+        let peers = self.connected_peers();
+        let policy = ObjectPlacementPolicy::default();
+        let peer_ids: Vec<String> = peers.iter().map(|p| p.node_id.clone()).collect();
+        // Fail early, before any work, when the mesh cannot hold the object.
+        placement::plan(&ObjectId::from_bytes([0; 32]), 64, &policy, &peer_ids).map_err(fe)?;
+        let now = now_secs();
+        let me = self.clone();
+        let z = zone.clone();
+        let sealed = tokio::task::spawn_blocking(move || me.seal(&z, &payload, now))
+            .await
+            .map_err(|_| fcp(ErrorCode::Internal, "sealing task failed"))??;
+        let (root, objects) = sealed;
+        // Every symbol is kept locally (the writer can serve all of them).
+        let store = self.store.clone();
+        let me = self.clone();
+        let z = zone.clone();
+        let local = objects.clone();
+        tokio::task::spawn_blocking(move || {
+            for (oid, k, frames) in &local {
+                let recs = frames_to_records(frames, me.node_id(), me.node_id());
+                let om = ObjectMeta {
+                    zone_id: z.clone(),
+                    k: *k,
+                    symbol_size: 1024,
+                    retention: RetentionClass::Pinned,
+                    created_at: now,
+                    refs: Vec::new(),
+                    size_hint: 0,
+                };
+                store.put_meta_and_symbols(oid, &om, &recs).map_err(fe)?;
+            }
+            Ok::<_, FcpError>(())
+        })
+        .await
+        .map_err(|_| fcp(ErrorCode::Internal, "store task failed"))??;
+        // Place copies on peers, a few objects at a time.
+        let sem = Arc::new(tokio::sync::Semaphore::new(8));
+        let mut tasks = tokio::task::JoinSet::new();
+        for (oid, k, frames) in objects.clone() {
+            let plan = placement::plan(&oid, k, &policy, &peer_ids).map_err(fe)?;
+            let permit = sem
+                .clone()
+                .acquire_owned()
+                .await
+                .map_err(|_| fcp(ErrorCode::Internal, "semaphore"))?;
+            let me = self.clone();
+            let peers = peers.clone();
+            let zone = zone.clone();
+            tasks.spawn(async move {
+                let _permit = permit;
+                let meta = Meta {
+                    zone_id: zone,
+                    k,
+                    symbol_size: 1024,
+                    created_at: now,
+                };
+                let mut placed = 0u32;
+                for (node, esis) in &plan.assignments {
+                    let Some(p) = peers.iter().find(|p| &p.node_id == node) else {
+                        continue;
+                    };
+                    me.push_to_peer(p, oid, &meta, esis, &frames).await?;
+                    placed += esis.len() as u32;
+                }
+                lock(&me.placed).insert(oid, (k, placed));
+                Ok::<_, FcpError>(())
+            });
+        }
+        while let Some(r) = tasks.join_next().await {
+            r.map_err(|_| fcp(ErrorCode::Internal, "placement task failed"))??;
+        }
+        let coverage = objects
+            .iter()
+            .filter_map(|(o, k, _)| {
+                lock(&self.placed)
+                    .get(o)
+                    .map(|(_, n)| u64::from(*n) * 10_000 / u64::from((*k).max(1)))
+            })
+            .min()
+            .unwrap_or(0);
+        Ok(serde_json::json!({
+            "object_id": root.to_hex(),
+            "objects": objects.len(),
+            "peers": peer_ids,
+            "min_coverage_bps": coverage,
+        }))
+    }
+
+    /// CPU part of a put (runs on the blocking pool): the parallel symbol path.
+    #[allow(clippy::type_complexity)]
+    fn seal(
+        &self,
+        zone: &ZoneId,
+        payload: &[u8],
+        now: u64,
+    ) -> Result<(ObjectId, Vec<(ObjectId, u16, Vec<Bytes>)>), FcpError> {
+        let z = self
+            .membership
+            .zones
+            .get(zone)
+            .ok_or_else(|| fcp(ErrorCode::NotInZone, zone.to_string()))?;
+        let key = z
+            .zone_key
+            .symbol_key(z.algorithm, self.node_id(), self.instance)
+            .map_err(fe)?;
+        let policy = ObjectPlacementPolicy::default();
+        let storage = StorageMeta {
+            retention: RetentionClass::Pinned,
+        };
+        let params = SymbolParams {
+            // Enough repair symbols for the placement target (spec §3.6).
+            repair_ratio_bps: u16::try_from(policy.target_coverage_bps.saturating_sub(10_000))
+                .unwrap_or(5_000)
+                .max(500),
+            ..SymbolParams::default()
+        };
+        let path = SymbolPath {
+            key: &key,
+            object_id_key: &z.object_id_key,
+            zone: ZoneContext {
+                zone_id_hash: zone.hash(),
+                zone_key_id: z.zone_key.key_id().0,
+                epoch_id: EpochId::from_unix_secs(now).value(),
+            },
+            params,
+            storage,
+        };
+        let levels = StandardZone::from_zone_id(zone).map(|s| s.levels());
+        let meta = PayloadMeta {
+            zone_id: zone.clone(),
+            created_at: now,
+            provenance: Provenance::new(
+                zone.clone(),
+                levels.map_or(50, |l| l.integrity),
+                levels.map_or(50, |l| l.confidentiality),
+                TaintFlags::NONE,
+                now,
+            ),
+            storage,
+        };
+        let mut seq = lock(&self.frame_seq);
+        let sealed = path.put_payload(payload, &meta, &mut seq).map_err(fe)?;
+        Ok((
+            sealed.root,
+            sealed
+                .objects
+                .into_iter()
+                .map(|o| (o.object_id, o.k, o.frames))
+                .collect(),
+        ))
+    }
+
+    /// Push the assigned symbols of one object to one peer until it has them all.
+    async fn push_to_peer(
+        &self,
+        peer: &Peer,
+        oid: ObjectId,
+        meta: &Meta,
+        esis: &[u32],
+        frames: &[Bytes],
+    ) -> Result<(), FcpError> {
+        let by_esi: HashMap<u32, &Bytes> = frames
+            .iter()
+            .filter_map(|f| {
+                let fr = Frame::decode(f.clone()).ok()?;
+                let esi = fr.records().next()?.esi;
+                Some((esi, f))
+            })
+            .collect();
+        // Announce first and wait for the holder to admit the object: datagrams
+        // that arrive before their StoreRequest would be dropped as unsolicited.
+        let (tx, rx) = oneshot::channel();
+        lock(&self.store_waiters).insert((peer.node_id.clone(), oid), tx);
+        peer.send(Control::StoreRequest {
+            object_id: oid,
+            meta: meta.clone(),
+            source: Source {
+                instance: self.instance,
+                node_id: self.node_id().to_owned(),
+            },
+            esis: esis.to_vec(),
+        });
+        let mut todo = match tokio::time::timeout(Duration::from_secs(5), rx).await {
+            Ok(Ok(m)) => m,
+            _ => {
+                return Err(fcp(
+                    ErrorCode::ResourceLimit,
+                    format!(
+                        "{} did not answer the store request for {oid}",
+                        peer.node_id
+                    ),
+                ));
+            }
+        };
+        if todo.is_empty() {
+            return Ok(());
+        }
+        for _ in 0..STORE_ROUNDS {
+            let batch: Vec<Bytes> = todo
+                .iter()
+                .filter_map(|e| by_esi.get(e).map(|b| (*b).clone()))
+                .collect();
+            self.send_frames(peer, &batch, None).await;
+            let (tx, rx) = oneshot::channel();
+            lock(&self.store_waiters).insert((peer.node_id.clone(), oid), tx);
+            peer.send(Control::StoreEnd { object_id: oid });
+            let missing = match tokio::time::timeout(Duration::from_secs(5), rx).await {
+                Ok(Ok(m)) => m,
+                _ => todo.clone(),
+            };
+            if missing.is_empty() {
+                lock(&peer.rate).on_clean();
+                return Ok(());
+            }
+            lock(&peer.rate).on_loss();
+            todo = missing;
+        }
+        Err(fcp(
+            ErrorCode::ResourceLimit,
+            format!("{} did not take the symbols of {oid}", peer.node_id),
+        ))
+    }
+
+    /// Fetch and rebuild one object (local symbols first, then every peer).
+    async fn fetch_object(self: Arc<Self>, oid: ObjectId) -> Result<StoredObject, FcpError> {
+        let store = self.store.clone();
+        let local = tokio::task::spawn_blocking(move || {
+            Ok::<_, fcp_store::StoreError>((store.meta(&oid)?, store.symbols(&oid)?))
+        })
+        .await
+        .map_err(|_| fcp(ErrorCode::Internal, "store task"))?
+        .map_err(fe)?;
+        let g = Arc::new(GetState {
+            decoder: Mutex::new(None),
+            early: Mutex::new(Vec::new()),
+            meta: Mutex::new(None),
+            sources: Mutex::new(HashMap::new()),
+            offers_ended: AtomicU64::new(0),
+            done: Notify::new(),
+            result: Mutex::new(None),
+        });
+        let mut have = Vec::new();
+        if let (Some(m), recs) = &local {
+            *lock(&g.meta) = Some(Meta {
+                zone_id: m.zone_id.clone(),
+                k: m.k,
+                symbol_size: m.symbol_size,
+                created_at: m.created_at,
+            });
+            for r in recs {
+                lock(&g.sources).insert(r.sender_instance_id, r.source_node.clone());
+                if let Ok(f) = record_frame(r)
+                    && let Ok(fr) = Frame::decode(f)
+                    && self.on_get_frame(&g, &fr).is_ok()
+                {
+                    have.push(r.esi);
+                }
+            }
+        }
+        let zone_of = |g: &GetState| lock(&g.meta).as_ref().map(|m| m.zone_id.clone());
+        // Holding ciphertext is not membership: without the zone's keys, stop early.
+        let not_member =
+            |g: &GetState| zone_of(g).filter(|z| !self.membership.zones.contains_key(z));
+        if let Some(z) = not_member(&g) {
+            return Err(fcp(
+                ErrorCode::NotInZone,
+                format!("this node is not enrolled in {z} and holds no keys for object {oid}"),
+            ));
+        }
+        if lock(&g.result).is_none() {
+            lock(&self.gets).insert(oid, g.clone());
+            let deadline = tokio::time::Instant::now() + GET_TIMEOUT;
+            let mut round = 0;
+            while lock(&g.result).is_none() && round < 6 {
+                round += 1;
+                let peers = self.connected_peers();
+                if peers.is_empty() {
+                    break;
+                }
+                g.offers_ended.store(0, Ordering::Relaxed);
+                let have_now = lock(&g.decoder)
+                    .as_ref()
+                    .map(|d| d.missing_source_bitmap())
+                    .map(|_| have.clone())
+                    .unwrap_or_default();
+                for p in &peers {
+                    p.send(Control::SymbolRequest {
+                        object_id: oid,
+                        have: have_now.clone(),
+                    });
+                }
+                // Wait until decoded, or every peer finished its offer.
+                loop {
+                    if lock(&g.result).is_some()
+                        || g.offers_ended.load(Ordering::Relaxed) >= peers.len() as u64
+                    {
+                        break;
+                    }
+                    let notified = g.done.notified();
+                    if lock(&g.result).is_some() {
+                        break;
+                    }
+                    if tokio::time::timeout_at(deadline, notified).await.is_err() {
+                        break;
+                    }
+                }
+                if let Some(z) = not_member(&g) {
+                    lock(&self.gets).remove(&oid);
+                    return Err(fcp(
+                        ErrorCode::NotInZone,
+                        format!(
+                            "this node is not enrolled in {z} and holds no keys for object {oid}"
+                        ),
+                    ));
+                }
+                // Datagrams may trail the OfferEnd control message by a moment.
+                if lock(&g.result).is_none() {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                if tokio::time::Instant::now() >= deadline {
+                    break;
+                }
+            }
+            lock(&self.gets).remove(&oid);
+            for p in self.connected_peers() {
+                p.send(Control::SymbolAck { object_id: oid });
+            }
+        }
+        let content = lock(&g.result).take().ok_or_else(|| {
+            fcp(
+                ErrorCode::ObjectNotFound,
+                format!("object {oid} could not be rebuilt from this node or its peers"),
+            )
+        })?;
+        let zone = zone_of(&g).ok_or_else(|| fcp(ErrorCode::ObjectNotFound, oid.to_hex()))?;
+        let z = self
+            .membership
+            .zones
+            .get(&zone)
+            .ok_or_else(|| fcp(ErrorCode::NotInZone, zone.to_string()))?;
+        let obj = StoredObject::from_content(
+            &content,
+            StorageMeta {
+                retention: RetentionClass::Ephemeral,
+            },
+            &z.object_id_key,
+        )
+        .map_err(fe)?;
+        if obj.object_id != oid {
+            return Err(fcp(
+                ErrorCode::ObjectIdMismatch,
+                format!("rebuilt bytes do not hash to {oid}"),
+            ));
+        }
+        Ok(obj)
+    }
+
+    /// The get path: root object, then every chunk (several at a time).
+    async fn get(self: Arc<Self>, oid: ObjectId) -> Result<Vec<u8>, FcpError> {
+        let root = self.clone().fetch_object(oid).await?;
+        match parse_root(&root).map_err(fe)? {
+            PayloadRoot::Inline(b) => Ok(b),
+            PayloadRoot::Manifest(m) => {
+                let sem = Arc::new(tokio::sync::Semaphore::new(8));
+                let mut tasks = tokio::task::JoinSet::new();
+                for (i, id) in m.chunks.iter().enumerate() {
+                    let permit = sem
+                        .clone()
+                        .acquire_owned()
+                        .await
+                        .map_err(|_| fcp(ErrorCode::Internal, "semaphore"))?;
+                    let me = self.clone();
+                    let id = *id;
+                    tasks.spawn(async move {
+                        let _p = permit;
+                        me.fetch_object(id).await.map(|o| (i, o))
+                    });
+                }
+                let mut chunks: Vec<Option<StoredObject>> = vec![None; m.chunks.len()];
+                while let Some(r) = tasks.join_next().await {
+                    let (i, o) = r.map_err(|_| fcp(ErrorCode::Internal, "fetch task"))??;
+                    if let Some(slot) = chunks.get_mut(i) {
+                        *slot = Some(o);
+                    }
+                }
+                let mut out = Vec::with_capacity(usize::try_from(m.total_len).unwrap_or(0));
+                for (i, c) in chunks.iter().enumerate() {
+                    let c = c
+                        .as_ref()
+                        .ok_or_else(|| fcp(ErrorCode::ObjectNotFound, "missing chunk"))?;
+                    out.extend_from_slice(check_chunk(&m, i, c).map_err(fe)?);
+                }
+                if out.len() as u64 != m.total_len || payload_hash(&out) != m.payload_hash {
+                    return Err(fcp(ErrorCode::ObjectCorrupt, "payload hash mismatch"));
+                }
+                Ok(out)
+            }
+        }
+    }
+
+    fn status(&self) -> serde_json::Value {
+        let peers = self.peers_json();
+        let mut objects = Vec::new();
+        if let Ok(ids) = self.store.list_symbol_objects() {
+            for id in ids.iter().take(1000) {
+                let meta = self.store.meta(id).ok().flatten();
+                let held = self.store.symbol_count(id).unwrap_or(0);
+                let k = meta.as_ref().map_or(0, |m| m.k);
+                let placed = lock(&self.placed).get(id).map(|(_, n)| *n);
+                objects.push(serde_json::json!({
+                    "object_id": id.to_hex(),
+                    "zone": meta.as_ref().map(|m| m.zone_id.to_string()),
+                    "k": k,
+                    "symbols_here": held,
+                    "local_coverage": if k > 0 { held as f64 / f64::from(k) } else { 0.0 },
+                    "mesh_coverage": placed.map(|n| if k > 0 { f64::from(n) / f64::from(k) } else { 0.0 }),
+                }));
+            }
+        }
+        let s = &self.stats;
+        serde_json::json!({
+            "node_id": self.node_id(),
+            "listen": self.cfg.listen,
+            "instance": format!("{:016x}", self.instance),
+            "zones": self.membership.zones.keys().map(|z| z.to_string()).collect::<Vec<_>>(),
+            "peers": peers,
+            "objects": objects,
+            "counters": {
+                "datagrams_in": s.datagrams_in.load(Ordering::Relaxed),
+                "datagrams_out": s.datagrams_out.load(Ordering::Relaxed),
+                "datagrams_dropped_fault": s.datagrams_dropped_fault.load(Ordering::Relaxed),
+                "datagrams_rejected_session": s.datagrams_rejected_session.load(Ordering::Relaxed),
+                "frames_rejected": s.frames_rejected.load(Ordering::Relaxed),
+                "frames_unsolicited": s.frames_unsolicited.load(Ordering::Relaxed),
+                "symbols_stored": s.symbols_stored.load(Ordering::Relaxed),
+                "handshakes_ok": s.handshakes_ok.load(Ordering::Relaxed),
+                "handshakes_failed": s.handshakes_failed.load(Ordering::Relaxed),
+            },
+        })
+    }
+
+    fn peers_json(&self) -> Vec<serde_json::Value> {
+        let connected: HashMap<String, Arc<Peer>> = lock(&self.peers).clone();
+        let known: Vec<(String, String)> = self
+            .trust
+            .read()
+            .map(|t| {
+                t.peers
+                    .iter()
+                    .map(|(id, (_, a, _))| (id.clone(), a.clone()))
+                    .collect()
+            })
+            .unwrap_or_default();
+        known
+            .into_iter()
+            .filter(|(id, _)| id != self.node_id())
+            .map(|(id, addr)| {
+                let c = connected.get(&id).filter(|p| !p.ctl.is_closed());
+                serde_json::json!({
+                    "node_id": id,
+                    "addr": addr,
+                    "connected": c.is_some(),
+                    "connected_at": c.map(|p| p.connected_at),
+                    "send_rate_per_ms": c.map(|p| lock(&p.rate).per_ms),
+                })
+            })
+            .collect()
+    }
+
+    async fn admin_loop(self: Arc<Self>, l: UnixListener) {
+        loop {
+            let Ok((mut s, _)) = l.accept().await else {
+                continue;
+            };
+            let me = self.clone();
+            tokio::spawn(async move {
+                let (rd, wr) = s.split();
+                let resp = match admin::read_request(rd).await {
+                    Ok(req) => me.handle_admin(req).await,
+                    Err(e) => Response::error(&e),
+                };
+                let _ = admin::write_response(wr, &resp).await;
+            });
+        }
+    }
+
+    async fn handle_admin(self: Arc<Self>, req: Request) -> Response {
+        let r: Result<Response, FcpError> = async {
+            match (req.method.as_str(), req.path.as_str()) {
+                ("GET", "/status") => Ok(Response::json(&self.status())),
+                ("GET", "/peers") => Ok(Response::json(&serde_json::json!(self.peers_json()))),
+                ("POST", "/put") => {
+                    let zone = ZoneId::new(req.param("zone").unwrap_or("z:private")).map_err(fe)?;
+                    Ok(Response::json(&self.clone().put(zone, req.body).await?))
+                }
+                ("GET", p) if p.starts_with("/get/") => {
+                    let id: ObjectId = p.trim_start_matches("/get/").parse().map_err(fe)?;
+                    Ok(Response::bytes(self.clone().get(id).await?))
+                }
+                _ => Err(fcp(
+                    ErrorCode::InvalidArgument,
+                    format!("no route {} {}", req.method, req.path),
+                )),
+            }
+        }
+        .await;
+        r.unwrap_or_else(|e| Response::error(&e))
+    }
+}
+
+/// Rebuild the FCPS frame a stored symbol came in (one record per frame).
+fn record_frame(r: &SymbolRecord) -> Result<Bytes, FcpError> {
+    let header = FrameHeader {
+        flags: FrameFlags::ENCRYPTED.union(FrameFlags::RAPTORQ),
+        object_id: *r.object_id.as_bytes(),
+        symbol_size: r.symbol_size,
+        zone_key_id: r.zone_key_id,
+        zone_id_hash: r.zone_id_hash,
+        epoch_id: r.epoch_id,
+        sender_instance_id: r.sender_instance_id,
+        frame_seq: r.frame_seq,
+    };
+    let mut b = FrameBuilder::new(
+        &header,
+        FrameBuilder::DEFAULT_MAX_FRAME.max(fcp_wire::frame::encoded_len(r.symbol_size, 1)),
+    )
+    .map_err(fe)?;
+    b.push_sealed(r.esi, r.k, &r.ciphertext, &r.tag)
+        .map_err(fe)?;
+    b.finish().map_err(fe)
+}
+
+fn frames_to_records(frames: &[Bytes], source: &str, from: &str) -> Vec<SymbolRecord> {
+    let mut out = Vec::new();
+    for f in frames {
+        let Ok(fr) = Frame::decode(f.clone()) else {
+            continue;
+        };
+        let h = *fr.header();
+        for r in fr.records() {
+            out.push(SymbolRecord {
+                object_id: ObjectId::from_bytes(h.object_id),
+                esi: r.esi,
+                k: r.k,
+                symbol_size: h.symbol_size,
+                zone_id_hash: h.zone_id_hash,
+                zone_key_id: h.zone_key_id,
+                epoch_id: h.epoch_id,
+                source_node: source.to_owned(),
+                sender_instance_id: h.sender_instance_id,
+                frame_seq: h.frame_seq,
+                ciphertext: r.ciphertext.to_vec(),
+                tag: *r.tag,
+                from_node: from.to_owned(),
+            });
+        }
+    }
+    out
+}

@@ -1,0 +1,149 @@
+//! The node's control-plane messages (spec §9.3): canonical-CBOR objects carried
+//! in FCPC frames over the session's TCP stream. Bulk data never travels here:
+//! symbols go as FCPS datagrams over UDP, announced and acknowledged by these.
+
+use fcp_core::identity::PeerAnnouncement;
+use fcp_core::{ObjectId, ZoneId};
+use serde::{Deserialize, Serialize};
+
+/// What a holder needs to know about an object it stores symbols of.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Meta {
+    /// Zone of the object.
+    pub zone_id: ZoneId,
+    /// Source symbols.
+    pub k: u16,
+    /// Symbol size.
+    pub symbol_size: u16,
+    /// Creation time.
+    pub created_at: u64,
+}
+
+/// Who sealed symbols with a given sender instance (the receiver derives the
+/// sender subkey from the node id, profile §3).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Source {
+    /// `sender_instance_id` of the frames.
+    pub instance: u64,
+    /// Node that sealed them.
+    pub node_id: String,
+}
+
+/// Largest ESI list a single message may carry.
+pub const MAX_ESIS: usize = 1 << 16;
+
+/// Control messages between two nodes of one session.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Control {
+    /// Signed announcements of peers the sender knows (relayed gossip).
+    Peers {
+        /// Announcements.
+        announcements: Vec<PeerAnnouncement>,
+    },
+    /// "Store these symbols of this object" (placement, spec §3.6).
+    StoreRequest {
+        /// The object.
+        object_id: ObjectId,
+        /// Its metadata.
+        meta: Meta,
+        /// Who sealed the symbols.
+        source: Source,
+        /// ESIs that will follow as datagrams.
+        esis: Vec<u32>,
+    },
+    /// All datagrams of a StoreRequest were sent.
+    StoreEnd {
+        /// The object.
+        object_id: ObjectId,
+    },
+    /// The holder made the received symbols durable; `missing` were not received.
+    StoreAck {
+        /// The object.
+        object_id: ObjectId,
+        /// ESIs still missing.
+        missing: Vec<u32>,
+    },
+    /// "Send me symbols of this object, except these."
+    SymbolRequest {
+        /// The object.
+        object_id: ObjectId,
+        /// ESIs the requester already has.
+        have: Vec<u32>,
+    },
+    /// What a holder is about to send (count 0: it holds nothing).
+    SymbolOffer {
+        /// The object.
+        object_id: ObjectId,
+        /// Metadata, when held.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        meta: Option<Meta>,
+        /// Sealers of the symbols it holds.
+        sources: Vec<Source>,
+        /// Datagrams that follow.
+        count: u32,
+    },
+    /// The holder sent every datagram of its offer.
+    OfferEnd {
+        /// The object.
+        object_id: ObjectId,
+    },
+    /// Stop sending symbols of this object: it is rebuilt (spec §4.4 SymbolAck).
+    SymbolAck {
+        /// The object.
+        object_id: ObjectId,
+    },
+}
+
+impl Control {
+    /// Reject oversized lists before acting on a message.
+    pub fn check_bounds(&self) -> Result<(), &'static str> {
+        let n = match self {
+            Self::StoreRequest { esis, .. } => esis.len(),
+            Self::StoreAck { missing, .. } => missing.len(),
+            Self::SymbolRequest { have, .. } => have.len(),
+            Self::Peers { announcements } => announcements.len().saturating_mul(64),
+            _ => 0,
+        };
+        if n > MAX_ESIS {
+            Err("control message list too long")
+        } else {
+            Ok(())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trip_and_bounds() {
+        let m = Control::StoreRequest {
+            object_id: ObjectId::from_bytes([1; 32]),
+            meta: Meta {
+                zone_id: ZoneId::private(),
+                k: 3,
+                symbol_size: 1024,
+                created_at: 5,
+            },
+            source: Source {
+                instance: 9,
+                node_id: "node-1".into(),
+            },
+            esis: vec![0, 2, 4],
+        };
+        let b = fcp_core::to_canonical(&m).unwrap();
+        assert_eq!(
+            fcp_core::cbor::from_canonical_strict::<Control>(&b).unwrap(),
+            m
+        );
+        assert!(m.check_bounds().is_ok());
+        let big = Control::SymbolRequest {
+            object_id: ObjectId::from_bytes([1; 32]),
+            have: vec![0; MAX_ESIS + 1],
+        };
+        assert!(big.check_bounds().is_err());
+        assert!(fcp_core::cbor::from_canonical_strict::<Control>(&b[..b.len() - 1]).is_err());
+    }
+}

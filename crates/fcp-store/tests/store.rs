@@ -1,0 +1,318 @@
+//! Behaviour of the store API: round trips, idempotence, quotas, corrupt
+//! values, pins, frontiers and GC.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use common::{TempDir, meta, object, oid, symbol, zone};
+use fcp_core::{ErrorCode, HasErrorCode, RetentionClass, ZoneId};
+use fcp_store::{PutSymbols, Store, StoreError};
+
+const EPH: RetentionClass = RetentionClass::Ephemeral;
+
+#[test]
+fn objects_round_trip_persist_and_are_idempotent() {
+    let dir = TempDir::new("objects");
+    let a = object(1, &zone(0), vec![oid(2)], EPH, 100);
+    let b = object(2, &zone(1), vec![], RetentionClass::Pinned, 50);
+    {
+        let s = Store::open(dir.db()).unwrap();
+        assert!(s.put_object(&a).unwrap());
+        assert!(s.put_object(&b).unwrap());
+        assert!(!s.put_object(&a).unwrap());
+        assert_eq!(s.usage(&zone(0)).unwrap(), 100);
+        assert_eq!(s.usage(&zone(1)).unwrap(), 50);
+    }
+    let s = Store::open(dir.db()).unwrap();
+    assert_eq!(s.get_object(&a.object_id).unwrap(), Some(a.clone()));
+    assert!(s.has_object(&b.object_id).unwrap());
+    assert!(!s.has_object(&oid(3)).unwrap());
+    assert_eq!(s.get_object(&oid(3)).unwrap(), None);
+    assert_eq!(s.list_objects(None).unwrap(), vec![oid(1), oid(2)]);
+    assert_eq!(s.list_objects(Some(&zone(1))).unwrap(), vec![oid(2)]);
+    assert!(s.remove_object(&a.object_id).unwrap());
+    assert!(!s.remove_object(&a.object_id).unwrap());
+    assert_eq!(s.usage(&zone(0)).unwrap(), 0);
+    assert!(s.set_retention(&b.object_id, EPH).unwrap());
+    assert_eq!(
+        s.get_object(&b.object_id)
+            .unwrap()
+            .unwrap()
+            .storage
+            .retention,
+        EPH
+    );
+}
+
+#[test]
+fn second_open_of_the_same_file_is_locked() {
+    let dir = TempDir::new("locked");
+    let _s = Store::open(dir.db()).unwrap();
+    let e = Store::open(dir.db()).unwrap_err();
+    assert_eq!(e, StoreError::Locked);
+    assert_eq!(e.error_code(), ErrorCode::StoreIo);
+}
+
+#[test]
+fn symbols_are_keyed_ordered_and_deduplicated() {
+    let dir = TempDir::new("symbols");
+    let s = Store::open(dir.db()).unwrap();
+    let z = zone(0);
+    let recs: Vec<_> = [5u32, 1, 300, 2]
+        .iter()
+        .map(|&e| symbol(9, e, &z, 64))
+        .collect();
+    assert_eq!(
+        s.put_symbols(&recs).unwrap(),
+        PutSymbols {
+            inserted: 4,
+            duplicates: 0
+        }
+    );
+    // Existing key and in-batch repeats are duplicates; the stored value wins.
+    let mut again = symbol(9, 5, &z, 10);
+    again.from_node = "someone-else".into();
+    let r = s
+        .put_symbols(&[again, symbol(9, 7, &z, 64), symbol(9, 7, &z, 64)])
+        .unwrap();
+    assert_eq!(
+        r,
+        PutSymbols {
+            inserted: 1,
+            duplicates: 2
+        }
+    );
+    let got = s.symbols(&oid(9)).unwrap();
+    assert_eq!(
+        got.iter().map(|r| r.esi).collect::<Vec<_>>(),
+        vec![1, 2, 5, 7, 300]
+    );
+    assert_eq!(got[2], recs[0]);
+    assert_eq!(s.symbol_count(&oid(9)).unwrap(), 5);
+    assert_eq!(s.symbol_count(&oid(10)).unwrap(), 0);
+    let some = s.symbols_in(&oid(9), [300, 4, 1]).unwrap();
+    assert_eq!(some.iter().map(|r| r.esi).collect::<Vec<_>>(), vec![300, 1]);
+    assert_eq!(s.usage(&z).unwrap(), 5 * 64);
+    assert_eq!(s.list_symbol_objects().unwrap(), vec![oid(9)]);
+    assert_eq!(s.remove_symbols(&oid(9)).unwrap(), 5);
+    assert_eq!(s.usage(&z).unwrap(), 0);
+    assert!(s.symbols(&oid(9)).unwrap().is_empty());
+}
+
+#[test]
+fn meta_round_trips_and_pins_symbol_zone() {
+    let dir = TempDir::new("meta");
+    let s = Store::open(dir.db()).unwrap();
+    let m = meta(
+        &zone(1),
+        vec![oid(1)],
+        RetentionClass::Lease { expires_at: 10 },
+    );
+    let r = s
+        .put_meta_and_symbols(&oid(4), &m, &[symbol(4, 0, &zone(1), 8)])
+        .unwrap();
+    assert_eq!(r.inserted, 1);
+    assert_eq!(s.meta(&oid(4)).unwrap(), Some(m));
+    let e = s.put_symbols(&[symbol(4, 1, &zone(0), 8)]).unwrap_err();
+    assert_eq!(e.error_code(), ErrorCode::StoreInvalidRecord);
+    assert_eq!(s.symbol_count(&oid(4)).unwrap(), 1);
+    assert!(s.remove_meta(&oid(4)).unwrap());
+    assert_eq!(s.meta(&oid(4)).unwrap(), None);
+}
+
+#[test]
+fn quota_refuses_whole_write_with_figures() {
+    let dir = TempDir::new("quota");
+    let s = Store::open(dir.db()).unwrap();
+    let z = zone(0);
+    s.set_quota(&z, 1000).unwrap();
+    assert_eq!(s.quota(&z).unwrap(), Some(1000));
+    s.put_object(&object(1, &z, vec![], EPH, 600)).unwrap();
+    let e = s.put_object(&object(2, &z, vec![], EPH, 401)).unwrap_err();
+    assert_eq!(
+        e,
+        StoreError::QuotaExceeded {
+            zone: z.clone(),
+            used: 600,
+            requested: 401,
+            limit: 1000
+        }
+    );
+    assert_eq!(e.error_code(), ErrorCode::QuotaExceeded);
+    assert!(e.to_string().contains("z:work"));
+    assert!(!s.has_object(&oid(2)).unwrap());
+    // A symbol batch over quota writes nothing, even its in-quota part.
+    let batch: Vec<_> = (0..5).map(|i| symbol(3, i, &z, 100)).collect();
+    assert!(matches!(
+        s.put_symbols(&batch),
+        Err(StoreError::QuotaExceeded { requested: 500, .. })
+    ));
+    assert_eq!(s.symbol_count(&oid(3)).unwrap(), 0);
+    assert_eq!(s.usage(&z).unwrap(), 600);
+    // Other zones are unaffected; exactly reaching the quota is allowed.
+    s.put_object(&object(4, &zone(1), vec![], EPH, 5000))
+        .unwrap();
+    s.put_object(&object(2, &z, vec![], EPH, 400)).unwrap();
+    assert_eq!(s.usage(&z).unwrap(), 1000);
+    assert!(s.remove_quota(&z).unwrap());
+    s.put_object(&object(5, &z, vec![], EPH, 1)).unwrap();
+}
+
+#[test]
+fn pins_and_frontiers() {
+    let dir = TempDir::new("pins");
+    let s = Store::open(dir.db()).unwrap();
+    s.pin(&oid(1)).unwrap();
+    s.pin(&oid(1)).unwrap();
+    assert!(s.is_pinned(&oid(1)).unwrap());
+    assert_eq!(s.pins().unwrap(), vec![oid(1)]);
+    assert!(s.unpin(&oid(1)).unwrap());
+    assert!(!s.unpin(&oid(1)).unwrap());
+    assert!(!s.is_pinned(&oid(1)).unwrap());
+    let z = ZoneId::new("z:project-x").unwrap();
+    assert_eq!(s.frontier(&z).unwrap(), None);
+    s.set_frontier(&z, oid(5)).unwrap();
+    s.set_frontier(&z, oid(6)).unwrap();
+    assert_eq!(s.frontier(&z).unwrap(), Some(oid(6)));
+    assert_eq!(s.frontiers().unwrap(), vec![(z, oid(6))]);
+}
+
+#[test]
+fn gc_keeps_reachable_and_respects_retention() {
+    let dir = TempDir::new("gc");
+    let s = Store::open(dir.db()).unwrap();
+    let z = zone(0);
+    // frontier 1 -> 2 -> 3 (symbols only, via meta refs) -> 4 (symbols only)
+    s.put_object(&object(1, &z, vec![oid(2)], EPH, 10)).unwrap();
+    s.put_object(&object(2, &z, vec![oid(3)], EPH, 10)).unwrap();
+    s.put_meta_and_symbols(
+        &oid(3),
+        &meta(&z, vec![oid(4)], EPH),
+        &[symbol(3, 0, &z, 7)],
+    )
+    .unwrap();
+    s.put_symbols(&[symbol(4, 0, &z, 7)]).unwrap();
+    s.set_frontier(&z, oid(1)).unwrap();
+    // Unreachable: 5 ephemeral, 6 lease until 100, 7 pinned retention -> 8,
+    // 9 explicitly pinned, 10 orphan symbols.
+    s.put_object(&object(5, &z, vec![], EPH, 10)).unwrap();
+    s.put_object(&object(
+        6,
+        &z,
+        vec![],
+        RetentionClass::Lease { expires_at: 100 },
+        10,
+    ))
+    .unwrap();
+    s.put_object(&object(7, &z, vec![oid(8)], RetentionClass::Pinned, 10))
+        .unwrap();
+    s.put_object(&object(8, &z, vec![], EPH, 10)).unwrap();
+    s.put_object(&object(9, &z, vec![], EPH, 10)).unwrap();
+    s.pin(&oid(9)).unwrap();
+    s.put_symbols(&[symbol(10, 0, &z, 5), symbol(10, 1, &z, 5)])
+        .unwrap();
+
+    let r = s.gc(100).unwrap();
+    assert_eq!(r.removed_objects, 1, "{r:?}");
+    assert_eq!(r.removed_symbol_objects, 1);
+    assert_eq!(r.bytes_freed, 20);
+    assert!(!s.has_object(&oid(5)).unwrap());
+    assert_eq!(s.symbol_count(&oid(10)).unwrap(), 0);
+    for n in [1, 2, 6, 7, 8, 9] {
+        assert!(s.has_object(&oid(n)).unwrap(), "{n}");
+    }
+    assert_eq!(s.symbol_count(&oid(3)).unwrap(), 1);
+    assert_eq!(s.symbol_count(&oid(4)).unwrap(), 1);
+
+    // Lease expiry, unpin, frontier move.
+    s.unpin(&oid(9)).unwrap();
+    s.set_frontier(&z, oid(2)).unwrap();
+    let r = s.gc_with_limit(101, 1).unwrap();
+    assert!(r.truncated);
+    let r2 = s.gc(101).unwrap();
+    assert_eq!(r.removed_objects + r2.removed_objects, 3); // 1, 6, 9
+    for n in [1, 6, 9] {
+        assert!(!s.has_object(&oid(n)).unwrap(), "{n}");
+    }
+    assert_eq!(s.usage(&z).unwrap(), 10 + 7 + 7 + 10 + 10); // 2, 3, 4, 7, 8
+    // Retention from meta: a Pinned meta keeps a symbol-only object.
+    s.put_meta(&oid(11), &meta(&z, vec![], RetentionClass::Pinned))
+        .unwrap();
+    s.gc(u64::MAX).unwrap();
+    assert!(s.meta(&oid(11)).unwrap().is_some());
+}
+
+#[test]
+fn corrupt_values_are_typed_errors() {
+    let dir = TempDir::new("corrupt");
+    {
+        let s = Store::open(dir.db()).unwrap();
+        s.put_object(&object(1, &zone(0), vec![], EPH, 10)).unwrap();
+        s.put_symbols(&[symbol(1, 0, &zone(0), 10)]).unwrap();
+    }
+    {
+        let db = redb::Database::create(dir.db()).unwrap();
+        let txn = db.begin_write().unwrap();
+        {
+            let mut t: redb::Table<&[u8], &[u8]> = txn
+                .open_table(redb::TableDefinition::new("objects"))
+                .unwrap();
+            t.insert(oid(1).as_bytes().as_slice(), [0xFFu8, 0, 1].as_slice())
+                .unwrap();
+            t.insert(oid(2).as_bytes().as_slice(), [0xA0u8].as_slice())
+                .unwrap();
+            let mut sy: redb::Table<&[u8], &[u8]> = txn
+                .open_table(redb::TableDefinition::new("symbols"))
+                .unwrap();
+            let mut key = oid(1).as_bytes().to_vec();
+            key.extend_from_slice(&0u32.to_be_bytes());
+            sy.insert(key.as_slice(), [1u8, 2, 3].as_slice()).unwrap();
+        }
+        txn.commit().unwrap();
+    }
+    let s = Store::open(dir.db()).unwrap();
+    for id in [oid(1), oid(2)] {
+        let e = s.get_object(&id).unwrap_err();
+        assert_eq!(e.error_code(), ErrorCode::StoreCorrupt, "{e}");
+    }
+    let e = s.symbols(&oid(1)).unwrap_err();
+    assert!(matches!(e, StoreError::Corrupt(_)), "{e}");
+    assert!(s.gc(0).is_err());
+}
+
+#[test]
+fn oversized_node_ids_are_rejected() {
+    let dir = TempDir::new("nodeid");
+    let s = Store::open(dir.db()).unwrap();
+    let mut r = symbol(1, 0, &zone(0), 4);
+    r.source_node = "n".repeat(256);
+    assert_eq!(
+        s.put_symbols(&[r]).unwrap_err().error_code(),
+        ErrorCode::StoreInvalidRecord
+    );
+    assert_eq!(s.usage(&zone(0)).unwrap(), 0);
+}
+
+#[test]
+fn store_is_send_and_sync_and_usable_from_threads() {
+    fn assert_send_sync<T: Send + Sync>() {}
+    assert_send_sync::<Store>();
+    let dir = TempDir::new("threads");
+    let s = std::sync::Arc::new(Store::open(dir.db()).unwrap());
+    let handles: Vec<_> = (0..4u64)
+        .map(|t| {
+            let s = s.clone();
+            std::thread::spawn(move || {
+                for i in 0..5 {
+                    s.put_object(&object(t * 100 + i, &zone(0), vec![], EPH, 10))
+                        .unwrap();
+                }
+            })
+        })
+        .collect();
+    for h in handles {
+        h.join().unwrap();
+    }
+    assert_eq!(s.list_objects(None).unwrap().len(), 20);
+    assert_eq!(s.usage(&zone(0)).unwrap(), 200);
+}
