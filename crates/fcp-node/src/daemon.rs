@@ -159,6 +159,8 @@ struct GetState {
 struct Trust {
     owner: Ed25519PublicKey,
     peers: BTreeMap<String, (NodeKeyAttestation, String, u64)>,
+    /// Node-signed announcements seen, relayed to every new session.
+    announcements: BTreeMap<String, PeerAnnouncement>,
 }
 
 impl TrustAnchors for Trust {
@@ -260,6 +262,7 @@ pub async fn run(home: Home, opts: RunOptions) -> Result<(), NodeError> {
         trust: RwLock::new(Trust {
             owner: membership.owner,
             peers: trust_peers,
+            announcements: BTreeMap::new(),
         }),
         cfg,
         identity,
@@ -353,8 +356,8 @@ impl Node {
     }
 
     /// Verify a peer's announcement: owner-signed attestation, node-signed
-    /// announcement; remember it if newer.
-    fn accept_announcement(&self, a: &PeerAnnouncement) -> Result<(), FcpError> {
+    /// announcement; remember it if newer. Returns whether it was news.
+    fn accept_announcement(&self, a: &PeerAnnouncement) -> Result<bool, FcpError> {
         let now = now_secs();
         let owner = self
             .trust
@@ -365,7 +368,7 @@ impl Node {
         let key = Ed25519PublicKey::from_bytes(&a.attestation.node_sig_pubkey.0).map_err(fe)?;
         signed::verify(&key, a).map_err(fe)?;
         if a.attestation.node_id == self.node_id() {
-            return Ok(());
+            return Ok(false);
         }
         a.addr
             .parse::<SocketAddr>()
@@ -378,13 +381,34 @@ impl Node {
             .peers
             .get(&a.attestation.node_id)
             .is_none_or(|(_, _, at)| a.announced_at >= *at);
+        let news = t
+            .announcements
+            .get(&a.attestation.node_id)
+            .is_none_or(|old| a.announced_at > old.announced_at);
         if newer {
             t.peers.insert(
                 a.attestation.node_id.clone(),
                 (a.attestation.clone(), a.addr.clone(), a.announced_at),
             );
         }
-        Ok(())
+        if news {
+            t.announcements
+                .insert(a.attestation.node_id.clone(), a.clone());
+        }
+        Ok(news)
+    }
+
+    /// Every attested peer with its last known address.
+    fn known_peers(&self) -> Vec<(String, String)> {
+        self.trust
+            .read()
+            .map(|t| {
+                t.peers
+                    .iter()
+                    .map(|(id, (_, a, _))| (id.clone(), a.clone()))
+                    .collect()
+            })
+            .unwrap_or_default()
     }
 
     fn peer_addr(&self, node_id: &str) -> Option<SocketAddr> {
@@ -425,7 +449,7 @@ impl Node {
             ));
         }
         let ann = PeerAnnouncement::from_cbor(&intro).map_err(fe)?;
-        self.accept_announcement(&ann)?;
+        let _ = self.accept_announcement(&ann)?;
         let mine = self.announcement.to_cbor().map_err(fe)?;
         write_msg(&mut s, TAG_INTRO, &mine)
             .await
@@ -504,7 +528,7 @@ impl Node {
                 "the peer announced another node id",
             ));
         }
-        self.accept_announcement(&ann)?;
+        let _ = self.accept_announcement(&ann)?;
         let mut counters = SessionCounters::default();
         loop {
             let (tag, msg) = read_msg(&mut s).await?;
@@ -546,17 +570,7 @@ impl Node {
             while let Ok(id) = done_rx.try_recv() {
                 dialing.remove(&id);
             }
-            let known: Vec<(String, String)> = self
-                .trust
-                .read()
-                .map(|t| {
-                    t.peers
-                        .iter()
-                        .map(|(id, (_, a, _))| (id.clone(), a.clone()))
-                        .collect()
-                })
-                .unwrap_or_default();
-            for (id, addr) in known {
+            for (id, addr) in self.known_peers() {
                 let connected = lock(&self.peers).contains_key(&id);
                 if connected || dialing.contains(&id) || id == self.node_id() {
                     continue;
@@ -670,22 +684,39 @@ impl Node {
         Ok(())
     }
 
+    /// Our own announcement and every node-signed one we relay.
     fn known_announcements(&self) -> Vec<PeerAnnouncement> {
-        // Only our own announcement is signed by us; relayed ones are kept as
-        // attestation + address and re-announced only by their owners.
-        vec![self.announcement.clone()]
+        let mut v = vec![self.announcement.clone()];
+        if let Ok(t) = self.trust.read() {
+            v.extend(t.announcements.values().cloned());
+        }
+        v
     }
 
     fn on_control(self: Arc<Self>, peer: &Arc<Peer>, c: Control) {
         match c {
             Control::Peers { announcements } => {
+                let mut news = Vec::new();
                 for a in &announcements {
-                    if let Err(e) = self.accept_announcement(a) {
-                        eprintln!(
+                    match self.accept_announcement(a) {
+                        Ok(true) => news.push(a.clone()),
+                        Ok(false) => {}
+                        Err(e) => eprintln!(
                             "{}: announcement from {} rejected: {e}",
                             self.node_id(),
                             peer.node_id
-                        );
+                        ),
+                    }
+                }
+                // Push what was news to everyone else; only newer
+                // announcements travel, so the flood stops.
+                if !news.is_empty() {
+                    for p in self.connected_peers() {
+                        if p.node_id != peer.node_id {
+                            p.send(Control::Peers {
+                                announcements: news.clone(),
+                            });
+                        }
                     }
                 }
             }
@@ -777,6 +808,17 @@ impl Node {
     /// Make the symbols a peer pushed durable, then tell it what is missing.
     async fn finish_store(self: Arc<Self>, peer: Arc<Peer>, object_id: ObjectId) {
         let key = (peer.node_id.clone(), object_id);
+        // StoreEnd travels on TCP and may overtake the last datagrams on UDP:
+        // give stragglers a moment before reporting them missing.
+        for _ in 0..4 {
+            let complete = lock(&self.incoming)
+                .get(&key)
+                .is_none_or(|e| e.expected.len() == e.received.len());
+            if complete {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
         let (records, meta, missing) = {
             let mut inc = lock(&self.incoming);
             let Some(e) = inc.get_mut(&key) else {
@@ -1508,17 +1550,7 @@ impl Node {
 
     fn peers_json(&self) -> Vec<serde_json::Value> {
         let connected: HashMap<String, Arc<Peer>> = lock(&self.peers).clone();
-        let known: Vec<(String, String)> = self
-            .trust
-            .read()
-            .map(|t| {
-                t.peers
-                    .iter()
-                    .map(|(id, (_, a, _))| (id.clone(), a.clone()))
-                    .collect()
-            })
-            .unwrap_or_default();
-        known
+        self.known_peers()
             .into_iter()
             .filter(|(id, _)| id != self.node_id())
             .map(|(id, addr)| {
