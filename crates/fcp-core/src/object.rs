@@ -294,6 +294,25 @@ impl StoredObject {
         })
     }
 
+    /// [`StoredObject::from_content`] taking the content by value: the body
+    /// reuses its allocation instead of being copied (the get path).
+    pub fn from_content_vec(
+        mut content: Vec<u8>,
+        storage: StorageMeta,
+        key: &ObjectIdKey,
+    ) -> Result<Self, ObjectError> {
+        let (header, body) = Self::parse_content(&content)?;
+        let body_at = content.len() - body.len();
+        let object_id = ObjectId::new(&content, &header.zone_id, &header.schema, key);
+        content.drain(..body_at);
+        Ok(Self {
+            object_id,
+            header,
+            body: content,
+            storage,
+        })
+    }
+
     /// The content bytes that RaptorQ symbols carry (profile §3).
     pub fn content(&self) -> Result<Vec<u8>, CborError> {
         Self::canonical_bytes(&self.header, &self.body)
@@ -490,6 +509,10 @@ mod tests {
         let content = obj.content().unwrap();
         let back = StoredObject::from_content(&content, obj.storage, &key).unwrap();
         assert_eq!(back, obj);
+        assert_eq!(
+            StoredObject::from_content_vec(content.clone(), obj.storage, &key).unwrap(),
+            obj
+        );
         // Wrong prefix, truncated header, body without schema hash.
         assert_eq!(
             StoredObject::parse_content(&content[1..]).unwrap_err(),

@@ -269,6 +269,60 @@ pub struct ChunkedPayload {
     pub chunks: Vec<StoredObject>,
 }
 
+/// BLAKE3 chaining value of chunk `index` of a payload, as a subtree of the
+/// payload's BLAKE3 tree (`chunk_size` a power of two >= 1024), so the payload
+/// hash can be computed chunk by chunk on every core while each chunk is hot.
+pub fn chunk_cv(bytes: &[u8], index: usize, chunk_size: u32) -> blake3::hazmat::ChainingValue {
+    use blake3::hazmat::HasherExt;
+    blake3::Hasher::new()
+        .set_input_offset(index as u64 * u64::from(chunk_size))
+        .update(bytes)
+        .finalize_non_root()
+}
+
+/// Whether [`merged_payload_hash`] applies: more than one chunk, power-of-two
+/// chunks of at least one BLAKE3 chunk.
+pub fn can_merge(total_len: u64, chunk_size: u32) -> bool {
+    chunk_size.is_power_of_two() && chunk_size >= 1024 && total_len > u64::from(chunk_size)
+}
+
+/// BLAKE3 of the whole payload from its chunks' chaining values (same result
+/// as [`payload_hash`]; `None` when [`can_merge`] is false or `cvs` do not
+/// cover `total_len`).
+pub fn merged_payload_hash(
+    cvs: &[blake3::hazmat::ChainingValue],
+    total_len: u64,
+    chunk_size: u32,
+) -> Option<[u8; 32]> {
+    use blake3::hazmat::{Mode, left_subtree_len, merge_subtrees_non_root, merge_subtrees_root};
+    if !can_merge(total_len, chunk_size)
+        || total_len.div_ceil(u64::from(chunk_size)) != cvs.len() as u64
+    {
+        return None;
+    }
+    let cs = u64::from(chunk_size);
+    // The left subtree of any range longer than one chunk is a power of two
+    // >= chunk_size, so every split falls on a chunk boundary.
+    fn subtree(
+        cvs: &[blake3::hazmat::ChainingValue],
+        first: usize,
+        len: u64,
+        cs: u64,
+    ) -> Option<blake3::hazmat::ChainingValue> {
+        if len <= cs {
+            return cvs.get(first).copied();
+        }
+        let left = left_subtree_len(len);
+        let l = subtree(cvs, first, left, cs)?;
+        let r = subtree(cvs, first + (left / cs) as usize, len - left, cs)?;
+        Some(merge_subtrees_non_root(&l, &r, Mode::Hash))
+    }
+    let left = left_subtree_len(total_len);
+    let l = subtree(cvs, 0, left, cs)?;
+    let r = subtree(cvs, (left / cs) as usize, total_len - left, cs)?;
+    Some(*merge_subtrees_root(&l, &r, Mode::Hash).as_bytes())
+}
+
 /// The layout of a payload's RawChunk objects, computed once: every chunk
 /// shares one header, so its canonical CBOR is encoded once and each chunk's
 /// content (profile §3) can be written straight into whatever buffer needs it
@@ -346,6 +400,16 @@ impl<'a> ChunkPlan<'a> {
             chunk_header,
             header_cbor,
         })
+    }
+
+    /// Chunk size.
+    pub fn chunk_size(&self) -> u32 {
+        self.params.chunk_size
+    }
+
+    /// Payload length.
+    pub fn payload_len(&self) -> u64 {
+        self.payload.len() as u64
     }
 
     /// Whether the payload needs a manifest (it exceeds `max_chunk_threshold`).
@@ -433,11 +497,21 @@ impl<'a> ChunkPlan<'a> {
 
     /// The manifest over chunks with these ids (chunked payloads only).
     pub fn manifest(&self, ids: Vec<ObjectId>) -> Result<StoredObject, ChunkError> {
+        self.manifest_with_hash(ids, payload_hash(self.payload))
+    }
+
+    /// [`ChunkPlan::manifest`] with a payload hash the caller computed (e.g.
+    /// merged from per-chunk chaining values).
+    pub fn manifest_with_hash(
+        &self,
+        ids: Vec<ObjectId>,
+        payload_hash: [u8; 32],
+    ) -> Result<StoredObject, ChunkError> {
         let manifest = ChunkedObjectManifest {
             total_len: self.payload.len() as u64,
             chunk_size: self.params.chunk_size,
             chunks: ids.clone(),
-            payload_hash: payload_hash(self.payload),
+            payload_hash,
         };
         Ok(StoredObject::from_value(
             self.meta.header(schema(MANIFEST_SCHEMA)?, ids),

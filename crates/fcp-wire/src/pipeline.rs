@@ -10,7 +10,10 @@ use fcp_core::{ObjectId, ObjectIdKey, StorageMeta, StoredObject, ZoneIdHash};
 use fcp_crypto::SymbolKey;
 use rayon::prelude::*;
 
-use crate::chunk::{ChunkError, ChunkParams, ChunkPlan, PayloadMeta, PayloadRoot, parse_root};
+use crate::chunk::{
+    ChunkError, ChunkParams, ChunkPlan, PayloadMeta, PayloadRoot, can_merge, chunk_cv,
+    merged_payload_hash, parse_root,
+};
 use crate::envelope::{EnvelopeError, Sealer, SymbolContext, open_into};
 use crate::error::WireError;
 use crate::frame::{Frame, FrameBuilder};
@@ -206,7 +209,8 @@ impl SymbolPath<'_> {
         let plan = ChunkPlan::new(payload, meta, self.object_id_key, self.params.chunk)?;
         let starts =
             self.reserve_seqs((0..plan.count()).map(|i| plan.content_len(i)), frame_seq)?;
-        let chunks: Vec<EncodedObject> = starts
+        let merge = plan.is_chunked() && can_merge(plan.payload_len(), plan.chunk_size());
+        let sealed: Vec<(EncodedObject, Option<blake3::hazmat::ChainingValue>)> = starts
             .par_iter()
             .enumerate()
             .map(|(i, start)| {
@@ -218,9 +222,13 @@ impl SymbolPath<'_> {
                         id = plan.write_content(i, buf);
                     },
                 )?;
-                self.seal_encoder(id, &enc, *start)
+                // The payload hash, one subtree per chunk while it is hot.
+                let cv = merge.then(|| chunk_cv(plan.chunk_bytes(i), i, plan.chunk_size()));
+                Ok((self.seal_encoder(id, &enc, *start)?, cv))
             })
             .collect::<Result<_, PipelineError>>()?;
+        let cvs: Vec<_> = sealed.iter().filter_map(|(_, cv)| *cv).collect();
+        let chunks: Vec<EncodedObject> = sealed.into_iter().map(|(o, _)| o).collect();
         if !plan.is_chunked() {
             let root = chunks
                 .first()
@@ -231,7 +239,11 @@ impl SymbolPath<'_> {
                 objects: chunks,
             });
         }
-        let manifest = plan.manifest(chunks.iter().map(|c| c.object_id).collect())?;
+        let ids = chunks.iter().map(|c| c.object_id).collect();
+        let manifest = match merged_payload_hash(&cvs, plan.payload_len(), plan.chunk_size()) {
+            Some(h) => plan.manifest_with_hash(ids, h)?,
+            None => plan.manifest(ids)?,
+        };
         let content = manifest
             .content()
             .map_err(fcp_core::object::ObjectError::from)?;
@@ -262,7 +274,7 @@ impl SymbolPath<'_> {
             }
         }
         let content = dec.take()?;
-        let obj = StoredObject::from_content(&content, self.storage, self.object_id_key)?;
+        let obj = StoredObject::from_content_vec(content, self.storage, self.object_id_key)?;
         if obj.object_id != id {
             return Err(PipelineError::IdMismatch(id));
         }
@@ -283,20 +295,33 @@ impl SymbolPath<'_> {
             PayloadRoot::Manifest(m) => {
                 let by_id: std::collections::HashMap<ObjectId, &EncodedObject> =
                     sealed.objects.iter().map(|o| (o.object_id, o)).collect();
-                let chunks: Vec<StoredObject> = m
+                let merge = can_merge(m.total_len, m.chunk_size);
+                let chunks: Vec<(StoredObject, Option<blake3::hazmat::ChainingValue>)> = m
                     .chunks
                     .par_iter()
-                    .map(|id| open(by_id.get(id).ok_or(PipelineError::IdMismatch(*id))?))
+                    .enumerate()
+                    .map(|(i, id)| {
+                        let obj = open(by_id.get(id).ok_or(PipelineError::IdMismatch(*id))?)?;
+                        // Checked and hashed (one subtree of the payload hash) while hot.
+                        let cv = {
+                            let bytes = crate::chunk::check_chunk(&m, i, &obj)?;
+                            merge.then(|| chunk_cv(bytes, i, m.chunk_size))
+                        };
+                        Ok((obj, cv))
+                    })
                     .collect::<Result<_, PipelineError>>()?;
                 let mut out = Vec::with_capacity(usize::try_from(m.total_len).unwrap_or(0));
-                for (i, c) in chunks.iter().enumerate() {
+                for (i, (c, _)) in chunks.iter().enumerate() {
                     out.extend_from_slice(crate::chunk::check_chunk(&m, i, c)?);
                 }
                 if out.len() as u64 != m.total_len {
                     return Err(ChunkError::BadManifest("total_len").into());
                 }
-                // Same check as the streaming `reassemble`, hashed on every core.
-                if crate::chunk::payload_hash(&out) != m.payload_hash {
+                // Same check as the streaming `reassemble`.
+                let cvs: Vec<_> = chunks.iter().filter_map(|(_, cv)| *cv).collect();
+                let hash = merged_payload_hash(&cvs, m.total_len, m.chunk_size)
+                    .unwrap_or_else(|| crate::chunk::payload_hash(&out));
+                if hash != m.payload_hash {
                     return Err(ChunkError::PayloadHash.into());
                 }
                 Ok(out)

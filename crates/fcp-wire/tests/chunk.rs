@@ -221,3 +221,39 @@ fn direct_layout_matches_the_generic_encoders() {
         assert_eq!(generic, obj);
     }
 }
+
+#[test]
+fn merged_chunk_hashes_equal_the_payload_hash() {
+    use fcp_wire::chunk::{can_merge, chunk_cv, merged_payload_hash, payload_hash};
+    for (len, cs) in [
+        (65_537usize, 65_536u32),
+        (300_000, 65_536),
+        (1 << 20, 65_536),
+        (5_000_000, 65_536),
+        (4097, 1024),
+        (2048, 1024),
+    ] {
+        let p = payload(len);
+        assert!(can_merge(len as u64, cs));
+        let cvs: Vec<_> = p
+            .chunks(cs as usize)
+            .enumerate()
+            .map(|(i, c)| chunk_cv(c, i, cs))
+            .collect();
+        assert_eq!(
+            merged_payload_hash(&cvs, len as u64, cs),
+            Some(payload_hash(&p)),
+            "len {len} cs {cs}"
+        );
+        // A wrong chunk changes the result; a missing one is refused.
+        let mut bad = cvs.clone();
+        bad[0][0] ^= 1;
+        assert_ne!(
+            merged_payload_hash(&bad, len as u64, cs),
+            Some(payload_hash(&p))
+        );
+        assert_eq!(merged_payload_hash(&cvs[1..], len as u64, cs), None);
+    }
+    assert!(!can_merge(1000, 65_536));
+    assert!(!can_merge(1 << 20, 65_000));
+}
