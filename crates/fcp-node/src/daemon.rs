@@ -136,6 +136,44 @@ impl Peer {
     }
 }
 
+/// One object's symbols waiting for the holder's group commit.
+struct StoreJob {
+    id: ObjectId,
+    meta: ObjectMeta,
+    records: Vec<SymbolRecord>,
+    done: oneshot::Sender<Result<(), String>>,
+}
+
+/// Group commit: every store job queued while the previous transaction was
+/// being written goes into the next one, so a burst of placements costs one
+/// fsync instead of one per object. Each job is acknowledged only after its
+/// transaction is durable.
+async fn store_writer(store: Arc<Store>, mut rx: mpsc::UnboundedReceiver<StoreJob>) {
+    while let Some(first) = rx.recv().await {
+        let mut jobs = vec![first];
+        while jobs.len() < 512 {
+            match rx.try_recv() {
+                Ok(j) => jobs.push(j),
+                Err(_) => break,
+            }
+        }
+        let mut items = Vec::with_capacity(jobs.len());
+        let mut waiters = Vec::with_capacity(jobs.len());
+        for j in jobs {
+            items.push((j.id, j.meta, j.records));
+            waiters.push(j.done);
+        }
+        let st = store.clone();
+        let res = tokio::task::spawn_blocking(move || st.put_meta_and_symbols_batch(&items))
+            .await
+            .map_err(|_| "store task failed".to_owned())
+            .and_then(|r| r.map(|_| ()).map_err(|e| e.to_string()));
+        for w in waiters {
+            let _ = w.send(res.clone());
+        }
+    }
+}
+
 /// Symbols a peer announced it is about to push to us (placement).
 struct Incoming {
     meta: Meta,
@@ -190,6 +228,7 @@ struct Node {
     gets: Mutex<HashMap<ObjectId, Arc<GetState>>>,
     incoming: Mutex<HashMap<PeerObject, Incoming>>,
     store_waiters: Mutex<HashMap<PeerObject, oneshot::Sender<Vec<u32>>>>,
+    store_jobs: mpsc::UnboundedSender<StoreJob>,
     cancels: Mutex<HashSet<PeerObject>>,
     placed: Mutex<BTreeMap<ObjectId, (u16, u32)>>,
     stats: Stats,
@@ -256,7 +295,10 @@ pub async fn run(home: Home, opts: RunOptions) -> Result<(), NodeError> {
         std::fs::set_permissions(&sock_path, std::fs::Permissions::from_mode(0o600))
             .map_err(crate::error::io(&sock_path))?;
     }
+    let (store_jobs, store_rx) = mpsc::unbounded_channel();
+    tokio::spawn(store_writer(store.clone(), store_rx));
     let node = Arc::new(Node {
+        store_jobs,
         instance: rand::random::<u64>(),
         frame_seq: Mutex::new(0),
         trust: RwLock::new(Trust {
@@ -610,7 +652,7 @@ impl Node {
             initiator: initiator.clone(),
             sessions: Mutex::new(PeerSessions::new(session, 30)),
             ctl: ctl_tx,
-            rate: Mutex::new(Aimd { per_ms: 32.0 }),
+            rate: Mutex::new(Aimd { per_ms: 64.0 }),
             connected_at: now_secs(),
         });
         {
@@ -838,7 +880,6 @@ impl Node {
             (records, meta, missing)
         };
         if !records.is_empty() {
-            let store = self.store.clone();
             let om = ObjectMeta {
                 zone_id: meta.zone_id.clone(),
                 k: meta.k,
@@ -849,10 +890,14 @@ impl Node {
                 size_hint: 0,
             };
             let n = records.len() as u64;
-            let res = tokio::task::spawn_blocking(move || {
-                store.put_meta_and_symbols(&object_id, &om, &records)
-            })
-            .await;
+            let (done, wait) = oneshot::channel();
+            let _ = self.store_jobs.send(StoreJob {
+                id: object_id,
+                meta: om,
+                records,
+                done,
+            });
+            let res = wait.await;
             match res {
                 Ok(Ok(_)) => {
                     self.stats.symbols_stored.fetch_add(n, Ordering::Relaxed);
@@ -1125,25 +1170,32 @@ impl Node {
         let z = zone.clone();
         let local = objects.clone();
         tokio::task::spawn_blocking(move || {
-            for (oid, k, frames) in &local {
-                let recs = frames_to_records(frames, me.node_id(), me.node_id());
-                let om = ObjectMeta {
-                    zone_id: z.clone(),
-                    k: *k,
-                    symbol_size: 1024,
-                    retention: RetentionClass::Pinned,
-                    created_at: now,
-                    refs: Vec::new(),
-                    size_hint: 0,
-                };
-                store.put_meta_and_symbols(oid, &om, &recs).map_err(fe)?;
-            }
-            Ok::<_, FcpError>(())
+            let items: Vec<_> = local
+                .iter()
+                .map(|(oid, k, frames)| {
+                    let meta = ObjectMeta {
+                        zone_id: z.clone(),
+                        k: *k,
+                        symbol_size: 1024,
+                        retention: RetentionClass::Pinned,
+                        created_at: now,
+                        refs: Vec::new(),
+                        size_hint: 0,
+                    };
+                    (
+                        *oid,
+                        meta,
+                        frames_to_records(frames, me.node_id(), me.node_id()),
+                    )
+                })
+                .collect();
+            // One durable transaction for the whole payload.
+            store.put_meta_and_symbols_batch(&items).map_err(fe)
         })
         .await
         .map_err(|_| fcp(ErrorCode::Internal, "store task failed"))??;
-        // Place copies on peers, a few objects at a time.
-        let sem = Arc::new(tokio::sync::Semaphore::new(8));
+        // Place copies on peers, many objects at a time (holders group-commit).
+        let sem = Arc::new(tokio::sync::Semaphore::new(32));
         let mut tasks = tokio::task::JoinSet::new();
         for (oid, k, frames) in objects.clone() {
             let plan = placement::plan(&oid, k, &policy, &peer_ids).map_err(fe)?;
@@ -1470,7 +1522,7 @@ impl Node {
         match parse_root(&root).map_err(fe)? {
             PayloadRoot::Inline(b) => Ok(b),
             PayloadRoot::Manifest(m) => {
-                let sem = Arc::new(tokio::sync::Semaphore::new(8));
+                let sem = Arc::new(tokio::sync::Semaphore::new(16));
                 let mut tasks = tokio::task::JoinSet::new();
                 for (i, id) in m.chunks.iter().enumerate() {
                     let permit = sem

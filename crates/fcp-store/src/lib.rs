@@ -633,6 +633,31 @@ impl Store {
         })
     }
 
+    /// Several objects' metadata and symbols in one durable transaction (one
+    /// fsync for all: a holder's group commit). All or nothing.
+    pub fn put_meta_and_symbols_batch(
+        &self,
+        items: &[(ObjectId, ObjectMeta, Vec<SymbolRecord>)],
+    ) -> Result<PutSymbols> {
+        let values = items
+            .iter()
+            .map(|(_, m, _)| to_canonical(m).map_err(|e| StoreError::InvalidRecord(e.to_string())))
+            .collect::<Result<Vec<_>>>()?;
+        self.write(|w| {
+            let mut total = PutSymbols {
+                inserted: 0,
+                duplicates: 0,
+            };
+            for ((id, _, records), value) in items.iter().zip(&values) {
+                w.meta.insert(id.as_bytes().as_slice(), value.as_slice())?;
+                let r = w.put_symbols(records)?;
+                total.inserted += r.inserted;
+                total.duplicates += r.duplicates;
+            }
+            Ok(total)
+        })
+    }
+
     /// All symbols of an object, in ESI order.
     pub fn symbols(&self, id: &ObjectId) -> Result<Vec<SymbolRecord>> {
         self.read(|t| symbols_in_table(&t.open_table(SYMBOLS)?, id))

@@ -316,3 +316,39 @@ fn store_is_send_and_sync_and_usable_from_threads() {
     assert_eq!(s.list_objects(None).unwrap().len(), 20);
     assert_eq!(s.usage(&zone(0)).unwrap(), 200);
 }
+
+#[test]
+fn batched_meta_and_symbols_commit_together_and_persist() {
+    let dir = TempDir::new("batch");
+    let z = zone(0);
+    let items: Vec<_> = (0..5u64)
+        .map(|n| {
+            let recs = (0..3).map(|e| symbol(n, e, &z, 64)).collect::<Vec<_>>();
+            (oid(n), meta(&z, vec![], RetentionClass::Pinned), recs)
+        })
+        .collect();
+    {
+        let s = Store::open(dir.db()).unwrap();
+        let r = s.put_meta_and_symbols_batch(&items).unwrap();
+        assert_eq!(
+            r,
+            PutSymbols {
+                inserted: 15,
+                duplicates: 0
+            }
+        );
+        // Re-sending the same batch inserts nothing new.
+        assert_eq!(s.put_meta_and_symbols_batch(&items).unwrap().duplicates, 15);
+    }
+    let s = Store::open(dir.db()).unwrap();
+    for (id, m, recs) in &items {
+        assert_eq!(s.meta(id).unwrap().as_ref(), Some(m));
+        assert_eq!(&s.symbols(id).unwrap(), recs);
+    }
+    // A quota too small for the whole batch refuses all of it.
+    let s2dir = TempDir::new("batch-quota");
+    let s2 = Store::open(s2dir.db()).unwrap();
+    s2.set_quota(&z, 100).unwrap();
+    assert!(s2.put_meta_and_symbols_batch(&items).is_err());
+    assert_eq!(s2.symbol_count(&oid(0)).unwrap(), 0);
+}
