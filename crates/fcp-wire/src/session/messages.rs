@@ -239,21 +239,13 @@ impl MeshSessionHello {
 
     /// Set `signature` with `key` (profile §3).
     pub fn sign(&mut self, key: &NodeSigningKey) -> Result<()> {
-        let tbs = self.signed_bytes()?;
-        self.signature = sign_object(key, &schema_hash(HELLO_SCHEMA)?, &tbs).to_bytes();
+        self.signature = sign_tbs(key, HELLO_SCHEMA, &self.signed_bytes()?)?;
         Ok(())
     }
 
     /// Verify `signature` against `key`.
     pub fn verify(&self, key: &Ed25519PublicKey) -> Result<()> {
-        let tbs = self.signed_bytes()?;
-        verify_object(
-            key,
-            &schema_hash(HELLO_SCHEMA)?,
-            &tbs,
-            &Signature(self.signature),
-        )
-        .map_err(|_| SessionError::BadSignature)
+        verify_tbs(key, HELLO_SCHEMA, &self.signed_bytes()?, &self.signature)
     }
 
     /// Canonical CBOR bytes.
@@ -269,6 +261,17 @@ impl MeshSessionHello {
         check_suites(&m.suites)?;
         Ok(m)
     }
+}
+
+/// Profile §3 signature over a message's to-be-signed bytes under `schema`.
+fn sign_tbs(key: &NodeSigningKey, schema: &str, tbs: &[u8]) -> Result<[u8; 64]> {
+    Ok(sign_object(key, &schema_hash(schema)?, tbs).to_bytes())
+}
+
+/// Check a [`sign_tbs`] signature; any failure is `BadSignature`.
+fn verify_tbs(key: &Ed25519PublicKey, schema: &str, tbs: &[u8], sig: &[u8; 64]) -> Result<()> {
+    verify_object(key, &schema_hash(schema)?, tbs, &Signature(*sig))
+        .map_err(|_| SessionError::BadSignature)
 }
 
 impl MeshSessionHelloRetry {
@@ -308,21 +311,13 @@ impl MeshSessionAck {
 
     /// Set `signature` with `key` (profile §3).
     pub fn sign(&mut self, key: &NodeSigningKey) -> Result<()> {
-        let tbs = self.signed_bytes()?;
-        self.signature = sign_object(key, &schema_hash(ACK_SCHEMA)?, &tbs).to_bytes();
+        self.signature = sign_tbs(key, ACK_SCHEMA, &self.signed_bytes()?)?;
         Ok(())
     }
 
     /// Verify `signature` against `key`.
     pub fn verify(&self, key: &Ed25519PublicKey) -> Result<()> {
-        let tbs = self.signed_bytes()?;
-        verify_object(
-            key,
-            &schema_hash(ACK_SCHEMA)?,
-            &tbs,
-            &Signature(self.signature),
-        )
-        .map_err(|_| SessionError::BadSignature)
+        verify_tbs(key, ACK_SCHEMA, &self.signed_bytes()?, &self.signature)
     }
 
     /// Canonical CBOR bytes.
