@@ -167,6 +167,8 @@ error_codes! {
     SessionKeyExchangeFailed = 2014, false, "The peer sent a low-order ephemeral key; treat it as an attack.";
     /// An FCPC control frame did not decrypt (wrong key, sequence or tampered).
     FcpcDecryptFailed = 2015, false, "The control stream was tampered with or is out of sync; reconnect.";
+    /// A request that must be authenticated (session MAC or node signature) was not (spec §8.4).
+    AuthenticationRequired = 2016, false, "Send the request over an authenticated session (complete the handshake first); unauthenticated requests are refused.";
 
     /// X25519 produced an all-zero (non-contributory) shared secret: a low-order peer key.
     KeyExchangeFailed = 2006, false, "The peer's ephemeral or encryption key is invalid (low order); the peer is faulty or hostile.";
@@ -221,6 +223,8 @@ error_codes! {
     // ---- FCP-6000..6999 resource errors ----
     /// A resource or size limit was reached.
     ResourceLimit = 6001, true, "Reduce the request size or retry later.";
+    /// A per-peer admission budget (spec §8.4) is used up for the current window.
+    RateLimited = 6002, true, "The peer sent more than its per-minute admission budget; back off for retry_after_ms, then send more slowly.";
 
     /// A write would take a zone over its storage quota (spec §3.7).
     QuotaExceeded = 6101, true, "Unpin or remove objects of the zone, run GC, or raise the zone's quota; then retry.";
