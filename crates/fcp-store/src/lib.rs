@@ -22,21 +22,26 @@
 //! |---|---|---|
 //! | `format` | `"version"` | `u64` = [`FORMAT_VERSION`] |
 //! | `objects` | `object_id` (32) | canonical CBOR of [`StoredObject`] |
-//! | `symbols` | `object_id` (32) `\|\|` `esi` (4) | symbol layout v1, below |
+//! | `symbol_runs` | `object_id` (32) `\|\|` `run_no` (4) | symbol run layout v2, below |
 //! | `meta` | `object_id` (32) | canonical CBOR of [`ObjectMeta`] |
 //! | `pins` | `object_id` (32) | `u8` = 1 |
 //! | `frontiers` | zone id (UTF-8) | `object_id` (32) |
 //! | `quotas` | `zone_id_hash` (32) | `max_bytes` (8) `\|\|` zone id (UTF-8) |
 //! | `usage` | `zone_id_hash` (32) | `u64` bytes in use |
 //!
-//! Symbol layout v1 (the key carries `object_id` and `esi`; the ESI is
-//! big-endian so a key range scan yields ESI order):
+//! Symbols are stored in runs: the symbols of one object that one write
+//! brought from one sealer through one peer share a single value (layout
+//! v2), so a 64 KiB chunk's ~100 symbols cost one B-tree insert instead of a
+//! hundred (decision 54 in `docs/spec-decisions.md`). A run number counts up
+//! per object; `(object_id, esi)` stays the identity of a symbol: a write
+//! skips ESIs the object already holds, and reads return one record per ESI.
 //!
 //! ```text
-//! version u8 = 1 | k u16 | symbol_size u16 | zone_id_hash [32] | zone_key_id [8]
-//! | epoch_id u64 | sender_instance_id u64 | frame_seq u64 | tag [16]
+//! version u8 = 2 | k u16 | symbol_size u16 | zone_id_hash [32] | zone_key_id [8]
+//! | epoch_id u64 | sender_instance_id u64
 //! | source_node_len u8 | source_node | from_node_len u8 | from_node
-//! | ciphertext_len u32 | ciphertext
+//! | count u32 (1..=4096)
+//! | count × ( esi u32 | frame_seq u64 | tag [16] | ciphertext_len u32 | ciphertext )
 //! ```
 //!
 //! Decoding checks the version, every length and that nothing trails; a
@@ -57,7 +62,8 @@
 //! 3. Symbols written for an object that has [`ObjectMeta`] must carry that
 //!    zone's hash.
 //! 4. Puts are idempotent: an existing object id or `(object_id, esi)` is
-//!    left untouched (use [`Store::set_retention`] to renew a lease).
+//!    left untouched (a run holds each ESI of its object at most once, and no
+//!    two runs of an object share an ESI) (use [`Store::set_retention`] to renew a lease).
 //! 5. GC (spec §3.7) never removes an object reachable from a root. Roots:
 //!    explicit pins, every zone's frontier (the frontier pointer keeps the
 //!    latest ZoneFrontier pinned, spec §3.8), and every id whose retention
@@ -104,18 +110,19 @@ use redb::{
 
 pub use error::{Result, StoreError};
 pub use record::{
-    GcReport, MAX_NODE_ID_LEN, ObjectMeta, PutSymbols, SYMBOL_LAYOUT_V1, SymbolRecord,
+    GcReport, MAX_NODE_ID_LEN, MAX_RUN_SYMBOLS, ObjectMeta, PutSymbols, SYMBOL_LAYOUT_V2,
+    SymbolRecord,
 };
-use record::{decode_symbol, encode_symbol, parse_symbol_key, symbol_key, symbol_zone_and_len};
+use record::{encode_run, parse_run, parse_run_key, run_key, same_run};
 
-/// Version of the table layout written to the `format` table.
-pub const FORMAT_VERSION: u64 = 1;
+/// Version of the table layout written to the `format` table (2: symbol runs).
+pub const FORMAT_VERSION: u64 = 2;
 
 type Bytes = &'static [u8];
 
 const FORMAT: TableDefinition<&str, u64> = TableDefinition::new("format");
 const OBJECTS: TableDefinition<Bytes, Bytes> = TableDefinition::new("objects");
-const SYMBOLS: TableDefinition<Bytes, Bytes> = TableDefinition::new("symbols");
+const SYMBOLS: TableDefinition<Bytes, Bytes> = TableDefinition::new("symbol_runs");
 const META: TableDefinition<Bytes, Bytes> = TableDefinition::new("meta");
 const PINS: TableDefinition<Bytes, u8> = TableDefinition::new("pins");
 const FRONTIERS: TableDefinition<&str, Bytes> = TableDefinition::new("frontiers");
@@ -181,22 +188,42 @@ fn get_meta_in(t: &impl ReadableTable<Bytes, Bytes>, id: &ObjectId) -> Result<Op
     }
 }
 
-/// Inclusive key range of all symbols of `id`.
-fn symbol_range(id: &ObjectId) -> ([u8; 36], [u8; 36]) {
-    (symbol_key(id, 0), symbol_key(id, u32::MAX))
+/// Inclusive key range of all symbol runs of `id`.
+fn run_range(id: &ObjectId) -> ([u8; 36], [u8; 36]) {
+    (run_key(id, 0), run_key(id, u32::MAX))
 }
 
+/// Every symbol of `id`, one per ESI, in ESI order.
 fn symbols_in_table(
     t: &impl ReadableTable<Bytes, Bytes>,
     id: &ObjectId,
 ) -> Result<Vec<SymbolRecord>> {
-    let (lo, hi) = symbol_range(id);
+    let (lo, hi) = run_range(id);
     let mut out = Vec::new();
     for entry in t.range(lo.as_slice()..=hi.as_slice())? {
-        let (k, v) = entry?;
-        out.push(decode_symbol(k.value(), v.value())?);
+        let (_, v) = entry?;
+        out.extend(parse_run(v.value())?.records(*id));
     }
+    // Runs never share an ESI (invariant 4); a stable sort keeps the first.
+    out.sort_by_key(|r| r.esi);
+    out.dedup_by_key(|r| r.esi);
     Ok(out)
+}
+
+/// The ESIs `id` holds and the next free run number.
+fn held_esis(t: &impl ReadableTable<Bytes, Bytes>, id: &ObjectId) -> Result<(BTreeSet<u32>, u32)> {
+    let (lo, hi) = run_range(id);
+    let mut esis = BTreeSet::new();
+    let mut next = 0u32;
+    for entry in t.range(lo.as_slice()..=hi.as_slice())? {
+        let (k, v) = entry?;
+        let (_, run_no) = parse_run_key(k.value())?;
+        next = run_no
+            .checked_add(1)
+            .ok_or_else(|| StoreError::InvalidRecord("symbol run numbers exhausted".into()))?;
+        esis.extend(parse_run(v.value())?.symbols.iter().map(|s| s.0));
+    }
+    Ok((esis, next))
 }
 
 fn quota_in(
@@ -312,65 +339,86 @@ impl<'t> W<'t> {
 
     fn put_symbols(&mut self, records: &[SymbolRecord]) -> Result<PutSymbols> {
         let mut report = PutSymbols::default();
-        let mut seen = BTreeSet::new();
-        let mut zone_of: BTreeMap<ObjectId, Option<[u8; 32]>> = BTreeMap::new();
+        // Per object: ESIs held or already taken from this batch, next run
+        // number, and the meta zone (invariant 3).
+        type Held = (BTreeSet<u32>, u32, Option<[u8; 32]>);
+        let mut objects: BTreeMap<ObjectId, Held> = BTreeMap::new();
         let mut charges: BTreeMap<[u8; 32], u64> = BTreeMap::new();
-        let mut rows = Vec::new();
+        let mut runs: Vec<([u8; 36], Vec<&SymbolRecord>)> = Vec::new();
         for r in records {
-            let key = symbol_key(&r.object_id, r.esi);
-            if !seen.insert(key) || self.symbols.get(key.as_slice())?.is_some() {
-                report.duplicates += 1;
-                continue;
-            }
-            let meta_zone = match zone_of.get(&r.object_id) {
-                Some(z) => *z,
-                None => {
-                    let z = get_meta_in(&self.meta, &r.object_id)?
+            let obj = match objects.entry(r.object_id) {
+                std::collections::btree_map::Entry::Occupied(e) => e.into_mut(),
+                std::collections::btree_map::Entry::Vacant(e) => {
+                    let (esis, next) = held_esis(&self.symbols, &r.object_id)?;
+                    let zone = get_meta_in(&self.meta, &r.object_id)?
                         .map(|m| *m.zone_id.hash().as_bytes());
-                    zone_of.insert(r.object_id, z);
-                    z
+                    e.insert((esis, next, zone))
                 }
             };
-            if meta_zone.is_some_and(|z| z != r.zone_id_hash) {
+            if obj.2.is_some_and(|z| z != r.zone_id_hash) {
                 return Err(StoreError::InvalidRecord(format!(
                     "symbol {} of object {} carries a zone hash other than its meta's zone",
                     r.esi, r.object_id
                 )));
             }
-            rows.push((key, encode_symbol(r)?));
+            if !obj.0.insert(r.esi) {
+                report.duplicates += 1;
+                continue;
+            }
             let c = charges.entry(r.zone_id_hash).or_insert(0);
             *c = c.saturating_add(r.quota_bytes());
+            // Extend the last run of this object if the record fits it.
+            let extend = runs.last().is_some_and(|(_, run)| {
+                run.len() < MAX_RUN_SYMBOLS && run.first().is_some_and(|f| same_run(f, r))
+            });
+            match runs.last_mut() {
+                Some((_, run)) if extend => run.push(r),
+                _ => {
+                    let key = run_key(&r.object_id, obj.1);
+                    obj.1 = obj.1.checked_add(1).ok_or_else(|| {
+                        StoreError::InvalidRecord("symbol run numbers exhausted".into())
+                    })?;
+                    runs.push((key, vec![r]));
+                }
+            }
+            report.inserted += 1;
         }
         for (hash, bytes) in &charges {
             self.charge(hash, *bytes)?;
         }
-        for (key, value) in &rows {
+        for (key, run) in &runs {
+            let value = encode_run(run)?;
             self.symbols.insert(key.as_slice(), value.as_slice())?;
         }
-        report.inserted = rows.len();
         Ok(report)
     }
 
     /// Remove all symbols of `id`; returns (count, ciphertext bytes).
     fn remove_symbols(&mut self, id: &ObjectId) -> Result<(usize, u64)> {
-        let (lo, hi) = symbol_range(id);
+        let (lo, hi) = run_range(id);
         let mut found = Vec::new();
         for entry in self.symbols.range(lo.as_slice()..=hi.as_slice())? {
             let (k, v) = entry?;
-            let (hash, len) = symbol_zone_and_len(v.value())?;
-            found.push((k.value().to_vec(), hash, len));
+            let run = parse_run(v.value())?;
+            found.push((
+                k.value().to_vec(),
+                run.zone_id_hash,
+                run.symbols.len(),
+                run.bytes(),
+            ));
         }
-        let mut bytes = 0u64;
+        let (mut count, mut bytes) = (0usize, 0u64);
         let mut per_zone: BTreeMap<[u8; 32], u64> = BTreeMap::new();
-        for (k, hash, len) in &found {
+        for (k, hash, n, len) in &found {
             self.symbols.remove(k.as_slice())?;
             *per_zone.entry(*hash).or_insert(0) += len;
+            count += n;
             bytes += len;
         }
         for (hash, len) in &per_zone {
             self.release(hash, *len)?;
         }
-        Ok((found.len(), bytes))
+        Ok((count, bytes))
     }
 
     fn gc(&mut self, now: u64, limit: usize) -> Result<GcReport> {
@@ -400,7 +448,7 @@ impl<'t> W<'t> {
         let mut last: Option<ObjectId> = None;
         for entry in self.symbols.iter()? {
             let (k, _) = entry?;
-            let (id, _) = parse_symbol_key(k.value())?;
+            let (id, _) = parse_run_key(k.value())?;
             if last != Some(id) {
                 nodes.entry(id).or_default();
                 last = Some(id);
@@ -670,31 +718,20 @@ impl Store {
         id: &ObjectId,
         esis: impl IntoIterator<Item = u32>,
     ) -> Result<Vec<SymbolRecord>> {
-        self.read(|t| {
-            let table = t.open_table(SYMBOLS)?;
-            let mut out = Vec::new();
-            for esi in esis {
-                let key = symbol_key(id, esi);
-                if let Some(v) = table.get(key.as_slice())? {
-                    out.push(decode_symbol(&key, v.value())?);
-                }
-            }
-            Ok(out)
-        })
+        let all = self.symbols(id)?;
+        Ok(esis
+            .into_iter()
+            .filter_map(|e| {
+                all.binary_search_by_key(&e, |r| r.esi)
+                    .ok()
+                    .and_then(|i| all.get(i).cloned())
+            })
+            .collect())
     }
 
     /// Number of stored symbols of an object.
     pub fn symbol_count(&self, id: &ObjectId) -> Result<usize> {
-        self.read(|t| {
-            let (lo, hi) = symbol_range(id);
-            let table = t.open_table(SYMBOLS)?;
-            let mut n = 0;
-            for entry in table.range(lo.as_slice()..=hi.as_slice())? {
-                entry?;
-                n += 1;
-            }
-            Ok(n)
-        })
+        self.read(|t| Ok(held_esis(&t.open_table(SYMBOLS)?, id)?.0.len()))
     }
 
     /// Remove every symbol of an object; returns how many were removed.
@@ -707,7 +744,7 @@ impl Store {
         self.read(|t| {
             let mut out: Vec<ObjectId> = Vec::new();
             for entry in t.open_table(SYMBOLS)?.iter()? {
-                let (id, _) = parse_symbol_key(entry?.0.value())?;
+                let (id, _) = parse_run_key(entry?.0.value())?;
                 if out.last() != Some(&id) {
                     out.push(id);
                 }

@@ -6,19 +6,20 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Result, StoreError};
 
-/// Version byte of the symbol value layout.
-pub const SYMBOL_LAYOUT_V1: u8 = 1;
-
-/// Fixed part of a v1 symbol value: version(1) k(2) symbol_size(2)
-/// zone_id_hash(32) zone_key_id(8) epoch_id(8) sender_instance_id(8)
-/// frame_seq(8) tag(16).
-const SYMBOL_FIXED_LEN: usize = 1 + 2 + 2 + 32 + 8 + 8 + 8 + 8 + 16;
+/// Version byte of the symbol-run value layout.
+pub const SYMBOL_LAYOUT_V2: u8 = 2;
 
 /// Longest `source_node` / `from_node` the layout holds (one length byte).
 pub const MAX_NODE_ID_LEN: usize = 255;
 
-/// Length of a symbols-table key: `object_id(32) || esi(4, big-endian)`.
-pub(crate) const SYMBOL_KEY_LEN: usize = 36;
+/// Most symbols one run value holds (bounds a value at a few MiB).
+pub const MAX_RUN_SYMBOLS: usize = 4096;
+
+/// Length of a symbols-table key: `object_id(32) || run_no(4, big-endian)`.
+pub(crate) const RUN_KEY_LEN: usize = 36;
+
+/// Fixed part of one symbol inside a run: esi(4) frame_seq(8) tag(16) ct_len(4).
+const RUN_SYMBOL_FIXED_LEN: usize = 4 + 8 + 16 + 4;
 
 /// A sealed symbol as received, with everything needed to re-serve it
 /// without holding the zone key (spec §4).
@@ -60,28 +61,52 @@ impl SymbolRecord {
     }
 }
 
-/// `object_id || esi_be`: byte order of keys is (object, ESI) order.
-pub(crate) fn symbol_key(object_id: &ObjectId, esi: u32) -> [u8; SYMBOL_KEY_LEN] {
-    let mut k = [0u8; SYMBOL_KEY_LEN];
+/// `object_id || run_no_be`: a key range scan yields an object's runs in the
+/// order they were written.
+pub(crate) fn run_key(object_id: &ObjectId, run_no: u32) -> [u8; RUN_KEY_LEN] {
+    let mut k = [0u8; RUN_KEY_LEN];
     k[..32].copy_from_slice(object_id.as_bytes());
-    k[32..].copy_from_slice(&esi.to_be_bytes());
+    k[32..].copy_from_slice(&run_no.to_be_bytes());
     k
 }
 
 /// Split a symbols-table key.
-pub(crate) fn parse_symbol_key(key: &[u8]) -> Result<(ObjectId, u32)> {
-    let (id, esi) = key
+pub(crate) fn parse_run_key(key: &[u8]) -> Result<(ObjectId, u32)> {
+    let (id, run) = key
         .split_first_chunk::<32>()
-        .ok_or_else(|| StoreError::Corrupt("short symbol key".into()))?;
-    let esi: [u8; 4] = esi
+        .ok_or_else(|| StoreError::Corrupt("short symbol run key".into()))?;
+    let run: [u8; 4] = run
         .try_into()
-        .map_err(|_| StoreError::Corrupt("symbol key is not 36 bytes".into()))?;
-    Ok((ObjectId::from_bytes(*id), u32::from_be_bytes(esi)))
+        .map_err(|_| StoreError::Corrupt("symbol run key is not 36 bytes".into()))?;
+    Ok((ObjectId::from_bytes(*id), u32::from_be_bytes(run)))
 }
 
-/// Encode the value of a symbol record (layout v1, crate docs).
-pub(crate) fn encode_symbol(r: &SymbolRecord) -> Result<Vec<u8>> {
-    for (name, v) in [("source_node", &r.source_node), ("from_node", &r.from_node)] {
+/// Whether two records share every field a run stores once.
+pub(crate) fn same_run(a: &SymbolRecord, b: &SymbolRecord) -> bool {
+    a.object_id == b.object_id
+        && a.k == b.k
+        && a.symbol_size == b.symbol_size
+        && a.zone_id_hash == b.zone_id_hash
+        && a.zone_key_id == b.zone_key_id
+        && a.epoch_id == b.epoch_id
+        && a.sender_instance_id == b.sender_instance_id
+        && a.source_node == b.source_node
+        && a.from_node == b.from_node
+}
+
+/// Encode a run (layout v2, crate docs). Every record must satisfy
+/// [`same_run`] with the first; the caller groups them.
+pub(crate) fn encode_run(records: &[&SymbolRecord]) -> Result<Vec<u8>> {
+    let Some(first) = records.first() else {
+        return Err(StoreError::InvalidRecord("empty symbol run".into()));
+    };
+    if records.len() > MAX_RUN_SYMBOLS {
+        return Err(StoreError::InvalidRecord("symbol run too long".into()));
+    }
+    for (name, v) in [
+        ("source_node", &first.source_node),
+        ("from_node", &first.from_node),
+    ] {
         if v.len() > MAX_NODE_ID_LEN {
             return Err(StoreError::InvalidRecord(format!(
                 "{name} is {} bytes, at most {MAX_NODE_ID_LEN}",
@@ -89,27 +114,39 @@ pub(crate) fn encode_symbol(r: &SymbolRecord) -> Result<Vec<u8>> {
             )));
         }
     }
-    let ct_len = u32::try_from(r.ciphertext.len())
-        .map_err(|_| StoreError::InvalidRecord("ciphertext longer than 4 GiB".into()))?;
-    let mut out = Vec::with_capacity(
-        SYMBOL_FIXED_LEN + 2 + r.source_node.len() + r.from_node.len() + 4 + r.ciphertext.len(),
-    );
-    out.push(SYMBOL_LAYOUT_V1);
-    out.extend_from_slice(&r.k.to_be_bytes());
-    out.extend_from_slice(&r.symbol_size.to_be_bytes());
-    out.extend_from_slice(&r.zone_id_hash);
-    out.extend_from_slice(&r.zone_key_id);
-    out.extend_from_slice(&r.epoch_id.to_be_bytes());
-    out.extend_from_slice(&r.sender_instance_id.to_be_bytes());
-    out.extend_from_slice(&r.frame_seq.to_be_bytes());
-    out.extend_from_slice(&r.tag);
-    for v in [&r.source_node, &r.from_node] {
+    let body: usize = records
+        .iter()
+        .map(|r| RUN_SYMBOL_FIXED_LEN + r.ciphertext.len())
+        .sum();
+    let mut out =
+        Vec::with_capacity(64 + first.source_node.len() + first.from_node.len() + 4 + body);
+    out.push(SYMBOL_LAYOUT_V2);
+    out.extend_from_slice(&first.k.to_be_bytes());
+    out.extend_from_slice(&first.symbol_size.to_be_bytes());
+    out.extend_from_slice(&first.zone_id_hash);
+    out.extend_from_slice(&first.zone_key_id);
+    out.extend_from_slice(&first.epoch_id.to_be_bytes());
+    out.extend_from_slice(&first.sender_instance_id.to_be_bytes());
+    for v in [&first.source_node, &first.from_node] {
         // Lengths checked above.
         out.push(u8::try_from(v.len()).unwrap_or(u8::MAX));
         out.extend_from_slice(v.as_bytes());
     }
-    out.extend_from_slice(&ct_len.to_be_bytes());
-    out.extend_from_slice(&r.ciphertext);
+    out.extend_from_slice(&(records.len() as u32).to_be_bytes());
+    for r in records {
+        if !same_run(first, r) {
+            return Err(StoreError::InvalidRecord(
+                "records of one run differ in a shared field".into(),
+            ));
+        }
+        let ct_len = u32::try_from(r.ciphertext.len())
+            .map_err(|_| StoreError::InvalidRecord("ciphertext longer than 4 GiB".into()))?;
+        out.extend_from_slice(&r.esi.to_be_bytes());
+        out.extend_from_slice(&r.frame_seq.to_be_bytes());
+        out.extend_from_slice(&r.tag);
+        out.extend_from_slice(&ct_len.to_be_bytes());
+        out.extend_from_slice(&r.ciphertext);
+    }
     Ok(out)
 }
 
@@ -121,7 +158,7 @@ impl<'a> Reader<'a> {
         let (head, rest) = self
             .0
             .split_at_checked(n)
-            .ok_or_else(|| StoreError::Corrupt("truncated symbol record".into()))?;
+            .ok_or_else(|| StoreError::Corrupt("truncated symbol run".into()))?;
         self.0 = rest;
         Ok(head)
     }
@@ -129,25 +166,67 @@ impl<'a> Reader<'a> {
     fn array<const N: usize>(&mut self) -> Result<[u8; N]> {
         let b = self.take(N)?;
         b.try_into()
-            .map_err(|_| StoreError::Corrupt("truncated symbol record".into()))
+            .map_err(|_| StoreError::Corrupt("truncated symbol run".into()))
     }
 
-    fn string(&mut self) -> Result<String> {
+    fn node_id(&mut self) -> Result<&'a str> {
         let [len] = self.array::<1>()?;
         let b = self.take(usize::from(len))?;
-        String::from_utf8(b.to_vec())
-            .map_err(|_| StoreError::Corrupt("node id in symbol record is not UTF-8".into()))
+        std::str::from_utf8(b)
+            .map_err(|_| StoreError::Corrupt("node id in symbol run is not UTF-8".into()))
     }
 }
 
-/// Decode a symbol value (layout v1) together with its key.
-pub(crate) fn decode_symbol(key: &[u8], value: &[u8]) -> Result<SymbolRecord> {
-    let (object_id, esi) = parse_symbol_key(key)?;
+/// The shared fields of a run and its symbols, borrowed from the value.
+pub(crate) struct RunView<'a> {
+    pub(crate) k: u16,
+    pub(crate) symbol_size: u16,
+    pub(crate) zone_id_hash: [u8; 32],
+    pub(crate) zone_key_id: [u8; 8],
+    pub(crate) epoch_id: u64,
+    pub(crate) sender_instance_id: u64,
+    pub(crate) source_node: &'a str,
+    pub(crate) from_node: &'a str,
+    /// `(esi, frame_seq, tag, ciphertext)` in stored order.
+    pub(crate) symbols: Vec<(u32, u64, [u8; 16], &'a [u8])>,
+}
+
+impl RunView<'_> {
+    /// Ciphertext bytes of the run (its quota charge).
+    pub(crate) fn bytes(&self) -> u64 {
+        self.symbols.iter().map(|s| s.3.len() as u64).sum()
+    }
+
+    /// Owned records, each with `object_id`.
+    pub(crate) fn records(&self, object_id: ObjectId) -> impl Iterator<Item = SymbolRecord> + '_ {
+        self.symbols
+            .iter()
+            .map(move |&(esi, frame_seq, tag, ct)| SymbolRecord {
+                object_id,
+                esi,
+                k: self.k,
+                symbol_size: self.symbol_size,
+                zone_id_hash: self.zone_id_hash,
+                zone_key_id: self.zone_key_id,
+                epoch_id: self.epoch_id,
+                source_node: self.source_node.to_owned(),
+                sender_instance_id: self.sender_instance_id,
+                frame_seq,
+                ciphertext: ct.to_vec(),
+                tag,
+                from_node: self.from_node.to_owned(),
+            })
+    }
+}
+
+/// Parse a run value (layout v2): version, every length, and that nothing
+/// trails. Damage is [`StoreError::Corrupt`], never a panic.
+pub(crate) fn parse_run(value: &[u8]) -> Result<RunView<'_>> {
     let mut r = Reader(value);
     let [version] = r.array::<1>()?;
-    if version != SYMBOL_LAYOUT_V1 {
+    if version != SYMBOL_LAYOUT_V2 {
         return Err(StoreError::Corrupt(format!(
-            "unknown symbol record version {version}"
+            "unknown symbol run version {version}"
         )));
     }
     let k = u16::from_be_bytes(r.array()?);
@@ -156,39 +235,36 @@ pub(crate) fn decode_symbol(key: &[u8], value: &[u8]) -> Result<SymbolRecord> {
     let zone_key_id = r.array::<8>()?;
     let epoch_id = u64::from_be_bytes(r.array()?);
     let sender_instance_id = u64::from_be_bytes(r.array()?);
-    let frame_seq = u64::from_be_bytes(r.array()?);
-    let tag = r.array::<16>()?;
-    let source_node = r.string()?;
-    let from_node = r.string()?;
-    let ct_len = u32::from_be_bytes(r.array()?);
-    let ciphertext = r.take(ct_len as usize)?.to_vec();
-    if !r.0.is_empty() {
-        return Err(StoreError::Corrupt(
-            "trailing bytes in symbol record".into(),
-        ));
+    let source_node = r.node_id()?;
+    let from_node = r.node_id()?;
+    let count = u32::from_be_bytes(r.array()?) as usize;
+    if count == 0 || count > MAX_RUN_SYMBOLS {
+        return Err(StoreError::Corrupt(format!(
+            "symbol run of {count} symbols"
+        )));
     }
-    Ok(SymbolRecord {
-        object_id,
-        esi,
+    let mut symbols = Vec::with_capacity(count);
+    for _ in 0..count {
+        let esi = u32::from_be_bytes(r.array()?);
+        let frame_seq = u64::from_be_bytes(r.array()?);
+        let tag = r.array::<16>()?;
+        let ct_len = u32::from_be_bytes(r.array()?) as usize;
+        symbols.push((esi, frame_seq, tag, r.take(ct_len)?));
+    }
+    if !r.0.is_empty() {
+        return Err(StoreError::Corrupt("trailing bytes in symbol run".into()));
+    }
+    Ok(RunView {
         k,
         symbol_size,
         zone_id_hash,
         zone_key_id,
         epoch_id,
-        source_node,
         sender_instance_id,
-        frame_seq,
-        ciphertext,
-        tag,
+        source_node,
         from_node,
+        symbols,
     })
-}
-
-/// The zone-id-hash attribution of a symbol value and its ciphertext length
-/// (the value is fully decoded, so damage is reported, not miscounted).
-pub(crate) fn symbol_zone_and_len(value: &[u8]) -> Result<([u8; 32], u64)> {
-    let rec = decode_symbol(&[0u8; SYMBOL_KEY_LEN], value)?;
-    Ok((rec.zone_id_hash, rec.quota_bytes()))
 }
 
 /// What the store knows about an object it may hold only as symbols
@@ -261,40 +337,50 @@ mod tests {
     }
 
     #[test]
-    fn symbol_layout_round_trip_and_golden_prefix() {
-        let r = rec();
-        let key = symbol_key(&r.object_id, r.esi);
+    fn run_layout_round_trip_and_golden_prefix() {
+        let a = rec();
+        let mut b = rec();
+        b.esi = 7;
+        b.frame_seq = 12;
+        b.ciphertext = vec![0xCD; 3];
+        let key = run_key(&a.object_id, 0x0102_0304);
         assert_eq!(&key[32..], &[1, 2, 3, 4]);
-        let v = encode_symbol(&r).unwrap();
-        assert_eq!(v.len(), SYMBOL_FIXED_LEN + 1 + 6 + 1 + 6 + 4 + 40);
-        assert_eq!(&v[..5], &[1, 0, 10, 4, 0]);
-        assert_eq!(decode_symbol(&key, &v).unwrap(), r);
-        assert_eq!(symbol_zone_and_len(&v).unwrap(), ([1; 32], 40));
+        assert_eq!(parse_run_key(&key).unwrap(), (a.object_id, 0x0102_0304));
+        let v = encode_run(&[&a, &b]).unwrap();
+        assert_eq!(
+            v.len(),
+            1 + 2 + 2 + 32 + 8 + 8 + 8 + 7 + 7 + 4 + 2 * RUN_SYMBOL_FIXED_LEN + 40 + 3
+        );
+        assert_eq!(&v[..5], &[2, 0, 10, 4, 0]);
+        let view = parse_run(&v).unwrap();
+        assert_eq!(view.bytes(), 43);
+        let back: Vec<SymbolRecord> = view.records(a.object_id).collect();
+        assert_eq!(back, vec![a, b]);
     }
 
     #[test]
-    fn symbol_layout_rejects_damage() {
-        let r = rec();
-        let key = symbol_key(&r.object_id, r.esi);
-        let v = encode_symbol(&r).unwrap();
+    fn run_layout_rejects_damage() {
+        let a = rec();
+        let v = encode_run(&[&a]).unwrap();
         for cut in 0..v.len() {
-            assert!(matches!(
-                decode_symbol(&key, &v[..cut]),
-                Err(StoreError::Corrupt(_))
-            ));
+            assert!(matches!(parse_run(&v[..cut]), Err(StoreError::Corrupt(_))));
         }
         let mut long = v.clone();
         long.push(0);
-        assert!(decode_symbol(&key, &long).is_err());
+        assert!(parse_run(&long).is_err());
         let mut bad = v.clone();
-        bad[0] = 2;
-        assert!(decode_symbol(&key, &bad).is_err());
-        assert!(decode_symbol(&key[..35], &v).is_err());
+        bad[0] = 1;
+        assert!(parse_run(&bad).is_err());
+        assert!(parse_run_key(&run_key(&a.object_id, 0)[..35]).is_err());
         let mut big = rec();
         big.from_node = "x".repeat(256);
         assert!(matches!(
-            encode_symbol(&big),
+            encode_run(&[&big]),
             Err(StoreError::InvalidRecord(_))
         ));
+        let mut other = rec();
+        other.epoch_id = 6;
+        assert!(encode_run(&[&a, &other]).is_err());
+        assert!(encode_run(&[]).is_err());
     }
 }

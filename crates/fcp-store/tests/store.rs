@@ -262,7 +262,7 @@ fn corrupt_values_are_typed_errors() {
             t.insert(oid(2).as_bytes().as_slice(), [0xA0u8].as_slice())
                 .unwrap();
             let mut sy: redb::Table<&[u8], &[u8]> = txn
-                .open_table(redb::TableDefinition::new("symbols"))
+                .open_table(redb::TableDefinition::new("symbol_runs"))
                 .unwrap();
             let mut key = oid(1).as_bytes().to_vec();
             key.extend_from_slice(&0u32.to_be_bytes());
