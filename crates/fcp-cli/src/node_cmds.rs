@@ -1,13 +1,16 @@
 //! `fcp init`, `fcp owner init|enroll`, `fcp node identity`, `fcp join`.
 
 use std::fmt::Write as _;
+use std::io::IsTerminal;
 use std::path::Path;
 use std::process::ExitCode;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use fcp_core::{ErrorCode, FcpError, ZoneId};
+use fcp_node::admin::{self, Phase};
 use fcp_node::enroll::{self, NodeIdentity};
 use fcp_node::home::Home;
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 fn err(e: fcp_node::NodeError) -> FcpError {
     FcpError::from_err(&e)
@@ -165,12 +168,115 @@ pub fn run(home: Home, drop_permille: u16) -> Result<ExitCode, FcpError> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn admin(home: &Home, method: &str, target: &str, body: &[u8]) -> Result<Vec<u8>, FcpError> {
-    let resp = fcp_node::admin::call(&home.path("admin.sock"), method, target, body)?;
+/// One admin call; an error status becomes the FCP error it carries.
+fn admin(
+    home: &Home,
+    method: &str,
+    target: &str,
+    body: &[u8],
+    progress: &mut dyn FnMut(Phase, u64, u64),
+) -> Result<Vec<u8>, FcpError> {
+    let resp = admin::call_with_progress(&home.path("admin.sock"), method, target, body, progress)?;
     if resp.status != 200 {
-        return Err(fcp_node::admin::response_error(&resp));
+        return Err(admin::response_error(&resp));
     }
     Ok(resp.body)
+}
+
+/// Transfers over this many bytes get a progress bar.
+const PROGRESS_MIN: u64 = 1 << 20;
+
+/// Whether a transfer of `len` bytes gets a byte progress bar on stderr:
+/// only over 1 MiB, only when stderr is a terminal, never with `--json`.
+pub fn should_show_progress(len: u64, is_tty: bool, json: bool) -> bool {
+    len > PROGRESS_MIN && is_tty && !json
+}
+
+/// Progress on stderr for one admin call: a byte bar while a big body moves,
+/// a spinner while the node works. Draws nothing unless stderr is a terminal
+/// and `--json` is off; clears itself when dropped, so stdout is untouched
+/// and no bar is left behind.
+#[derive(Debug)]
+struct Progress {
+    is_tty: bool,
+    json: bool,
+    /// Spinner message for [`Phase::Waiting`]; `None`: no spinner.
+    working: Option<&'static str>,
+    /// What is drawn now: a bar for a phase, or the spinner.
+    shown: Option<(Phase, ProgressBar)>,
+}
+
+impl Progress {
+    fn new(is_tty: bool, json: bool, working: Option<&'static str>) -> Self {
+        Self {
+            is_tty,
+            json,
+            working: working.filter(|_| is_tty && !json),
+            shown: None,
+        }
+    }
+
+    fn report(&mut self, phase: Phase, done: u64, total: u64) {
+        match phase {
+            Phase::Upload | Phase::Download => {
+                if !matches!(&self.shown, Some((p, _)) if *p == phase) {
+                    // Small transfers keep the spinner, if any.
+                    if !should_show_progress(total, self.is_tty, self.json) {
+                        return;
+                    }
+                    let bar =
+                        ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr());
+                    bar.set_style(
+                        ProgressStyle::with_template(
+                            "{msg:>11} [{bar:32}] {binary_bytes}/{binary_total_bytes} {binary_bytes_per_sec} eta {eta}",
+                        )
+                        .unwrap_or_else(|_| ProgressStyle::default_bar())
+                        .progress_chars("=> "),
+                    );
+                    bar.set_message(if phase == Phase::Upload {
+                        "uploading"
+                    } else {
+                        "downloading"
+                    });
+                    self.show(phase, bar);
+                }
+                if let Some((_, bar)) = &self.shown {
+                    bar.set_position(done);
+                }
+            }
+            Phase::Waiting => {
+                let Some(msg) = self.working else {
+                    self.clear();
+                    return;
+                };
+                let spin = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
+                spin.set_style(
+                    ProgressStyle::with_template("{spinner} {msg} ({elapsed})")
+                        .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+                );
+                spin.set_message(msg);
+                spin.enable_steady_tick(Duration::from_millis(100));
+                self.show(phase, spin);
+            }
+        }
+    }
+
+    fn show(&mut self, phase: Phase, bar: ProgressBar) {
+        self.clear();
+        self.shown = Some((phase, bar));
+    }
+
+    fn clear(&mut self) {
+        if let Some((_, bar)) = self.shown.take() {
+            bar.finish_and_clear();
+        }
+    }
+}
+
+impl Drop for Progress {
+    fn drop(&mut self) {
+        self.clear();
+    }
 }
 
 /// `fcp put FILE|- --zone Z`: prints the ObjectId alone on stdout.
@@ -189,11 +295,17 @@ pub fn put(home: &Home, file: &Path, zone: &str, json: bool) -> Result<ExitCode,
             )
         })?
     };
-    let big = payload.len() > 1 << 20 && std::io::IsTerminal::is_terminal(&std::io::stderr());
-    if big {
-        eprintln!("putting {} bytes into {zone}…", payload.len());
-    }
-    let body = admin(home, "POST", &format!("/put?zone={zone}"), &payload)?;
+    let is_tty = std::io::stderr().is_terminal();
+    let big = should_show_progress(payload.len() as u64, is_tty, json);
+    let mut progress = Progress::new(is_tty, json, big.then_some("sealing and placing"));
+    let body = admin(
+        home,
+        "POST",
+        &format!("/put?zone={zone}"),
+        &payload,
+        &mut |p, d, t| progress.report(p, d, t),
+    )?;
+    drop(progress);
     let v: serde_json::Value = serde_json::from_slice(&body)
         .map_err(|e| FcpError::new(ErrorCode::Internal, e.to_string()))?;
     if json {
@@ -204,30 +316,65 @@ pub fn put(home: &Home, file: &Path, zone: &str, json: bool) -> Result<ExitCode,
     Ok(ExitCode::SUCCESS)
 }
 
-/// `fcp get OBJECT_ID [-o OUT]`.
+/// `fcp get OBJECT_ID [-o OUT]`: the body streams into OUT (or stdout) as it
+/// arrives; a partly written OUT is removed on failure.
 pub fn get(home: &Home, id: &str, out: Option<&Path>, json: bool) -> Result<ExitCode, FcpError> {
     let oid: fcp_core::ObjectId = id.parse().map_err(|e| FcpError::from_err(&e))?;
-    let bytes = admin(home, "GET", &format!("/get/{oid}"), &[])?;
-    match out {
-        Some(p) if p.as_os_str() != "-" => {
-            std::fs::write(p, &bytes)
-                .map_err(|e| FcpError::new(ErrorCode::LocalIo, format!("{}: {e}", p.display())))?;
+    let file = out.filter(|p| p.as_os_str() != "-");
+    // A bar cannot share the terminal with the object's bytes.
+    let is_tty =
+        std::io::stderr().is_terminal() && (file.is_some() || !std::io::stdout().is_terminal());
+    // The size is known only once the node answers: spin until then.
+    let mut progress = Progress::new(is_tty, json, Some("fetching symbols"));
+    let mut report = |p, d, t| progress.report(p, d, t);
+    let inc = admin::send(
+        &home.path("admin.sock"),
+        "GET",
+        &format!("/get/{oid}"),
+        &[],
+        &mut report,
+    )?;
+    if inc.status != 200 {
+        return Err(admin::response_error(
+            &inc.into_response(&mut |_, _, _| {})?,
+        ));
+    }
+    match file {
+        Some(p) => {
+            let path_err = |e: std::io::Error| {
+                FcpError::new(ErrorCode::LocalIo, format!("{}: {e}", p.display()))
+            };
+            let mut w = std::io::BufWriter::new(std::fs::File::create(p).map_err(path_err)?);
+            let n = match inc.copy_body(&mut w, &mut report) {
+                Ok(n) => n,
+                Err(e) => {
+                    drop(w);
+                    let _ = std::fs::remove_file(p);
+                    return Err(e);
+                }
+            };
+            w.into_inner()
+                .map_err(|e| path_err(e.into_error()))?
+                .sync_all()
+                .map_err(path_err)?;
+            drop(progress);
             if json {
                 println!(
                     "{}",
-                    serde_json::json!({ "object_id": id, "bytes": bytes.len(), "output": p.display().to_string() })
+                    serde_json::json!({ "object_id": id, "bytes": n, "output": p.display().to_string() })
                 );
             }
         }
-        _ => std::io::Write::write_all(&mut std::io::stdout(), &bytes)
-            .map_err(|e| FcpError::new(ErrorCode::LocalIo, e.to_string()))?,
+        None => {
+            inc.copy_body(&mut std::io::stdout().lock(), &mut report)?;
+        }
     }
     Ok(ExitCode::SUCCESS)
 }
 
 /// `fcp status` / `fcp peers`.
 pub fn show(home: &Home, what: &str, json: bool) -> Result<ExitCode, FcpError> {
-    let body = admin(home, "GET", &format!("/{what}"), &[])?;
+    let body = admin(home, "GET", &format!("/{what}"), &[], &mut |_, _, _| {})?;
     let v: serde_json::Value = serde_json::from_slice(&body)
         .map_err(|e| FcpError::new(ErrorCode::Internal, e.to_string()))?;
     let mut out = String::new();
@@ -295,4 +442,75 @@ pub fn show(home: &Home, what: &str, json: bool) -> Result<ExitCode, FcpError> {
 /// Write to stdout, ignoring a closed pipe (`fcp status | head`).
 fn emit(s: &str) {
     let _ = std::io::Write::write_all(&mut std::io::stdout(), s.as_bytes());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn progress_only_for_big_transfers_on_a_terminal_without_json() {
+        const MIB: u64 = 1 << 20;
+        let table = [
+            // (len, stderr is a terminal, --json, bar)
+            (0, true, false, false),
+            (MIB, true, false, false),
+            (MIB + 1, true, false, true),
+            (4 * MIB, true, false, true),
+            (4 * MIB, false, false, false),
+            (4 * MIB, true, true, false),
+            (4 * MIB, false, true, false),
+            (u64::MAX, false, false, false),
+        ];
+        for (len, tty, json, want) in table {
+            assert_eq!(
+                should_show_progress(len, tty, json),
+                want,
+                "len {len} tty {tty} json {json}"
+            );
+        }
+    }
+
+    fn drive(p: &mut Progress, total: u64) -> Vec<Option<Phase>> {
+        let mut seen = Vec::new();
+        for phase in [Phase::Upload, Phase::Waiting, Phase::Download] {
+            for done in [0, total / 2, total] {
+                p.report(phase, done, total);
+                seen.push(p.shown.as_ref().map(|(s, _)| *s));
+            }
+        }
+        seen
+    }
+
+    #[test]
+    fn nothing_is_drawn_when_stderr_is_not_a_terminal_or_json() {
+        for (tty, json) in [(false, false), (true, true), (false, true)] {
+            for working in [None, Some("sealing and placing")] {
+                let mut p = Progress::new(tty, json, working);
+                assert!(drive(&mut p, 64 << 20).iter().all(Option::is_none));
+            }
+        }
+    }
+
+    #[test]
+    fn terminal_gets_bars_for_big_bodies_and_the_spinner_in_between() {
+        let mut p = Progress::new(true, false, Some("sealing and placing"));
+        let seen = drive(&mut p, 8 << 20);
+        assert!(seen[..3].iter().all(|s| *s == Some(Phase::Upload)));
+        assert!(seen[3..6].iter().all(|s| *s == Some(Phase::Waiting)));
+        assert!(seen[6..].iter().all(|s| *s == Some(Phase::Download)));
+
+        // Small bodies: no bar; the spinner stays until the end.
+        let mut p = Progress::new(true, false, Some("fetching symbols"));
+        let seen = drive(&mut p, 1 << 20);
+        assert!(seen[..3].iter().all(Option::is_none));
+        assert!(seen[3..].iter().all(|s| *s == Some(Phase::Waiting)));
+        drop(p);
+
+        // No spinner asked for: the bar is cleared while the node works.
+        let mut p = Progress::new(true, false, None);
+        let seen = drive(&mut p, 8 << 20);
+        assert!(seen[3..6].iter().all(Option::is_none));
+        assert!(seen[6..].iter().all(|s| *s == Some(Phase::Download)));
+    }
 }

@@ -169,8 +169,115 @@ pub async fn write_response<S: tokio::io::AsyncWrite + Unpin>(
     stream.flush().await
 }
 
-/// Blocking client: send one request to the node's admin socket.
-pub fn call(socket: &Path, method: &str, target: &str, body: &[u8]) -> Result<Response, FcpError> {
+/// What a streaming [`call_with_progress`] / [`send`] is doing, for progress reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    /// Writing the request body: `done` of `total` bytes sent.
+    Upload,
+    /// The request is sent; waiting for the node to answer (it is working).
+    /// Reported once, with `done == total ==` the request body length.
+    Waiting,
+    /// Reading the response body: `done` of `total` (its `Content-Length`) bytes.
+    Download,
+}
+
+/// Bytes per write/read step of the blocking client (and per progress report).
+const CHUNK: usize = 64 * 1024;
+
+fn io_err(e: std::io::Error) -> FcpError {
+    FcpError::new(ErrorCode::LocalIo, e.to_string())
+}
+
+/// A response whose head has been read and whose body is still on the socket.
+#[derive(Debug)]
+pub struct Incoming {
+    /// HTTP status.
+    pub status: u16,
+    /// `application/json` or `application/octet-stream`.
+    pub content_type: &'static str,
+    /// The body length the node announced (`None`: read until the node closes).
+    pub content_length: Option<u64>,
+    rest: std::io::BufReader<std::os::unix::net::UnixStream>,
+}
+
+impl Incoming {
+    /// Stream the body into `out`, reporting [`Phase::Download`] after every
+    /// step; returns the number of bytes written. With a `Content-Length`,
+    /// exactly that many bytes are read (fewer is an error) and the last
+    /// report has `done == total`; without one, `total` is 0 until the end.
+    pub fn copy_body(
+        mut self,
+        out: &mut dyn Write,
+        progress: &mut dyn FnMut(Phase, u64, u64),
+    ) -> Result<u64, FcpError> {
+        let total = self.content_length;
+        let mut buf = vec![0u8; CHUNK];
+        let mut done = 0u64;
+        loop {
+            let want = match total {
+                Some(t) => usize::try_from(t - done).unwrap_or(usize::MAX).min(CHUNK),
+                None => CHUNK,
+            };
+            if want == 0 {
+                break;
+            }
+            let n = match self.rest.read(&mut buf[..want]) {
+                Ok(n) => n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(io_err(e)),
+            };
+            if n == 0 {
+                if let Some(t) = total {
+                    return Err(FcpError::new(
+                        ErrorCode::LocalIo,
+                        format!("admin response truncated at {done} of {t} bytes"),
+                    ));
+                }
+                break;
+            }
+            out.write_all(&buf[..n]).map_err(io_err)?;
+            done += n as u64;
+            progress(Phase::Download, done, total.unwrap_or(0));
+        }
+        if total.is_none() {
+            progress(Phase::Download, done, done);
+        }
+        out.flush().map_err(io_err)?;
+        Ok(done)
+    }
+
+    /// Read the whole body into a [`Response`].
+    pub fn into_response(
+        self,
+        progress: &mut dyn FnMut(Phase, u64, u64),
+    ) -> Result<Response, FcpError> {
+        let (status, content_type) = (self.status, self.content_type);
+        let cap = self
+            .content_length
+            .and_then(|l| usize::try_from(l).ok())
+            .unwrap_or(0)
+            .min(MAX_BODY);
+        let mut body = Vec::with_capacity(cap);
+        self.copy_body(&mut body, progress)?;
+        Ok(Response {
+            status,
+            content_type,
+            body,
+        })
+    }
+}
+
+/// Blocking client, streaming: send one request to the node's admin socket
+/// and read the response head. The body is sent in steps, reporting
+/// [`Phase::Upload`] after each, then [`Phase::Waiting`] once before blocking
+/// on the answer; the response body is left for [`Incoming::copy_body`].
+pub fn send(
+    socket: &Path,
+    method: &str,
+    target: &str,
+    body: &[u8],
+    progress: &mut dyn FnMut(Phase, u64, u64),
+) -> Result<Incoming, FcpError> {
     let mut s = std::os::unix::net::UnixStream::connect(socket).map_err(|e| {
         FcpError::new(
             ErrorCode::NodeNotRunning,
@@ -180,35 +287,83 @@ pub fn call(socket: &Path, method: &str, target: &str, body: &[u8]) -> Result<Re
             ),
         )
     })?;
-    let io = |e: std::io::Error| FcpError::new(ErrorCode::LocalIo, e.to_string());
-    let head = format!(
-        "{method} {target} HTTP/1.1\r\nHost: fcp\r\nContent-Length: {}\r\n\r\n",
-        body.len()
-    );
-    s.write_all(head.as_bytes()).map_err(io)?;
-    s.write_all(body).map_err(io)?;
-    let mut buf = Vec::new();
-    s.read_to_end(&mut buf).map_err(io)?;
-    let split = buf
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .ok_or_else(|| FcpError::new(ErrorCode::Internal, "malformed admin response"))?;
-    let head = String::from_utf8_lossy(buf.get(..split).unwrap_or_default()).into_owned();
-    let status: u16 = head
-        .split(' ')
-        .nth(1)
+    let total = body.len() as u64;
+    let head =
+        format!("{method} {target} HTTP/1.1\r\nHost: fcp\r\nContent-Length: {total}\r\n\r\n");
+    s.write_all(head.as_bytes()).map_err(io_err)?;
+    let mut done = 0u64;
+    for chunk in body.chunks(CHUNK) {
+        s.write_all(chunk).map_err(io_err)?;
+        done += chunk.len() as u64;
+        progress(Phase::Upload, done, total);
+    }
+    s.flush().map_err(io_err)?;
+    progress(Phase::Waiting, total, total);
+    read_head(std::io::BufReader::new(s))
+}
+
+/// Read a response head (status line and headers) off the socket.
+fn read_head(
+    mut rest: std::io::BufReader<std::os::unix::net::UnixStream>,
+) -> Result<Incoming, FcpError> {
+    let malformed =
+        |what: &str| FcpError::new(ErrorCode::Internal, format!("malformed admin {what}"));
+    let mut head = Vec::new();
+    loop {
+        let n = std::io::BufRead::read_until(&mut rest, b'\n', &mut head).map_err(io_err)?;
+        if n == 0 || head.len() > MAX_HEAD {
+            return Err(malformed("response"));
+        }
+        if head.ends_with(b"\r\n\r\n") {
+            break;
+        }
+    }
+    let head = String::from_utf8_lossy(&head);
+    let mut lines = head.split("\r\n");
+    let status: u16 = lines
+        .next()
+        .and_then(|l| l.split(' ').nth(1))
         .and_then(|s| s.parse().ok())
-        .ok_or_else(|| FcpError::new(ErrorCode::Internal, "malformed admin status line"))?;
-    let json = head.to_ascii_lowercase().contains("application/json");
-    Ok(Response {
+        .ok_or_else(|| malformed("status line"))?;
+    let mut json = false;
+    let mut content_length = None;
+    for l in lines {
+        let Some((k, v)) = l.split_once(':') else {
+            continue;
+        };
+        let k = k.trim();
+        if k.eq_ignore_ascii_case("content-type") {
+            json = v.to_ascii_lowercase().contains("application/json");
+        } else if k.eq_ignore_ascii_case("content-length") {
+            content_length = Some(v.trim().parse().map_err(|_| malformed("Content-Length"))?);
+        }
+    }
+    Ok(Incoming {
         status,
         content_type: if json {
             "application/json"
         } else {
             "application/octet-stream"
         },
-        body: buf.get(split + 4..).unwrap_or_default().to_vec(),
+        content_length,
+        rest,
     })
+}
+
+/// Blocking client with progress: [`send`], then read the whole body.
+pub fn call_with_progress(
+    socket: &Path,
+    method: &str,
+    target: &str,
+    body: &[u8],
+    progress: &mut dyn FnMut(Phase, u64, u64),
+) -> Result<Response, FcpError> {
+    send(socket, method, target, body, progress)?.into_response(progress)
+}
+
+/// Blocking client: send one request to the node's admin socket.
+pub fn call(socket: &Path, method: &str, target: &str, body: &[u8]) -> Result<Response, FcpError> {
+    call_with_progress(socket, method, target, body, &mut |_, _, _| {})
 }
 
 /// Turn an error response into the FCP error it carries.
@@ -219,4 +374,155 @@ pub fn response_error(resp: &Response) -> FcpError {
             format!("admin API answered {}", resp.status),
         )
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::net::UnixListener;
+    use std::path::PathBuf;
+    use std::thread::JoinHandle;
+
+    /// One-shot admin server built from this module's own server half:
+    /// answers the first request with `answer` and hands back that request.
+    fn serve_once(answer: Response) -> (tempfile::TempDir, PathBuf, JoinHandle<Request>) {
+        let dir = tempfile::tempdir().unwrap();
+        let sock = dir.path().join("admin.sock");
+        let listener = UnixListener::bind(&sock).unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let h = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async move {
+                let l = tokio::net::UnixListener::from_std(listener).unwrap();
+                let (mut s, _) = l.accept().await.unwrap();
+                let (rd, wr) = s.split();
+                let req = read_request(rd).await.unwrap();
+                write_response(wr, &answer).await.unwrap();
+                req
+            })
+        });
+        (dir, sock, h)
+    }
+
+    /// A raw one-shot server that writes `raw` whatever it is asked.
+    fn serve_raw(raw: Vec<u8>) -> (tempfile::TempDir, PathBuf, JoinHandle<()>) {
+        let dir = tempfile::tempdir().unwrap();
+        let sock = dir.path().join("admin.sock");
+        let listener = UnixListener::bind(&sock).unwrap();
+        let h = std::thread::spawn(move || {
+            let (mut s, _) = listener.accept().unwrap();
+            let mut head = [0u8; 256];
+            let _ = s.read(&mut head).unwrap();
+            s.write_all(&raw).unwrap();
+        });
+        (dir, sock, h)
+    }
+
+    fn pattern(n: usize) -> Vec<u8> {
+        (0..n).map(|i| (i * 31 % 251) as u8).collect()
+    }
+
+    /// Done values of one phase: non-decreasing, totals constant, last == total.
+    fn check_phase(events: &[(Phase, u64, u64)], phase: Phase, total: u64) {
+        let v: Vec<_> = events.iter().filter(|e| e.0 == phase).collect();
+        assert!(!v.is_empty(), "no {phase:?} reports");
+        assert!(
+            v.windows(2).all(|w| w[0].1 < w[1].1),
+            "{phase:?} not monotonic"
+        );
+        assert!(v.iter().all(|e| e.2 == total && e.1 <= total));
+        assert_eq!(v.last().unwrap().1, total);
+    }
+
+    #[test]
+    fn progress_is_monotonic_and_ends_at_total() {
+        // Neither length is a multiple of the step.
+        let up = pattern(3 * CHUNK * 16 + 12_345);
+        let down = pattern(5 * CHUNK * 8 + 777);
+        let (_dir, sock, server) = serve_once(Response::bytes(down.clone()));
+        let mut events = Vec::new();
+        let resp = call_with_progress(&sock, "POST", "/put?zone=z:t", &up, &mut |p, d, t| {
+            events.push((p, d, t))
+        })
+        .unwrap();
+        let req = server.join().unwrap();
+        assert_eq!(req.method, "POST");
+        assert_eq!(req.path, "/put");
+        assert_eq!(req.param("zone"), Some("z:t"));
+        assert_eq!(req.body, up);
+        assert_eq!(resp.status, 200);
+        assert_eq!(resp.content_type, "application/octet-stream");
+        assert_eq!(resp.body, down);
+
+        check_phase(&events, Phase::Upload, up.len() as u64);
+        check_phase(&events, Phase::Download, down.len() as u64);
+        // Upload, then exactly one Waiting, then Download.
+        let phases: Vec<Phase> = events.iter().map(|e| e.0).collect();
+        let w = phases.iter().position(|p| *p == Phase::Waiting).unwrap();
+        assert!(phases[..w].iter().all(|p| *p == Phase::Upload));
+        assert!(phases[w + 1..].iter().all(|p| *p == Phase::Download));
+        assert_eq!(
+            events[w],
+            (Phase::Waiting, up.len() as u64, up.len() as u64)
+        );
+    }
+
+    #[test]
+    fn streamed_body_goes_to_the_writer_and_errors_stay_json() {
+        let down = pattern(CHUNK + 1);
+        let (_dir, sock, server) = serve_once(Response::bytes(down.clone()));
+        let inc = send(&sock, "GET", "/get/x", &[], &mut |p, _, _| {
+            assert_eq!(p, Phase::Waiting)
+        })
+        .unwrap();
+        assert_eq!(inc.status, 200);
+        assert_eq!(inc.content_length, Some(down.len() as u64));
+        let mut out = Vec::new();
+        let n = inc.copy_body(&mut out, &mut |_, _, _| {}).unwrap();
+        assert_eq!((n, out), (down.len() as u64, down));
+        assert_eq!(server.join().unwrap().path, "/get/x");
+
+        let e = FcpError::new(ErrorCode::ObjectNotFound, "no such object");
+        let (_dir, sock, _server) = serve_once(Response::error(&e));
+        let resp = call(&sock, "GET", "/get/y", &[]).unwrap();
+        assert_eq!(resp.content_type, "application/json");
+        assert_ne!(resp.status, 200);
+        assert_eq!(
+            response_error(&resp).error_code(),
+            Some(ErrorCode::ObjectNotFound)
+        );
+    }
+
+    #[test]
+    fn short_body_is_an_error_and_missing_length_reads_to_close() {
+        let raw = b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc".to_vec();
+        let (_dir, sock, server) = serve_raw(raw);
+        let e = call(&sock, "GET", "/get/x", &[]).unwrap_err();
+        assert_eq!(e.error_code(), Some(ErrorCode::LocalIo));
+        server.join().unwrap();
+
+        let raw = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n\r\n{}".to_vec();
+        let (_dir, sock, server) = serve_raw(raw);
+        let mut last = None;
+        let resp = call_with_progress(&sock, "GET", "/status", &[], &mut |p, d, t| {
+            last = Some((p, d, t))
+        })
+        .unwrap();
+        assert_eq!(
+            (resp.content_type, resp.body.as_slice()),
+            ("application/json", &b"{}"[..])
+        );
+        assert_eq!(last, Some((Phase::Download, 2, 2)));
+        server.join().unwrap();
+    }
+
+    #[test]
+    fn no_node_is_node_not_running() {
+        let dir = tempfile::tempdir().unwrap();
+        let e = call(&dir.path().join("admin.sock"), "GET", "/status", &[]).unwrap_err();
+        assert_eq!(e.error_code(), Some(ErrorCode::NodeNotRunning));
+    }
 }
