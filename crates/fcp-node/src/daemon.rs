@@ -51,6 +51,7 @@ use tokio::net::{TcpListener, TcpStream, UdpSocket, UnixListener};
 use tokio::sync::{Notify, mpsc, oneshot};
 
 use crate::admin::{self, Request, Response};
+use crate::budget::{Admission, AdmissionPolicy, InflightKind, Permit, Requester};
 use crate::enroll::{self, Membership};
 use crate::error::NodeError;
 use crate::home::{Home, NodeConfig};
@@ -85,6 +86,19 @@ const MAX_PRE_SESSION: usize = 64 * 1024;
 const GET_TIMEOUT: Duration = Duration::from_secs(20);
 /// Datagrams a get keeps while their offer is still in flight.
 const MAX_EARLY_FRAMES: usize = 8192;
+/// Once every offer ended, a get round that still misses offered datagrams
+/// ends this long after the last one arrived (they were lost).
+const QUIET: Duration = Duration::from_millis(50);
+/// The same wait while none of the round's datagrams has arrived yet.
+const QUIET_FIRST: Duration = Duration::from_millis(1000);
+/// Objects a put places at the same time (a holder admits 32 open pushes
+/// per peer, spec §8.4).
+const PARALLEL_OBJECTS: usize = 32;
+/// Objects a get fetches at the same time (their answers must fit the UDP
+/// receive buffer).
+const PARALLEL_FETCHES: usize = 24;
+/// How long a holder waits for datagrams that a StoreEnd overtook.
+const STRAGGLERS: Duration = Duration::from_millis(40);
 /// Store rounds (send, then resend what the holder reports missing).
 const STORE_ROUNDS: usize = 8;
 
@@ -97,6 +111,7 @@ struct Stats {
     datagrams_rejected_session: AtomicU64,
     frames_rejected: AtomicU64,
     frames_unsolicited: AtomicU64,
+    datagrams_rejected_budget: AtomicU64,
     symbols_stored: AtomicU64,
     handshakes_ok: AtomicU64,
     handshakes_failed: AtomicU64,
@@ -181,15 +196,41 @@ struct Incoming {
     expected: HashSet<u32>,
     received: HashSet<u32>,
     pending: Vec<SymbolRecord>,
+    /// Woken when every expected ESI is in.
+    complete: Arc<Notify>,
+    /// The peer's StoreRequest slot (spec §8.4), given back when done.
+    permit: Option<Permit>,
+}
+
+/// Which of `parts` request parts an ESI belongs to (a multiplicative hash,
+/// so strided ESI sets spread over every part).
+fn esi_part(esi: u32, parts: u32) -> u32 {
+    (esi.wrapping_mul(0x9E37_79B1) >> 16) % parts.max(1)
+}
+
+/// What a SymbolRequest asks for.
+struct Ask {
+    have: Vec<u32>,
+    want: u32,
+    parts: u32,
+    part: u32,
 }
 
 /// One object being fetched.
 struct GetState {
     decoder: Mutex<Option<ObjectDecoder>>,
+    /// ESIs accepted so far (local and received), for `have` in re-requests.
+    got: Mutex<HashSet<u32>>,
     early: Mutex<Vec<Frame>>,
     meta: Mutex<Option<Meta>>,
     sources: Mutex<HashMap<u64, String>>,
     offers_ended: AtomicU64,
+    /// Datagrams routed to this get (quiescence after the offers ended).
+    frames_in: AtomicU64,
+    /// Datagrams the peers offered in this round.
+    offered: AtomicU64,
+    /// `frames_in` when this round began.
+    round_start: AtomicU64,
     done: Notify,
     result: Mutex<Option<Vec<u8>>>,
 }
@@ -231,6 +272,11 @@ struct Node {
     store_jobs: mpsc::UnboundedSender<StoreJob>,
     cancels: Mutex<HashSet<PeerObject>>,
     placed: Mutex<BTreeMap<ObjectId, (u16, u32)>>,
+    /// Sender subkeys by (zone, sealer, instance): HKDF once, not per frame.
+    keys: Mutex<HashMap<(ZoneId, String, u64), Arc<SymbolKey>>>,
+    /// Per-peer admission budgets (spec §8.4).
+    admission: Mutex<Admission<String>>,
+    started: std::time::Instant,
     stats: Stats,
     opts: RunOptions,
 }
@@ -320,6 +366,9 @@ pub async fn run(home: Home, opts: RunOptions) -> Result<(), NodeError> {
         store_waiters: Mutex::new(HashMap::new()),
         cancels: Mutex::new(HashSet::new()),
         placed: Mutex::new(BTreeMap::new()),
+        keys: Mutex::new(HashMap::new()),
+        admission: Mutex::new(Admission::new(AdmissionPolicy::default())),
+        started: std::time::Instant::now(),
         stats: Stats::default(),
         opts,
     });
@@ -393,6 +442,11 @@ const TAG_RETRY: u8 = b'R';
 const TAG_ACK: u8 = b'A';
 
 impl Node {
+    /// Milliseconds since start (the admission clock).
+    fn now_ms(&self) -> u64 {
+        u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+
     fn node_id(&self) -> &str {
         &self.cfg.node_id
     }
@@ -466,6 +520,9 @@ impl Node {
         loop {
             match tcp.accept().await {
                 Ok((s, _)) => {
+                    // Control messages are small and latency-bound (Nagle
+                    // plus delayed ACKs would hold them ~40 ms).
+                    let _ = s.set_nodelay(true);
                     let me = self.clone();
                     tokio::spawn(async move {
                         if let Err(e) = me.clone().respond(s).await {
@@ -722,6 +779,9 @@ impl Node {
             }
             lock(&self.by_session).remove(&sid);
         }
+        // Forget its budgets and half-received pushes (their slots go too).
+        lock(&self.incoming).retain(|(from, _), _| from != &peer_id);
+        lock(&self.admission).remove_peer(&peer_id);
         eprintln!("{}: session with {peer_id} closed", self.node_id());
         Ok(())
     }
@@ -773,15 +833,40 @@ impl Node {
                 }
                 let missing = {
                     let mut inc = lock(&self.incoming);
-                    let e = inc
-                        .entry((peer.node_id.clone(), object_id))
-                        .or_insert_with(|| Incoming {
-                            meta,
-                            source,
-                            expected: HashSet::new(),
-                            received: HashSet::new(),
-                            pending: Vec::new(),
-                        });
+                    let key = (peer.node_id.clone(), object_id);
+                    if !inc.contains_key(&key) {
+                        // One slot per open push (spec §8.4); a refused
+                        // request gets no answer and the pusher times out.
+                        let permit = match lock(&self.admission).begin(
+                            self.now_ms(),
+                            &peer.node_id,
+                            InflightKind::StoreRequest,
+                        ) {
+                            Ok(p) => p,
+                            Err(e) => {
+                                eprintln!(
+                                    "{}: store request from {} refused: {}",
+                                    self.node_id(),
+                                    peer.node_id,
+                                    e.to_fcp_error()
+                                );
+                                return;
+                            }
+                        };
+                        inc.insert(
+                            key.clone(),
+                            Incoming {
+                                meta,
+                                source,
+                                expected: HashSet::new(),
+                                received: HashSet::new(),
+                                pending: Vec::new(),
+                                complete: Arc::new(Notify::new()),
+                                permit: Some(permit),
+                            },
+                        );
+                    }
+                    let Some(e) = inc.get_mut(&key) else { return };
                     e.expected.extend(esis);
                     let mut m: Vec<u32> = e.expected.difference(&e.received).copied().collect();
                     m.sort_unstable();
@@ -802,19 +887,53 @@ impl Node {
                     let _ = tx.send(missing);
                 }
             }
-            Control::SymbolRequest { object_id, have } => {
+            Control::SymbolRequest {
+                object_id,
+                have,
+                want,
+                parts,
+                part,
+            } => {
                 lock(&self.cancels).remove(&(peer.node_id.clone(), object_id));
+                let permit = match lock(&self.admission).begin(
+                    self.now_ms(),
+                    &peer.node_id,
+                    InflightKind::SymbolRequest,
+                ) {
+                    Ok(p) => p,
+                    Err(_) => {
+                        // Over its concurrent-request budget: an empty offer.
+                        peer.send(Control::SymbolOffer {
+                            object_id,
+                            meta: None,
+                            sources: Vec::new(),
+                            count: 0,
+                        });
+                        peer.send(Control::OfferEnd { object_id });
+                        return;
+                    }
+                };
                 let me = self.clone();
                 let peer = peer.clone();
-                tokio::spawn(async move { me.serve(peer, object_id, have).await });
+                let ask = Ask {
+                    have,
+                    want,
+                    parts,
+                    part,
+                };
+                tokio::spawn(async move {
+                    me.clone().serve(peer, object_id, ask).await;
+                    lock(&me.admission).finish(me.now_ms(), permit, 0);
+                });
             }
             Control::SymbolOffer {
                 object_id,
                 meta,
                 sources,
-                count: _,
+                count,
             } => {
                 if let Some(g) = lock(&self.gets).get(&object_id).cloned() {
+                    g.offered.fetch_add(u64::from(count), Ordering::Relaxed);
                     if let Some(m) = meta {
                         let mut gm = lock(&g.meta);
                         if gm.is_none() {
@@ -852,14 +971,22 @@ impl Node {
         let key = (peer.node_id.clone(), object_id);
         // StoreEnd travels on TCP and may overtake the last datagrams on UDP:
         // give stragglers a moment before reporting them missing.
-        for _ in 0..4 {
+        let until = tokio::time::Instant::now() + STRAGGLERS;
+        loop {
+            let wake = {
+                let inc = lock(&self.incoming);
+                match inc.get(&key) {
+                    Some(e) if e.expected.len() != e.received.len() => e.complete.clone(),
+                    _ => break,
+                }
+            };
+            let notified = wake.notified();
             let complete = lock(&self.incoming)
                 .get(&key)
                 .is_none_or(|e| e.expected.len() == e.received.len());
-            if complete {
+            if complete || tokio::time::timeout_at(until, notified).await.is_err() {
                 break;
             }
-            tokio::time::sleep(Duration::from_millis(10)).await;
         }
         let (records, meta, missing) = {
             let mut inc = lock(&self.incoming);
@@ -874,8 +1001,10 @@ impl Node {
             let mut missing: Vec<u32> = e.expected.difference(&e.received).copied().collect();
             missing.sort_unstable();
             let meta = e.meta.clone();
-            if missing.is_empty() {
-                inc.remove(&key);
+            if missing.is_empty()
+                && let Some(permit) = inc.remove(&key).and_then(|e| e.permit)
+            {
+                lock(&self.admission).finish(self.now_ms(), permit, 0);
             }
             (records, meta, missing)
         };
@@ -940,12 +1069,26 @@ impl Node {
                     .fetch_add(1, Ordering::Relaxed);
                 continue;
             };
+            // A peer over its failed-auth budget is refused before any work
+            // (spec §8.4).
+            if lock(&self.admission)
+                .admit_inbound(self.now_ms(), &peer.node_id, 0, 0)
+                .is_err()
+            {
+                self.stats
+                    .datagrams_rejected_budget
+                    .fetch_add(1, Ordering::Relaxed);
+                continue;
+            }
             // Session MAC and replay window first; nothing else touches the bytes before.
             let frame = {
                 let mut s = lock(&peer.sessions);
                 match s.open_datagram(d, now_secs()) {
                     Ok(f) => Bytes::copy_from_slice(f),
                     Err(_) => {
+                        drop(s);
+                        let _ =
+                            lock(&self.admission).record_failed_auth(self.now_ms(), &peer.node_id);
                         self.stats
                             .datagrams_rejected_session
                             .fetch_add(1, Ordering::Relaxed);
@@ -968,9 +1111,22 @@ impl Node {
         }
         let mut inc = lock(&self.incoming);
         let Some(e) = inc.get_mut(&(peer.node_id.clone(), oid)) else {
-            self.stats
-                .frames_unsolicited
-                .fetch_add(1, Ordering::Relaxed);
+            // Unsolicited: charged to the peer's budget (spec §8.4), never
+            // decrypted or stored.
+            let over = lock(&self.admission)
+                .admit_inbound(
+                    self.now_ms(),
+                    &peer.node_id,
+                    frame.as_bytes().len() as u64,
+                    frame.symbol_count(),
+                )
+                .is_err();
+            let c = if over {
+                &self.stats.datagrams_rejected_budget
+            } else {
+                &self.stats.frames_unsolicited
+            };
+            c.fetch_add(1, Ordering::Relaxed);
             return Ok(());
         };
         if h.zone_id_hash != *e.meta.zone_id.hash().as_bytes()
@@ -1002,23 +1158,43 @@ impl Node {
                 from_node: peer.node_id.clone(),
             });
         }
+        if e.expected.len() == e.received.len() {
+            e.complete.notify_waiters();
+        }
         Ok(())
     }
 
-    fn opener(&self, zone: &ZoneId, source: &str, instance: u64) -> Result<SymbolKey, FcpError> {
+    fn opener(
+        &self,
+        zone: &ZoneId,
+        source: &str,
+        instance: u64,
+    ) -> Result<Arc<SymbolKey>, FcpError> {
+        let id = (zone.clone(), source.to_owned(), instance);
+        if let Some(k) = lock(&self.keys).get(&id) {
+            return Ok(k.clone());
+        }
         let z = self.membership.zones.get(zone).ok_or_else(|| {
             fcp(
                 ErrorCode::NotInZone,
                 format!("this node holds no keys of {zone}"),
             )
         })?;
-        z.zone_key
-            .symbol_key(z.algorithm, source, instance)
-            .map_err(fe)
+        let key = Arc::new(
+            z.zone_key
+                .symbol_key(z.algorithm, source, instance)
+                .map_err(fe)?,
+        );
+        let mut keys = lock(&self.keys);
+        if keys.len() >= 4096 {
+            keys.clear();
+        }
+        keys.insert(id, key.clone());
+        Ok(key)
     }
 
     fn on_get_frame(&self, g: &GetState, frame: &Frame) -> Result<(), FcpError> {
-        let h = frame.header();
+        let h = *frame.header();
         let meta = lock(&g.meta).clone();
         let source = lock(&g.sources).get(&h.sender_instance_id).cloned();
         let (Some(meta), Some(source)) = (meta, source) else {
@@ -1034,6 +1210,13 @@ impl Node {
                 "frame from an unannounced sender instance",
             ));
         };
+        let n = g.frames_in.fetch_add(1, Ordering::Relaxed) + 1;
+        if n.saturating_sub(g.round_start.load(Ordering::Relaxed))
+            == g.offered.load(Ordering::Relaxed)
+        {
+            // Everything offered in this round is in.
+            g.done.notify_waiters();
+        }
         if h.zone_id_hash != *meta.zone_id.hash().as_bytes() {
             return Err(fcp(ErrorCode::SymbolInvalid, "frame of another zone"));
         }
@@ -1043,8 +1226,16 @@ impl Node {
             *dec = Some(ObjectDecoder::new(meta.k, meta.symbol_size).map_err(fe)?);
         }
         let Some(d) = dec.as_mut() else { return Ok(()) };
-        if fcp_wire::envelope::open_into(frame, &key, d).map_err(fe)? == Progress::Complete {
-            let content = d.take().map_err(fe)?;
+        let progress = fcp_wire::envelope::open_into(frame, &key, d).map_err(fe)?;
+        let content = if progress == Progress::Complete {
+            Some(d.take().map_err(fe)?)
+        } else {
+            None
+        };
+        // Lock order: never hold the decoder while taking another lock.
+        drop(dec);
+        lock(&g.got).extend(frame.records().map(|r| r.esi));
+        if let Some(content) = content {
             *lock(&g.result) = Some(content);
             g.done.notify_waiters();
         }
@@ -1086,7 +1277,7 @@ impl Node {
     }
 
     /// Answer a symbol request with the symbols this node holds.
-    async fn serve(self: Arc<Self>, peer: Arc<Peer>, object_id: ObjectId, have: Vec<u32>) {
+    async fn serve(self: Arc<Self>, peer: Arc<Peer>, object_id: ObjectId, ask: Ask) {
         let store = self.store.clone();
         let got = tokio::task::spawn_blocking(move || {
             let meta = store.meta(&object_id)?;
@@ -1107,8 +1298,35 @@ impl Node {
                 return;
             }
         };
-        let skip: HashSet<u32> = have.into_iter().collect();
-        let recs: Vec<&SymbolRecord> = recs.iter().filter(|r| !skip.contains(&r.esi)).collect();
+        let skip: HashSet<u32> = ask.have.iter().copied().collect();
+        let limit = if ask.want == 0 {
+            usize::MAX
+        } else {
+            ask.want as usize
+        };
+        let mut recs: Vec<&SymbolRecord> = recs.iter().filter(|r| !skip.contains(&r.esi)).collect();
+        // Anti-amplification (spec §8.4): the session MAC authenticates the
+        // request and `want` is its proof of need; without one, at most N.
+        let grant = lock(&self.admission).grant_response(
+            self.now_ms(),
+            &peer.node_id,
+            Requester::Authenticated {
+                proof_of_need: (ask.want > 0).then_some(ask.want),
+            },
+            u32::try_from(recs.len()).unwrap_or(u32::MAX),
+            u32::try_from(fcp_wire::frame::encoded_len(meta.symbol_size, 1) + 40)
+                .unwrap_or(u32::MAX),
+        );
+        let limit = match grant {
+            Ok(g) => limit.min(g.symbols as usize),
+            Err(_) => 0,
+        };
+        if ask.parts > 0 {
+            // Our part first (stable: ESI order within each group). Parts
+            // hash the ESI: placement often gives a holder every other ESI.
+            recs.sort_by_key(|r| esi_part(r.esi, ask.parts) != ask.part);
+        }
+        recs.truncate(limit);
         let mut sources: BTreeMap<u64, String> = BTreeMap::new();
         for r in &recs {
             sources.insert(r.sender_instance_id, r.source_node.clone());
@@ -1169,7 +1387,8 @@ impl Node {
         let me = self.clone();
         let z = zone.clone();
         let local = objects.clone();
-        tokio::task::spawn_blocking(move || {
+        // It is written while the copies travel to the peers (below).
+        let local_write = tokio::task::spawn_blocking(move || {
             let items: Vec<_> = local
                 .iter()
                 .map(|(oid, k, frames)| {
@@ -1191,11 +1410,9 @@ impl Node {
                 .collect();
             // One durable transaction for the whole payload.
             store.put_meta_and_symbols_batch(&items).map_err(fe)
-        })
-        .await
-        .map_err(|_| fcp(ErrorCode::Internal, "store task failed"))??;
+        });
         // Place copies on peers, many objects at a time (holders group-commit).
-        let sem = Arc::new(tokio::sync::Semaphore::new(32));
+        let sem = Arc::new(tokio::sync::Semaphore::new(PARALLEL_OBJECTS));
         let mut tasks = tokio::task::JoinSet::new();
         for (oid, k, frames) in objects.clone() {
             let plan = placement::plan(&oid, k, &policy, &peer_ids).map_err(fe)?;
@@ -1230,6 +1447,10 @@ impl Node {
         while let Some(r) = tasks.join_next().await {
             r.map_err(|_| fcp(ErrorCode::Internal, "placement task failed"))??;
         }
+        // The put is acknowledged only once the local copy is durable too.
+        local_write
+            .await
+            .map_err(|_| fcp(ErrorCode::Internal, "store task failed"))??;
         let coverage = objects
             .iter()
             .filter_map(|(o, k, _)| {
@@ -1384,40 +1605,47 @@ impl Node {
 
     /// Fetch and rebuild one object (local symbols first, then every peer).
     async fn fetch_object(self: Arc<Self>, oid: ObjectId) -> Result<StoredObject, FcpError> {
-        let store = self.store.clone();
-        let local = tokio::task::spawn_blocking(move || {
-            Ok::<_, fcp_store::StoreError>((store.meta(&oid)?, store.symbols(&oid)?))
-        })
-        .await
-        .map_err(|_| fcp(ErrorCode::Internal, "store task"))?
-        .map_err(fe)?;
         let g = Arc::new(GetState {
             decoder: Mutex::new(None),
+            got: Mutex::new(HashSet::new()),
             early: Mutex::new(Vec::new()),
             meta: Mutex::new(None),
             sources: Mutex::new(HashMap::new()),
             offers_ended: AtomicU64::new(0),
+            frames_in: AtomicU64::new(0),
+            offered: AtomicU64::new(0),
+            round_start: AtomicU64::new(0),
             done: Notify::new(),
             result: Mutex::new(None),
         });
-        let mut have = Vec::new();
-        if let (Some(m), recs) = &local {
-            *lock(&g.meta) = Some(Meta {
+        // Local symbols first, read and decoded on the blocking pool so the
+        // datagram loop keeps its core.
+        let me = self.clone();
+        let gl = g.clone();
+        tokio::task::spawn_blocking(move || {
+            let (Some(m), recs) = (me.store.meta(&oid)?, me.store.symbols(&oid)?) else {
+                return Ok(());
+            };
+            *lock(&gl.meta) = Some(Meta {
                 zone_id: m.zone_id.clone(),
                 k: m.k,
                 symbol_size: m.symbol_size,
                 created_at: m.created_at,
             });
-            for r in recs {
-                lock(&g.sources).insert(r.sender_instance_id, r.source_node.clone());
+            for r in &recs {
+                lock(&gl.sources).insert(r.sender_instance_id, r.source_node.clone());
                 if let Ok(f) = record_frame(r)
                     && let Ok(fr) = Frame::decode(f)
-                    && self.on_get_frame(&g, &fr).is_ok()
+                    && me.on_get_frame(&gl, &fr).is_err()
                 {
-                    have.push(r.esi);
+                    me.stats.frames_rejected.fetch_add(1, Ordering::Relaxed);
                 }
             }
-        }
+            Ok::<_, fcp_store::StoreError>(())
+        })
+        .await
+        .map_err(|_| fcp(ErrorCode::Internal, "store task"))?
+        .map_err(fe)?;
         let zone_of = |g: &GetState| lock(&g.meta).as_ref().map(|m| m.zone_id.clone());
         // Holding ciphertext is not membership: without the zone's keys, stop early.
         let not_member =
@@ -1428,10 +1656,10 @@ impl Node {
                 format!("this node is not enrolled in {z} and holds no keys for object {oid}"),
             ));
         }
+        let mut round = 0u32;
         if lock(&g.result).is_none() {
             lock(&self.gets).insert(oid, g.clone());
             let deadline = tokio::time::Instant::now() + GET_TIMEOUT;
-            let mut round = 0;
             while lock(&g.result).is_none() && round < 6 {
                 round += 1;
                 let peers = self.connected_peers();
@@ -1439,29 +1667,56 @@ impl Node {
                     break;
                 }
                 g.offers_ended.store(0, Ordering::Relaxed);
-                let have_now = lock(&g.decoder)
-                    .as_ref()
-                    .map(|d| d.missing_source_bitmap())
-                    .map(|_| have.clone())
-                    .unwrap_or_default();
-                for p in &peers {
+                g.offered.store(0, Ordering::Relaxed);
+                let round_start = g.frames_in.load(Ordering::Relaxed);
+                g.round_start.store(round_start, Ordering::Relaxed);
+                let mut have: Vec<u32> = lock(&g.got).iter().copied().collect();
+                have.sort_unstable();
+                // Ask each peer for a share of what is still needed, with a
+                // margin for overlap and loss; later rounds ask for the rest.
+                // Before the metadata is known (nothing local), ask for all.
+                let want = lock(&g.decoder).as_ref().map_or(0, |d| {
+                    let need = d.required().saturating_sub(d.received_unique()) + 2;
+                    (need * 5 / 4).div_ceil(peers.len() as u32).max(1)
+                });
+                let parts = peers.len() as u32;
+                for (part, p) in (0u32..).zip(&peers) {
                     p.send(Control::SymbolRequest {
                         object_id: oid,
-                        have: have_now.clone(),
+                        have: have.clone(),
+                        want,
+                        parts,
+                        part,
                     });
                 }
-                // Wait until decoded, or every peer finished its offer.
+                // Wait until decoded, or every peer finished its offer and its
+                // datagrams stopped arriving (they trail the OfferEnd on TCP,
+                // and a busy receiver may still be working through them).
                 loop {
-                    if lock(&g.result).is_some()
-                        || g.offers_ended.load(Ordering::Relaxed) >= peers.len() as u64
-                    {
+                    if lock(&g.result).is_some() {
                         break;
                     }
+                    let ended = g.offers_ended.load(Ordering::Relaxed) >= peers.len() as u64;
+                    let seen = g.frames_in.load(Ordering::Relaxed);
                     let notified = g.done.notified();
                     if lock(&g.result).is_some() {
                         break;
                     }
-                    if tokio::time::timeout_at(deadline, notified).await.is_err() {
+                    if ended {
+                        // Every offered datagram is in: this round is over.
+                        let arrived = seen.saturating_sub(round_start);
+                        if arrived >= g.offered.load(Ordering::Relaxed) {
+                            break;
+                        }
+                        // Otherwise wait while they keep coming: a busy
+                        // receiver may be far behind its socket, so the
+                        // first one gets longer than the gap between two.
+                        let quiet = if arrived == 0 { QUIET_FIRST } else { QUIET };
+                        let _ = tokio::time::timeout(quiet, notified).await;
+                        if g.frames_in.load(Ordering::Relaxed) == seen {
+                            break;
+                        }
+                    } else if tokio::time::timeout_at(deadline, notified).await.is_err() {
                         break;
                     }
                 }
@@ -1474,10 +1729,6 @@ impl Node {
                         ),
                     ));
                 }
-                // Datagrams may trail the OfferEnd control message by a moment.
-                if lock(&g.result).is_none() {
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                }
                 if tokio::time::Instant::now() >= deadline {
                     break;
                 }
@@ -1487,12 +1738,23 @@ impl Node {
                 p.send(Control::SymbolAck { object_id: oid });
             }
         }
-        let content = lock(&g.result).take().ok_or_else(|| {
-            fcp(
+        let Some(content) = lock(&g.result).take() else {
+            let (got, need) = lock(&g.decoder)
+                .as_ref()
+                .map_or((0, 0), |d| (d.received_unique(), d.required()));
+            let peers: Vec<String> = self
+                .connected_peers()
+                .iter()
+                .map(|p| p.node_id.clone())
+                .collect();
+            return Err(fcp(
                 ErrorCode::ObjectNotFound,
-                format!("object {oid} could not be rebuilt from this node or its peers"),
-            )
-        })?;
+                format!(
+                    "object {oid} could not be rebuilt from this node or its peers \
+                     ({got} of {need} symbols after {round} rounds; peers {peers:?})"
+                ),
+            ));
+        };
         let zone = zone_of(&g).ok_or_else(|| fcp(ErrorCode::ObjectNotFound, oid.to_hex()))?;
         let z = self
             .membership
@@ -1522,7 +1784,7 @@ impl Node {
         match parse_root(&root).map_err(fe)? {
             PayloadRoot::Inline(b) => Ok(b),
             PayloadRoot::Manifest(m) => {
-                let sem = Arc::new(tokio::sync::Semaphore::new(16));
+                let sem = Arc::new(tokio::sync::Semaphore::new(PARALLEL_FETCHES));
                 let mut tasks = tokio::task::JoinSet::new();
                 for (i, id) in m.chunks.iter().enumerate() {
                     let permit = sem
@@ -1586,6 +1848,7 @@ impl Node {
             "zones": self.membership.zones.keys().map(|z| z.to_string()).collect::<Vec<_>>(),
             "peers": peers,
             "objects": objects,
+            "admission": serde_json::to_value(lock(&self.admission).status()).unwrap_or_default(),
             "counters": {
                 "datagrams_in": s.datagrams_in.load(Ordering::Relaxed),
                 "datagrams_out": s.datagrams_out.load(Ordering::Relaxed),
@@ -1593,6 +1856,7 @@ impl Node {
                 "datagrams_rejected_session": s.datagrams_rejected_session.load(Ordering::Relaxed),
                 "frames_rejected": s.frames_rejected.load(Ordering::Relaxed),
                 "frames_unsolicited": s.frames_unsolicited.load(Ordering::Relaxed),
+                "datagrams_rejected_budget": s.datagrams_rejected_budget.load(Ordering::Relaxed),
                 "symbols_stored": s.symbols_stored.load(Ordering::Relaxed),
                 "handshakes_ok": s.handshakes_ok.load(Ordering::Relaxed),
                 "handshakes_failed": s.handshakes_failed.load(Ordering::Relaxed),

@@ -64,12 +64,25 @@ pub enum Control {
         /// ESIs still missing.
         missing: Vec<u32>,
     },
-    /// "Send me symbols of this object, except these."
+    /// "Send me up to `want` symbols of this object, except these."
     SymbolRequest {
         /// The object.
         object_id: ObjectId,
         /// ESIs the requester already has.
         have: Vec<u32>,
+        /// Most symbols to send (0: every one held). The requester splits
+        /// what it still needs over the peers it asks (spec §4.4).
+        #[serde(default, skip_serializing_if = "is_zero")]
+        want: u32,
+        /// Send first the ESIs of part `part` of `parts` (a hash of the
+        /// ESI, see the daemon's `esi_part`): the requester
+        /// gives each peer its own part so their answers do not overlap
+        /// (`parts` 0: no preference).
+        #[serde(default, skip_serializing_if = "is_zero")]
+        parts: u32,
+        /// This peer's part, `< parts`.
+        #[serde(default, skip_serializing_if = "is_zero")]
+        part: u32,
     },
     /// What a holder is about to send (count 0: it holds nothing).
     SymbolOffer {
@@ -93,6 +106,10 @@ pub enum Control {
         /// The object.
         object_id: ObjectId,
     },
+}
+
+fn is_zero(v: &u32) -> bool {
+    *v == 0
 }
 
 impl Control {
@@ -142,6 +159,9 @@ mod tests {
         let big = Control::SymbolRequest {
             object_id: ObjectId::from_bytes([1; 32]),
             have: vec![0; MAX_ESIS + 1],
+            want: 0,
+            parts: 0,
+            part: 0,
         };
         assert!(big.check_bounds().is_err());
         assert!(fcp_core::cbor::from_canonical_strict::<Control>(&b[..b.len() - 1]).is_err());
