@@ -1236,7 +1236,7 @@ impl Node {
         drop(dec);
         lock(&g.got).extend(frame.records().map(|r| r.esi));
         if let Some(content) = content {
-            *lock(&g.result) = Some(content);
+            lock(&g.result).get_or_insert(content);
             g.done.notify_waiters();
         }
         Ok(())

@@ -449,6 +449,51 @@ impl<'a> ChunkPlan<'a> {
             + n
     }
 
+    /// Chunk `i`'s content as its pieces, `"FCP2-OBJECT-V1" || cbor(header) ||
+    /// SchemaHash || {"bytes": bstr}` (profile §3), handed to `f`.
+    pub fn with_content_parts<R>(&self, i: usize, f: impl FnOnce(&[&[u8]]) -> R) -> R {
+        let bytes = self.chunk_bytes(i);
+        let (head, hl) = bstr_head(bytes.len() as u64);
+        f(&[
+            fcp_core::ids::domain::OBJECT_CONTENT,
+            &self.header_cbor,
+            self.raw_hash.as_bytes(),
+            &RawChunk::PREFIX,
+            head.get(..hl).unwrap_or_default(),
+            bytes,
+        ])
+    }
+
+    /// Chunk `i`'s ObjectId and (with `cv`) its payload-hash chaining value,
+    /// hashed straight from the payload without building its content.
+    pub fn chunk_hashes(
+        &self,
+        i: usize,
+        cv: bool,
+    ) -> (ObjectId, Option<blake3::hazmat::ChainingValue>) {
+        let bytes = self.chunk_bytes(i);
+        let (head, hl) = bstr_head(bytes.len() as u64);
+        let mut small = Vec::with_capacity(self.header_len() + 32 + RawChunk::PREFIX.len() + hl);
+        small.extend_from_slice(fcp_core::ids::domain::OBJECT_CONTENT);
+        small.extend_from_slice(&self.header_cbor);
+        small.extend_from_slice(self.raw_hash.as_bytes());
+        small.extend_from_slice(&RawChunk::PREFIX);
+        small.extend_from_slice(head.get(..hl).unwrap_or_default());
+        let id = crate::objectid::object_id_split(
+            &small,
+            bytes,
+            &self.zone_hash,
+            &self.raw_hash,
+            self.key,
+        );
+        (id, cv.then(|| chunk_cv(bytes, i, self.params.chunk_size)))
+    }
+
+    /// ObjectId of a RawChunk of this plan from its content bytes.
+    pub fn chunk_id(&self, content: &[u8]) -> ObjectId {
+        crate::objectid::object_id(content, &self.zone_hash, &self.raw_hash, self.key)
+    }
+
     /// Write chunk `i`'s content, `"FCP2-OBJECT-V1" || cbor(header) ||
     /// SchemaHash || {"bytes": bstr}` (profile §3), into `out`
     /// (`out.len() == content_len(i)`), and return its ObjectId.
@@ -470,7 +515,7 @@ impl<'a> ChunkPlan<'a> {
             }
             at += p.len();
         }
-        ObjectId::new_with_hashes(
+        crate::objectid::object_id(
             out.get(..at).unwrap_or_default(),
             &self.zone_hash,
             &self.raw_hash,
@@ -498,6 +543,29 @@ impl<'a> ChunkPlan<'a> {
     /// The manifest over chunks with these ids (chunked payloads only).
     pub fn manifest(&self, ids: Vec<ObjectId>) -> Result<StoredObject, ChunkError> {
         self.manifest_with_hash(ids, payload_hash(self.payload))
+    }
+
+    /// The manifest's content bytes (profile §3) and ObjectId, encoded once:
+    /// the same bytes and id as `manifest_with_hash(ids, payload_hash)`
+    /// gives through [`StoredObject::content`].
+    pub fn manifest_content(
+        &self,
+        ids: Vec<ObjectId>,
+        payload_hash: [u8; 32],
+    ) -> Result<(ObjectId, Vec<u8>), ChunkError> {
+        let manifest = ChunkedObjectManifest {
+            total_len: self.payload.len() as u64,
+            chunk_size: self.params.chunk_size,
+            chunks: ids,
+            payload_hash,
+        };
+        let schema = schema(MANIFEST_SCHEMA)?;
+        let schema_hash = schema.hash();
+        let body = fcp_core::object::encode_body(&schema, &manifest).map_err(ObjectError::from)?;
+        let header = self.meta.header(schema, manifest.chunks);
+        let content = StoredObject::canonical_bytes(&header, &body).map_err(ObjectError::from)?;
+        let id = crate::objectid::object_id(&content, &self.zone_hash, &schema_hash, self.key);
+        Ok((id, content))
     }
 
     /// [`ChunkPlan::manifest`] with a payload hash the caller computed (e.g.
@@ -619,6 +687,107 @@ pub fn check_chunk<'o>(
     Ok(bytes)
 }
 
+/// The parsed object header of a payload's chunks, shared by every chunk that
+/// carries the same header bytes (a payload's chunks normally all do), so the
+/// canonical CBOR header is parsed and checked once per payload, not per chunk.
+#[derive(Clone, Debug)]
+pub struct ChunkHeaderCache {
+    /// The header's canonical CBOR, as it appears in the content.
+    cbor: Vec<u8>,
+    zone_hash: fcp_core::ZoneIdHash,
+    schema_hash: fcp_core::SchemaHash,
+    is_raw_chunk: bool,
+}
+
+/// A rebuilt chunk's parsed content: its derived ObjectId and body.
+#[derive(Clone, Copy, Debug)]
+pub struct ChunkContent<'c> {
+    /// ObjectId derived from the content with the zone's ObjectIdKey.
+    pub object_id: ObjectId,
+    /// The CBOR body (after the schema hash prefix).
+    cbor: &'c [u8],
+    is_raw_chunk: bool,
+}
+
+/// Parse a rebuilt object's content (profile §3 content bytes) without
+/// building a StoredObject: the same checks as [`StoredObject::from_content`]
+/// (canonical header, schema hash prefix) and the ObjectId derived with `key`.
+/// The caller compares the id with the one it asked for, then calls
+/// [`ChunkContent::check`].
+///
+/// `cache` holds the first parsed header; content whose header bytes equal it
+/// reuses the parse (parsing is a function of those bytes), any other header
+/// is parsed in full.
+pub fn parse_chunk_content<'c>(
+    content: &'c [u8],
+    key: &ObjectIdKey,
+    cache: &std::sync::OnceLock<ChunkHeaderCache>,
+) -> Result<ChunkContent<'c>, ChunkError> {
+    let domain = fcp_core::ids::domain::OBJECT_CONTENT;
+    let after_domain = content.strip_prefix(domain);
+    let hit = cache
+        .get()
+        .filter(|c| after_domain.is_some_and(|r| r.starts_with(&c.cbor)));
+    let fresh;
+    let (hdr, body) = match hit {
+        Some(c) => {
+            let body = after_domain
+                .and_then(|r| r.get(c.cbor.len()..))
+                .ok_or(ChunkError::BadManifest("chunk header"))?;
+            (c, body)
+        }
+        None => {
+            let (header, body) = StoredObject::parse_content(content)?;
+            let cbor_len = content.len() - body.len() - domain.len();
+            fresh = ChunkHeaderCache {
+                cbor: content
+                    .get(domain.len()..domain.len() + cbor_len)
+                    .unwrap_or_default()
+                    .to_vec(),
+                zone_hash: header.zone_id.hash(),
+                schema_hash: header.schema.hash(),
+                is_raw_chunk: header.schema.to_string() == RAW_CHUNK_SCHEMA,
+            };
+            let _ = cache.set(fresh.clone());
+            (&fresh, body)
+        }
+    };
+    let cbor = fcp_core::object::split_body(&hdr.schema_hash, body)?;
+    Ok(ChunkContent {
+        object_id: crate::objectid::object_id(content, &hdr.zone_hash, &hdr.schema_hash, key),
+        cbor,
+        is_raw_chunk: hdr.is_raw_chunk,
+    })
+}
+
+impl<'c> ChunkContent<'c> {
+    /// [`check_chunk`] on parsed content: id listed at `index`, RawChunk
+    /// schema and canonical body, length per the manifest; borrow the bytes.
+    pub fn check(&self, m: &ChunkedObjectManifest, index: usize) -> Result<&'c [u8], ChunkError> {
+        if m.chunks.get(index) != Some(&self.object_id) {
+            return Err(ChunkError::BadChunk {
+                index,
+                why: "object id differs from the manifest",
+            });
+        }
+        let bad = || ChunkError::BadChunk {
+            index,
+            why: "not a canonical RawChunk",
+        };
+        if !self.is_raw_chunk {
+            return Err(bad());
+        }
+        let bytes = RawChunk::decode_cbor(self.cbor).map_err(|_| bad())?;
+        if bytes.len() as u64 != m.chunk_len(index) {
+            return Err(ChunkError::BadChunk {
+                index,
+                why: "wrong length",
+            });
+        }
+        Ok(bytes)
+    }
+}
+
 /// A chunk fetcher: returns the verified StoredObject with this id (its id must
 /// have been checked against its content with the zone's ObjectIdKey).
 pub trait FetchChunk {
@@ -718,4 +887,78 @@ pub fn read_range<F: FetchChunk>(
         );
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use fcp_core::object::RetentionClass;
+    use fcp_core::provenance::TaintFlags;
+
+    fn meta(created_at: u64) -> PayloadMeta {
+        PayloadMeta {
+            zone_id: ZoneId::private(),
+            created_at,
+            provenance: Provenance::new(ZoneId::private(), 80, 80, TaintFlags::NONE, 1),
+            storage: StorageMeta {
+                retention: RetentionClass::Ephemeral,
+            },
+        }
+    }
+
+    #[test]
+    fn manifest_content_is_the_stored_manifest() {
+        let key = ObjectIdKey::from_bytes([8; 32]);
+        let payload: Vec<u8> = (0..600_000u32).map(|i| (i >> 3) as u8).collect();
+        let m = meta(5);
+        let plan = ChunkPlan::new(&payload, &m, &key, ChunkParams::default()).unwrap();
+        let ids: Vec<ObjectId> = (0..plan.count())
+            .map(|i| plan.chunk_object(i).object_id)
+            .collect();
+        let stored = plan.manifest(ids.clone()).unwrap();
+        let (id, content) = plan.manifest_content(ids, payload_hash(&payload)).unwrap();
+        assert_eq!(id, stored.object_id);
+        assert_eq!(content, stored.content().unwrap());
+    }
+
+    #[test]
+    fn parsed_chunk_content_agrees_with_stored_objects() {
+        let key = ObjectIdKey::from_bytes([8; 32]);
+        let payload: Vec<u8> = (0..300_000u32).map(|i| (i * 3 + (i >> 11)) as u8).collect();
+        let (m1, m2) = (meta(5), meta(6));
+        let p1 = ChunkPlan::new(&payload, &m1, &key, ChunkParams::default()).unwrap();
+        let p2 = ChunkPlan::new(&payload, &m2, &key, ChunkParams::default()).unwrap();
+        let cache = std::sync::OnceLock::new();
+        let chunked = chunk_payload(&payload, &m1, &key, ChunkParams::default()).unwrap();
+        let PayloadRoot::Manifest(man) = parse_root(&chunked.root).unwrap() else {
+            panic!("not chunked");
+        };
+        for i in 0..p1.count() {
+            let obj = p1.chunk_object(i);
+            let content = obj.content().unwrap();
+            // Twice: the first parse fills the cache, the second hits it.
+            for _ in 0..2 {
+                let c = parse_chunk_content(&content, &key, &cache).unwrap();
+                assert_eq!(c.object_id, obj.object_id);
+                assert_eq!(
+                    c.check(&man, i).unwrap(),
+                    check_chunk(&man, i, &obj).unwrap()
+                );
+            }
+            // Another header (cache miss): parsed in full, its own id.
+            let other = p2.chunk_object(i);
+            let other_content = other.content().unwrap();
+            let c = parse_chunk_content(&other_content, &key, &cache).unwrap();
+            assert_eq!(c.object_id, other.object_id);
+            assert!(c.check(&man, i).is_err());
+            // Wrong index: id or length differs.
+            assert!(
+                parse_chunk_content(&content, &key, &cache)
+                    .unwrap()
+                    .check(&man, (i + 1) % p1.count())
+                    .is_err()
+            );
+        }
+    }
 }

@@ -10,7 +10,10 @@ use fcp_core::{ErrorCode, HasErrorCode, ObjectId, ZoneIdHash};
 use fcp_crypto::{CryptoError, SymbolKey, symbol_aad};
 
 use crate::error::{FrameError, WireError};
-use crate::frame::{Frame, FrameBuilder, FrameFlags, FrameHeader, PushError};
+use crate::frame::{
+    CHECKSUM_LEN, Frame, FrameBuilder, FrameFlags, FrameHeader, FrameRef, HEADER_LEN,
+    RECORD_OVERHEAD, RecordRef, checksum,
+};
 use crate::object::{ObjectDecoder, Progress};
 
 /// Where a sealed symbol belongs: the frame header fields that are the same for
@@ -94,32 +97,55 @@ impl<'a> Sealer<'a> {
 
     /// Seal `symbols` (`(esi, plaintext)`) of an object of `k` source symbols
     /// into as few frames as fit. Each frame takes the next `frame_seq`.
+    ///
+    /// Every frame of the object is written into one buffer sized up front
+    /// (the same bytes [`FrameBuilder`] produces), each symbol encrypted in
+    /// place there; the frames are zero-copy slices of it.
     pub fn seal<S: AsRef<[u8]>>(
         &self,
         k: u16,
         symbols: &[(u32, S)],
         frame_seq: &mut u64,
     ) -> Result<Vec<Bytes>, EnvelopeError> {
-        let mut frames = Vec::new();
-        // One allocation for every frame of the object.
-        let cap =
-            FrameBuilder::capacity_for(self.ctx.symbol_size, self.max_frame_len).max(1) as usize;
-        let per_frame = crate::frame::encoded_len(self.ctx.symbol_size, cap);
-        let mut buf = bytes::BytesMut::with_capacity(per_frame * symbols.len().div_ceil(cap));
-        let mut iter = symbols.iter().peekable();
-        while iter.peek().is_some() {
-            let header = FrameHeader {
-                flags: self.flags,
-                object_id: *self.ctx.object_id.as_bytes(),
-                symbol_size: self.ctx.symbol_size,
-                zone_key_id: self.ctx.zone_key_id,
-                zone_id_hash: *self.ctx.zone_id_hash.as_bytes(),
-                epoch_id: self.ctx.epoch_id,
-                sender_instance_id: self.key.sender_instance_id(),
-                frame_seq: *frame_seq,
-            };
-            let mut b = FrameBuilder::new_in(&header, self.max_frame_len, buf)?;
-            while let Some((esi, data)) = iter.peek() {
+        let t = self.ctx.symbol_size;
+        if !(crate::object::MIN_SYMBOL_SIZE..=crate::object::MAX_SYMBOL_SIZE).contains(&t) {
+            return Err(FrameError::BadSymbolSize(t).into());
+        }
+        let cap = FrameBuilder::capacity_for(t, self.max_frame_len) as usize;
+        if cap == 0 {
+            return Err(FrameError::FrameTooSmall(self.max_frame_len).into());
+        }
+        let ts = usize::from(t);
+        let frames = symbols.len().div_ceil(cap);
+        let total = frames * (HEADER_LEN + CHECKSUM_LEN) + symbols.len() * (RECORD_OVERHEAD + ts);
+        let mut buf: Vec<u8> = Vec::with_capacity(total);
+        let mut ends = Vec::with_capacity(frames);
+        let mut header = FrameHeader {
+            flags: self.flags,
+            object_id: *self.ctx.object_id.as_bytes(),
+            symbol_size: t,
+            zone_key_id: self.ctx.zone_key_id,
+            zone_id_hash: *self.ctx.zone_id_hash.as_bytes(),
+            epoch_id: self.ctx.epoch_id,
+            sender_instance_id: self.key.sender_instance_id(),
+            frame_seq: *frame_seq,
+        };
+        for group in symbols.chunks(cap) {
+            let start = buf.len();
+            header.frame_seq = *frame_seq;
+            buf.extend_from_slice(&header.encode(group.len() as u32));
+            for (esi, data) in group {
+                let data = data.as_ref();
+                if data.len() != ts {
+                    return Err(FrameError::BadSymbolSize(
+                        u16::try_from(data.len()).unwrap_or(u16::MAX),
+                    )
+                    .into());
+                }
+                buf.extend_from_slice(&esi.to_le_bytes());
+                buf.extend_from_slice(&k.to_le_bytes());
+                let at = buf.len();
+                buf.extend_from_slice(data);
                 let aad = symbol_aad(
                     &self.ctx.object_id,
                     *esi,
@@ -128,31 +154,33 @@ impl<'a> Sealer<'a> {
                     &self.ctx.zone_key_id,
                     self.ctx.epoch_id,
                 );
-                let pushed = b
-                    .push_with(*esi, k, data.as_ref(), |buf| {
-                        self.key.seal_in_place(header.frame_seq, *esi, &aad, buf)
-                    })
-                    .map_err(|e| match e {
-                        PushError::Frame(f) => EnvelopeError::Frame(f),
-                        PushError::Seal(c) => EnvelopeError::Crypto(c),
-                    })?;
-                if !pushed {
-                    break;
-                }
-                iter.next();
+                let ct = buf.get_mut(at..).ok_or(FrameError::Truncated(at))?;
+                let tag = self.key.seal_in_place(*frame_seq, *esi, &aad, ct)?;
+                buf.extend_from_slice(&tag);
             }
-            let (frame, rest) = b.finish_reuse()?;
-            frames.push(frame);
-            buf = rest;
+            let sum = checksum(buf.get(start..).unwrap_or_default());
+            buf.extend_from_slice(&sum);
+            ends.push(buf.len());
             *frame_seq = frame_seq.wrapping_add(1);
         }
-        Ok(frames)
+        let all = Bytes::from(buf);
+        let mut out = Vec::with_capacity(frames);
+        let mut start = 0;
+        for end in ends {
+            out.push(all.slice(start..end));
+            start = end;
+        }
+        Ok(out)
     }
 }
 
 /// Check that a frame carries symbols of the expected object context.
 pub fn check_context(frame: &Frame, ctx: &SymbolContext) -> Result<(), EnvelopeError> {
-    let h = frame.header();
+    check_header(frame.header(), ctx)
+}
+
+/// [`check_context`] on a frame's header.
+pub fn check_header(h: &FrameHeader, ctx: &SymbolContext) -> Result<(), EnvelopeError> {
     if h.object_id != *ctx.object_id.as_bytes() {
         return Err(EnvelopeError::ContextMismatch("object_id"));
     }
@@ -177,14 +205,31 @@ pub fn open_into(
     key: &SymbolKey,
     decoder: &mut ObjectDecoder,
 ) -> Result<Progress, EnvelopeError> {
-    let h = frame.header();
+    open_records(frame.header(), frame.records(), key, decoder)
+}
+
+/// [`open_into`] for a borrowed frame.
+pub fn open_ref_into(
+    frame: &FrameRef<'_>,
+    key: &SymbolKey,
+    decoder: &mut ObjectDecoder,
+) -> Result<Progress, EnvelopeError> {
+    open_records(frame.header(), frame.records(), key, decoder)
+}
+
+fn open_records<'r>(
+    h: &FrameHeader,
+    records: impl Iterator<Item = RecordRef<'r>>,
+    key: &SymbolKey,
+    decoder: &mut ObjectDecoder,
+) -> Result<Progress, EnvelopeError> {
     if key.sender_instance_id() != h.sender_instance_id {
         return Err(EnvelopeError::ContextMismatch("sender_instance_id"));
     }
     let object_id = ObjectId::from_bytes(h.object_id);
     let zone = ZoneIdHash::from_bytes(h.zone_id_hash);
     let mut last = Progress::NeedMore;
-    for r in frame.records() {
+    for r in records {
         if decoder.is_complete() {
             return Ok(Progress::Duplicate);
         }
@@ -196,14 +241,80 @@ pub fn open_into(
             .into());
         }
         let aad = symbol_aad(&object_id, r.esi, r.k, &zone, &h.zone_key_id, h.epoch_id);
-        // The decoder keeps the plaintext symbol: decrypt into a buffer it takes over.
-        let mut buf = Vec::with_capacity(r.ciphertext.len());
-        buf.extend_from_slice(r.ciphertext);
-        key.open_in_place(h.frame_seq, r.esi, &aad, &mut buf, r.tag)?;
-        last = decoder.push_owned(r.esi, r.k, buf)?;
+        // Decrypt straight into the buffer the decoder keeps (for a source
+        // symbol, its place in the source block).
+        last = decoder.push_fill(r.esi, r.k, r.ciphertext.len(), |buf| {
+            buf.copy_from_slice(r.ciphertext);
+            key.open_in_place(h.frame_seq, r.esi, &aad, buf, r.tag)
+                .map_err(EnvelopeError::from)
+        })?;
         if last == Progress::Complete {
             return Ok(last);
         }
     }
     Ok(last)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use fcp_crypto::AeadAlgorithm;
+
+    /// The sealer writes exactly the frames a [`FrameBuilder`] builds.
+    #[test]
+    fn sealer_matches_frame_builder() {
+        for alg in [
+            AeadAlgorithm::ChaCha20Poly1305,
+            AeadAlgorithm::XChaCha20Poly1305,
+        ] {
+            let key = SymbolKey::derive(alg, &[7; 32], [1; 8], "node", 3).unwrap();
+            for (t, max, n) in [(1024u16, 1192usize, 5usize), (256, 1192, 9), (512, 4000, 1)] {
+                let ctx = SymbolContext {
+                    object_id: ObjectId::from_bytes([4; 32]),
+                    zone_id_hash: ZoneIdHash::from_bytes([5; 32]),
+                    zone_key_id: [6; 8],
+                    epoch_id: 9,
+                    symbol_size: t,
+                };
+                let symbols: Vec<(u32, Vec<u8>)> = (0..n as u32)
+                    .map(|e| (e * 3, vec![e as u8; usize::from(t)]))
+                    .collect();
+                let mut seq = 77;
+                let sealer = Sealer::new(&key, ctx).with_max_frame_len(max);
+                let frames = sealer.seal(4, &symbols, &mut seq).unwrap();
+                let mut expected = Vec::new();
+                let mut s2 = 77u64;
+                let mut it = symbols.iter().peekable();
+                while it.peek().is_some() {
+                    let header = FrameHeader {
+                        flags: sealer.flags,
+                        object_id: [4; 32],
+                        symbol_size: t,
+                        zone_key_id: [6; 8],
+                        zone_id_hash: [5; 32],
+                        epoch_id: 9,
+                        sender_instance_id: key.sender_instance_id(),
+                        frame_seq: s2,
+                    };
+                    let mut b = FrameBuilder::new(&header, max).unwrap();
+                    while let Some((esi, data)) = it.peek() {
+                        let aad =
+                            symbol_aad(&ctx.object_id, *esi, 4, &ctx.zone_id_hash, &[6; 8], 9);
+                        let pushed = b
+                            .push_with(*esi, 4, data, |buf| key.seal_in_place(s2, *esi, &aad, buf))
+                            .unwrap();
+                        if !pushed {
+                            break;
+                        }
+                        it.next();
+                    }
+                    expected.push(b.finish().unwrap());
+                    s2 += 1;
+                }
+                assert_eq!(frames, expected);
+                assert_eq!(seq, s2);
+            }
+        }
+    }
 }

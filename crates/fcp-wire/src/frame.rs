@@ -177,60 +177,122 @@ fn arr_at<const N: usize>(b: &[u8], at: usize) -> [u8; N] {
     a
 }
 
+/// Check one frame's bytes (exactly one frame) and read its header.
+fn parse(b: &[u8]) -> Result<(FrameHeader, u32), FrameError> {
+    if b.len() < HEADER_LEN + CHECKSUM_LEN {
+        return Err(FrameError::Truncated(b.len()));
+    }
+    if b.get(0..4) != Some(&MAGIC[..]) {
+        return Err(FrameError::BadMagic);
+    }
+    let version = u16_at(b, 4);
+    if version != VERSION {
+        return Err(FrameError::BadVersion(version));
+    }
+    let flags = FrameFlags::from_bits(u16_at(b, 6))?;
+    let symbol_count = u32_at(b, 8);
+    if symbol_count == 0 || symbol_count > MAX_SYMBOLS_PER_FRAME {
+        return Err(FrameError::BadSymbolCount(symbol_count));
+    }
+    let payload_len = u32_at(b, 12) as usize;
+    let symbol_size = u16_at(b, 48);
+    if !(MIN_SYMBOL_SIZE..=MAX_SYMBOL_SIZE).contains(&symbol_size) {
+        return Err(FrameError::BadSymbolSize(symbol_size));
+    }
+    let expected_payload = symbol_count as usize * (RECORD_OVERHEAD + usize::from(symbol_size));
+    if payload_len != expected_payload {
+        return Err(FrameError::LengthMismatch {
+            declared: payload_len,
+            expected: expected_payload,
+        });
+    }
+    let total = HEADER_LEN + payload_len + CHECKSUM_LEN;
+    if b.len() < total {
+        return Err(FrameError::Truncated(b.len()));
+    }
+    if b.len() > total {
+        return Err(FrameError::TrailingBytes(b.len() - total));
+    }
+    let body = b
+        .get(..total - CHECKSUM_LEN)
+        .ok_or(FrameError::Truncated(b.len()))?;
+    if xxh3_64(body) != u64_at(b, total - CHECKSUM_LEN) {
+        return Err(FrameError::Checksum);
+    }
+    let header = FrameHeader {
+        flags,
+        object_id: arr_at(b, 16),
+        symbol_size,
+        zone_key_id: arr_at(b, 50),
+        zone_id_hash: arr_at(b, 58),
+        epoch_id: u64_at(b, 90),
+        sender_instance_id: u64_at(b, 98),
+        frame_seq: u64_at(b, 106),
+    };
+    Ok((header, symbol_count))
+}
+
+/// Records of a checked frame's bytes.
+fn records_of(
+    bytes: &[u8],
+    symbol_size: u16,
+    count: u32,
+) -> impl Iterator<Item = RecordRef<'_>> + '_ {
+    let t = usize::from(symbol_size);
+    let stride = RECORD_OVERHEAD + t;
+    let payload = bytes
+        .get(HEADER_LEN..HEADER_LEN + count as usize * stride)
+        .unwrap_or_default();
+    payload.chunks_exact(stride).filter_map(move |r| {
+        Some(RecordRef {
+            esi: u32_at(r, 0),
+            k: u16_at(r, 4),
+            ciphertext: r.get(6..6 + t)?,
+            tag: r.get(6 + t..stride)?.try_into().ok()?,
+        })
+    })
+}
+
+/// A decoded, checksum-verified frame borrowing its datagram bytes (the
+/// same checks as [`Frame::decode`], without taking a `Bytes` handle).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FrameRef<'a> {
+    header: FrameHeader,
+    symbol_count: u32,
+    bytes: &'a [u8],
+}
+
+impl<'a> FrameRef<'a> {
+    /// Decode and verify one frame. `bytes` must hold exactly one frame.
+    pub fn decode(bytes: &'a [u8]) -> Result<Self, FrameError> {
+        let (header, symbol_count) = parse(bytes)?;
+        Ok(Self {
+            header,
+            symbol_count,
+            bytes,
+        })
+    }
+
+    /// The header fields.
+    pub fn header(&self) -> &FrameHeader {
+        &self.header
+    }
+
+    /// Number of records.
+    pub fn symbol_count(&self) -> u32 {
+        self.symbol_count
+    }
+
+    /// Iterate the records (lengths were checked by [`FrameRef::decode`]).
+    pub fn records(&self) -> impl Iterator<Item = RecordRef<'a>> + 'a {
+        records_of(self.bytes, self.header.symbol_size, self.symbol_count)
+    }
+}
+
 impl Frame {
     /// Decode and verify one frame. `bytes` must hold exactly one frame.
     pub fn decode(bytes: Bytes) -> Result<Self, FrameError> {
-        let b = bytes.as_ref();
-        if b.len() < HEADER_LEN + CHECKSUM_LEN {
-            return Err(FrameError::Truncated(b.len()));
-        }
-        if b.get(0..4) != Some(&MAGIC[..]) {
-            return Err(FrameError::BadMagic);
-        }
-        let version = u16_at(b, 4);
-        if version != VERSION {
-            return Err(FrameError::BadVersion(version));
-        }
-        let flags = FrameFlags::from_bits(u16_at(b, 6))?;
-        let symbol_count = u32_at(b, 8);
-        if symbol_count == 0 || symbol_count > MAX_SYMBOLS_PER_FRAME {
-            return Err(FrameError::BadSymbolCount(symbol_count));
-        }
-        let payload_len = u32_at(b, 12) as usize;
-        let symbol_size = u16_at(b, 48);
-        if !(MIN_SYMBOL_SIZE..=MAX_SYMBOL_SIZE).contains(&symbol_size) {
-            return Err(FrameError::BadSymbolSize(symbol_size));
-        }
-        let expected_payload = symbol_count as usize * (RECORD_OVERHEAD + usize::from(symbol_size));
-        if payload_len != expected_payload {
-            return Err(FrameError::LengthMismatch {
-                declared: payload_len,
-                expected: expected_payload,
-            });
-        }
-        let total = HEADER_LEN + payload_len + CHECKSUM_LEN;
-        if b.len() < total {
-            return Err(FrameError::Truncated(b.len()));
-        }
-        if b.len() > total {
-            return Err(FrameError::TrailingBytes(b.len() - total));
-        }
-        let body = b
-            .get(..total - CHECKSUM_LEN)
-            .ok_or(FrameError::Truncated(b.len()))?;
-        if xxh3_64(body) != u64_at(b, total - CHECKSUM_LEN) {
-            return Err(FrameError::Checksum);
-        }
-        let header = FrameHeader {
-            flags,
-            object_id: arr_at(b, 16),
-            symbol_size,
-            zone_key_id: arr_at(b, 50),
-            zone_id_hash: arr_at(b, 58),
-            epoch_id: u64_at(b, 90),
-            sender_instance_id: u64_at(b, 98),
-            frame_seq: u64_at(b, 106),
-        };
+        let (header, symbol_count) = parse(&bytes)?;
         Ok(Self {
             header,
             symbol_count,
@@ -255,20 +317,7 @@ impl Frame {
 
     /// Iterate the records (lengths were checked by [`Frame::decode`]).
     pub fn records(&self) -> impl Iterator<Item = RecordRef<'_>> + '_ {
-        let t = usize::from(self.header.symbol_size);
-        let stride = RECORD_OVERHEAD + t;
-        let payload = self
-            .bytes
-            .get(HEADER_LEN..HEADER_LEN + self.symbol_count as usize * stride)
-            .unwrap_or_default();
-        payload.chunks_exact(stride).filter_map(move |r| {
-            Some(RecordRef {
-                esi: u32_at(r, 0),
-                k: u16_at(r, 4),
-                ciphertext: r.get(6..6 + t)?,
-                tag: r.get(6 + t..stride)?.try_into().ok()?,
-            })
-        })
+        records_of(&self.bytes, self.header.symbol_size, self.symbol_count)
     }
 
     /// A zero-copy handle to the ciphertext of record `i`.
@@ -280,6 +329,42 @@ impl Frame {
         let start = HEADER_LEN + i as usize * (RECORD_OVERHEAD + t) + 6;
         (start + t <= self.bytes.len()).then(|| self.bytes.slice(start..start + t))
     }
+}
+
+impl FrameHeader {
+    /// The fixed header of a frame of `count` records, as
+    /// [`FrameBuilder::finish`] writes it.
+    pub fn encode(&self, count: u32) -> [u8; HEADER_LEN] {
+        let payload_len = count as usize * (RECORD_OVERHEAD + usize::from(self.symbol_size));
+        let mut h = [0u8; HEADER_LEN];
+        let parts: [&[u8]; 12] = [
+            &MAGIC,
+            &VERSION.to_le_bytes(),
+            &self.flags.bits().to_le_bytes(),
+            &count.to_le_bytes(),
+            &(payload_len as u32).to_le_bytes(),
+            &self.object_id,
+            &self.symbol_size.to_le_bytes(),
+            &self.zone_key_id,
+            &self.zone_id_hash,
+            &self.epoch_id.to_le_bytes(),
+            &self.sender_instance_id.to_le_bytes(),
+            &self.frame_seq.to_le_bytes(),
+        ];
+        let mut at = 0;
+        for p in parts {
+            if let Some(dst) = h.get_mut(at..at + p.len()) {
+                dst.copy_from_slice(p);
+            }
+            at += p.len();
+        }
+        h
+    }
+}
+
+/// The XXH3-64 trailer of a frame whose bytes before the trailer are `body`.
+pub fn checksum(body: &[u8]) -> [u8; CHECKSUM_LEN] {
+    xxh3_64(body).to_le_bytes()
 }
 
 /// Packs as many records as fit `max_frame_len` into one frame, encrypting each

@@ -10,6 +10,7 @@ pub mod envelope;
 pub mod error;
 pub mod frame;
 pub mod object;
+pub mod objectid;
 pub mod pipeline;
 pub mod session;
 

@@ -4,6 +4,16 @@
 //!
 //! Still sans-IO: frames come in and go out as `Bytes`; the node decides where
 //! they travel.
+//!
+//! Cost model (`fcp bench symbols` compares this path with RaptorQ + AEAD
+//! alone): beyond that work, put and get each hash every byte twice with
+//! BLAKE3 (the chunk's keyed ObjectId and its subtree of the payload hash) and
+//! XXH3 every frame; everything else is kept off the per-byte path. Each
+//! chunk's content is written once into its source block, source symbols are
+//! sealed straight from it into one buffer holding all of an object's frames,
+//! and on get each source symbol is decrypted into its place in the decoded
+//! block, checked there (header parsed once per payload), hashed and copied
+//! once into the output.
 
 use bytes::Bytes;
 use fcp_core::{ObjectId, ObjectIdKey, StorageMeta, StoredObject, ZoneIdHash};
@@ -12,11 +22,11 @@ use rayon::prelude::*;
 
 use crate::chunk::{
     ChunkError, ChunkParams, ChunkPlan, PayloadMeta, PayloadRoot, can_merge, chunk_cv,
-    merged_payload_hash, parse_root,
+    merged_payload_hash, parse_chunk_content, parse_root,
 };
-use crate::envelope::{EnvelopeError, Sealer, SymbolContext, open_into};
+use crate::envelope::{EnvelopeError, Sealer, SymbolContext, open_ref_into};
 use crate::error::WireError;
-use crate::frame::{Frame, FrameBuilder};
+use crate::frame::{FrameBuilder, FrameRef};
 use crate::object::{
     DEFAULT_REPAIR_RATIO_BPS, DEFAULT_SYMBOL_SIZE, ObjectDecoder, ObjectEncoder, Progress,
     repair_count, source_symbol_count,
@@ -113,6 +123,12 @@ impl fcp_core::HasErrorCode for PipelineError {
     }
 }
 
+/// Payloads up to this size are hashed in a first pass so that the manifest
+/// is built and sealed alongside the chunks (the second read of the payload
+/// hits the cache); larger ones do everything for a chunk in one pass and the
+/// manifest last.
+const OVERLAP_MANIFEST_MAX: usize = 8 << 20;
+
 /// Frames one object of `len` content bytes will need.
 pub fn frame_count(len: usize, p: &SymbolParams) -> Result<u64, WireError> {
     let k = source_symbol_count(len, p.symbol_size)?;
@@ -153,7 +169,12 @@ impl SymbolPath<'_> {
         mut seq: u64,
     ) -> Result<EncodedObject, PipelineError> {
         let p = &self.params;
-        let symbols = enc.all_symbols(p.repair_ratio_bps);
+        // Source symbols straight from the encoder's source block, then repair.
+        let repair = enc.repair_symbols(0, repair_count(enc.k(), p.repair_ratio_bps));
+        let symbols: Vec<(u32, &[u8])> = enc
+            .source_slices()
+            .chain(repair.iter().map(|(esi, d)| (*esi, d.as_slice())))
+            .collect();
         let frames = Sealer::new(self.key, self.zone.symbols(id, p.symbol_size))
             .with_max_frame_len(p.max_frame_len)
             .seal(enc.k(), &symbols, &mut seq)?;
@@ -199,60 +220,120 @@ impl SymbolPath<'_> {
 
     /// The put path: plan the chunks (Appendix B), then write each chunk's
     /// content straight into its RaptorQ source block, encode and seal, all
-    /// chunks in parallel; the manifest (if any) last.
+    /// chunks in parallel, and the manifest (if any): for payloads that stay
+    /// in cache the chunk ids and payload hash are computed first so the
+    /// manifest is built alongside the chunks, otherwise it comes last. Frame
+    /// sequence numbers go to the chunks in order, then to the manifest.
     pub fn put_payload(
         &self,
         payload: &[u8],
         meta: &PayloadMeta,
         frame_seq: &mut u64,
     ) -> Result<SealedPayload, PipelineError> {
+        // One trip into the thread pool for the whole path.
+        let overlap = payload.len() <= OVERLAP_MANIFEST_MAX;
+        rayon::scope(|_| self.put_payload_in_pool(payload, meta, frame_seq, overlap))
+    }
+
+    fn put_payload_in_pool(
+        &self,
+        payload: &[u8],
+        meta: &PayloadMeta,
+        frame_seq: &mut u64,
+        overlap: bool,
+    ) -> Result<SealedPayload, PipelineError> {
         let plan = ChunkPlan::new(payload, meta, self.object_id_key, self.params.chunk)?;
         let starts =
             self.reserve_seqs((0..plan.count()).map(|i| plan.content_len(i)), frame_seq)?;
-        let merge = plan.is_chunked() && can_merge(plan.payload_len(), plan.chunk_size());
+        let t = self.params.symbol_size;
+        // Chunk `i`'s content goes straight into its source block, then encode and seal.
+        let seal_chunk = |i: usize, start: u64, id: Option<ObjectId>| {
+            let enc = plan.with_content_parts(i, |parts| ObjectEncoder::from_parts(parts, t))?;
+            let id = id.unwrap_or_else(|| plan.chunk_id(enc.object()));
+            self.seal_encoder(id, &enc, start)
+        };
+        if !plan.is_chunked() {
+            let chunk = seal_chunk(0, starts.first().copied().unwrap_or_default(), None)?;
+            return Ok(SealedPayload {
+                root: chunk.object_id,
+                objects: vec![chunk],
+            });
+        }
+        let merge = can_merge(plan.payload_len(), plan.chunk_size());
+        if overlap {
+            // The payload stays in cache: hash every chunk first (ids and
+            // payload-hash subtrees), then build and seal the manifest on one
+            // core while the chunks are encoded and sealed on the others.
+            let hashes: Vec<(ObjectId, Option<blake3::hazmat::ChainingValue>)> = (0..plan.count())
+                .into_par_iter()
+                .map(|i| plan.chunk_hashes(i, merge))
+                .collect();
+            let ids: Vec<ObjectId> = hashes.iter().map(|(id, _)| *id).collect();
+            let cvs: Vec<_> = hashes.iter().filter_map(|(_, cv)| *cv).collect();
+            let hash = merged_payload_hash(&cvs, plan.payload_len(), plan.chunk_size())
+                .unwrap_or_else(|| crate::chunk::payload_hash(payload));
+            let (root, content) = plan.manifest_content(ids.clone(), hash)?;
+            let mstart = self.reserve_seqs(std::iter::once(content.len()), frame_seq)?;
+            let (manifest, chunks) = rayon::join(
+                || -> Result<EncodedObject, PipelineError> {
+                    let enc = ObjectEncoder::new(&content, t)?;
+                    self.seal_encoder(root, &enc, mstart.first().copied().unwrap_or_default())
+                },
+                || {
+                    starts
+                        .par_iter()
+                        .zip(ids.par_iter())
+                        .enumerate()
+                        .map(|(i, (start, id))| seal_chunk(i, *start, Some(*id)))
+                        .collect::<Result<Vec<_>, PipelineError>>()
+                },
+            );
+            let mut objects = vec![manifest?];
+            objects.extend(chunks?);
+            return Ok(SealedPayload { root, objects });
+        }
+        // Large payloads: one pass per chunk while it is hot (id, payload-hash
+        // subtree, encode, seal), the manifest last.
         let sealed: Vec<(EncodedObject, Option<blake3::hazmat::ChainingValue>)> = starts
             .par_iter()
             .enumerate()
             .map(|(i, start)| {
-                let mut id = ObjectId::from_bytes([0; 32]);
-                let enc = ObjectEncoder::with_content(
-                    plan.content_len(i),
-                    self.params.symbol_size,
-                    |buf| {
-                        id = plan.write_content(i, buf);
-                    },
-                )?;
-                // The payload hash, one subtree per chunk while it is hot.
                 let cv = merge.then(|| chunk_cv(plan.chunk_bytes(i), i, plan.chunk_size()));
-                Ok((self.seal_encoder(id, &enc, *start)?, cv))
+                Ok((seal_chunk(i, *start, None)?, cv))
             })
             .collect::<Result<_, PipelineError>>()?;
         let cvs: Vec<_> = sealed.iter().filter_map(|(_, cv)| *cv).collect();
         let chunks: Vec<EncodedObject> = sealed.into_iter().map(|(o, _)| o).collect();
-        if !plan.is_chunked() {
-            let root = chunks
-                .first()
-                .map(|c| c.object_id)
-                .ok_or(ChunkError::Params("no chunk"))?;
-            return Ok(SealedPayload {
-                root,
-                objects: chunks,
-            });
-        }
         let ids = chunks.iter().map(|c| c.object_id).collect();
-        let manifest = match merged_payload_hash(&cvs, plan.payload_len(), plan.chunk_size()) {
-            Some(h) => plan.manifest_with_hash(ids, h)?,
-            None => plan.manifest(ids)?,
-        };
-        let content = manifest
-            .content()
-            .map_err(fcp_core::object::ObjectError::from)?;
-        let mut objects = self.seal_objects(&[(manifest.object_id, content)], frame_seq)?;
+        let hash = merged_payload_hash(&cvs, plan.payload_len(), plan.chunk_size())
+            .unwrap_or_else(|| crate::chunk::payload_hash(payload));
+        let (root, content) = plan.manifest_content(ids, hash)?;
+        let mstart = self.reserve_seqs(std::iter::once(content.len()), frame_seq)?;
+        let enc = ObjectEncoder::new(&content, t)?;
+        let mut objects =
+            vec![self.seal_encoder(root, &enc, mstart.first().copied().unwrap_or_default())?];
         objects.extend(chunks);
-        Ok(SealedPayload {
-            root: manifest.object_id,
-            objects,
-        })
+        Ok(SealedPayload { root, objects })
+    }
+
+    /// Parse, check and open frames of object `id` until its decoder completes.
+    fn decode_frames(
+        &self,
+        id: ObjectId,
+        k: u16,
+        frames: &[Bytes],
+    ) -> Result<ObjectDecoder, PipelineError> {
+        let t = self.params.symbol_size;
+        let ctx = self.zone.symbols(id, t);
+        let mut dec = ObjectDecoder::new(k, t)?;
+        for f in frames {
+            let frame = FrameRef::decode(f).map_err(WireError::from)?;
+            crate::envelope::check_header(frame.header(), &ctx)?;
+            if open_ref_into(&frame, self.key, &mut dec)? == Progress::Complete {
+                break;
+            }
+        }
+        Ok(dec)
     }
 
     /// Decode one object from its frames (any order, any subset holding at
@@ -263,17 +344,7 @@ impl SymbolPath<'_> {
         k: u16,
         frames: &[Bytes],
     ) -> Result<StoredObject, PipelineError> {
-        let t = self.params.symbol_size;
-        let ctx = self.zone.symbols(id, t);
-        let mut dec = ObjectDecoder::new(k, t)?;
-        for f in frames {
-            let frame = Frame::decode(f.clone()).map_err(WireError::from)?;
-            crate::envelope::check_context(&frame, &ctx)?;
-            if open_into(&frame, self.key, &mut dec)? == Progress::Complete {
-                break;
-            }
-        }
-        let content = dec.take()?;
+        let content = self.decode_frames(id, k, frames)?.take()?;
         let obj = StoredObject::from_content_vec(content, self.storage, self.object_id_key)?;
         if obj.object_id != id {
             return Err(PipelineError::IdMismatch(id));
@@ -283,49 +354,231 @@ impl SymbolPath<'_> {
 
     /// The get path for a sealed payload: decode the root, then every chunk in
     /// parallel, and reassemble with the payload hash checked.
+    ///
+    /// While one core decodes the root (and sizes the output), the other
+    /// decodes the next object speculatively: it is used only if the manifest
+    /// lists it, and checked like every other chunk.
     pub fn get_payload(&self, sealed: &SealedPayload) -> Result<Vec<u8>, PipelineError> {
-        let open = |o: &EncodedObject| self.open_object(o.object_id, o.k, &o.frames);
+        // One trip into the thread pool for the whole path.
+        rayon::scope(|_| self.get_payload_in_pool(sealed))
+    }
+
+    fn get_payload_in_pool(&self, sealed: &SealedPayload) -> Result<Vec<u8>, PipelineError> {
         let root_enc = sealed
             .objects
             .first()
             .filter(|o| o.object_id == sealed.root)
             .ok_or(PipelineError::IdMismatch(sealed.root))?;
-        match parse_root(&open(root_enc)?)? {
-            PayloadRoot::Inline(bytes) => Ok(bytes),
-            PayloadRoot::Manifest(m) => {
-                let by_id: std::collections::HashMap<ObjectId, &EncodedObject> =
-                    sealed.objects.iter().map(|o| (o.object_id, o)).collect();
-                let merge = can_merge(m.total_len, m.chunk_size);
-                let chunks: Vec<(StoredObject, Option<blake3::hazmat::ChainingValue>)> = m
-                    .chunks
-                    .par_iter()
-                    .enumerate()
-                    .map(|(i, id)| {
-                        let obj = open(by_id.get(id).ok_or(PipelineError::IdMismatch(*id))?)?;
-                        // Checked and hashed (one subtree of the payload hash) while hot.
-                        let cv = {
-                            let bytes = crate::chunk::check_chunk(&m, i, &obj)?;
-                            merge.then(|| chunk_cv(bytes, i, m.chunk_size))
-                        };
-                        Ok((obj, cv))
-                    })
-                    .collect::<Result<_, PipelineError>>()?;
-                let mut out = Vec::with_capacity(usize::try_from(m.total_len).unwrap_or(0));
-                for (i, (c, _)) in chunks.iter().enumerate() {
-                    out.extend_from_slice(crate::chunk::check_chunk(&m, i, c)?);
+        let next = sealed.objects.get(1).filter(|o| o.object_id != sealed.root);
+        let t = u64::from(self.params.symbol_size);
+        let room: u64 = sealed.objects.iter().map(|o| u64::from(o.k) * t).sum();
+        let root_fn = || -> Result<(PayloadRoot, Vec<u8>), PipelineError> {
+            let root =
+                parse_root(&self.open_object(root_enc.object_id, root_enc.k, &root_enc.frames)?)?;
+            let out_len = match &root {
+                // The chunks can hold no more than their source blocks: a
+                // manifest claiming more is rejected before allocating.
+                PayloadRoot::Manifest(m) if m.total_len <= room => usize::try_from(m.total_len)
+                    .map_err(|_| ChunkError::BadManifest("total_len"))?,
+                PayloadRoot::Manifest(_) => return Err(ChunkError::BadManifest("total_len").into()),
+                PayloadRoot::Inline(_) => 0,
+            };
+            Ok((root, vec![0u8; out_len]))
+        };
+        let early_fn = || {
+            next.map(|o| {
+                let block = self
+                    .decode_frames(o.object_id, o.k, &o.frames)
+                    .and_then(|mut d| Ok(d.take_block()?));
+                (o.object_id, std::sync::Mutex::new(Some(block)))
+            })
+        };
+        let (root, early) = rayon::join(root_fn, early_fn);
+        let (m, mut out) = match root? {
+            (PayloadRoot::Inline(bytes), _) => return Ok(bytes),
+            (PayloadRoot::Manifest(m), out) => (m, out),
+        };
+        let by_id: std::collections::HashMap<ObjectId, &EncodedObject> =
+            sealed.objects.iter().map(|o| (o.object_id, o)).collect();
+        let merge = can_merge(m.total_len, m.chunk_size);
+        // parse_root checked chunk_size > 0 and that the chunk list covers
+        // total_len, so the output splits into one slot per chunk.
+        let cs =
+            usize::try_from(m.chunk_size).map_err(|_| ChunkError::BadManifest("chunk_size"))?;
+        let header = std::sync::OnceLock::new();
+        // Each chunk is decoded in its own source block, checked (id, schema,
+        // body, length), hashed (one subtree of the payload hash) and copied
+        // to its place in the output while hot.
+        let cvs: Vec<Option<blake3::hazmat::ChainingValue>> = out
+            .par_chunks_mut(cs.max(1))
+            .zip(m.chunks.par_iter())
+            .enumerate()
+            .map(|(i, (dst, id))| {
+                let pre = early
+                    .as_ref()
+                    .filter(|(eid, _)| eid == id)
+                    .and_then(|(_, slot)| slot.lock().ok()?.take());
+                let (block, range) = match pre {
+                    Some(b) => b?,
+                    None => {
+                        let o = by_id.get(id).ok_or(PipelineError::IdMismatch(*id))?;
+                        self.decode_frames(*id, o.k, &o.frames)?.take_block()?
+                    }
+                };
+                let content = block.get(range).unwrap_or_default();
+                let parsed = parse_chunk_content(content, self.object_id_key, &header)?;
+                if parsed.object_id != *id {
+                    return Err(PipelineError::IdMismatch(*id));
                 }
-                if out.len() as u64 != m.total_len {
+                let bytes = parsed.check(&m, i)?;
+                if bytes.len() != dst.len() {
                     return Err(ChunkError::BadManifest("total_len").into());
                 }
-                // Same check as the streaming `reassemble`.
-                let cvs: Vec<_> = chunks.iter().filter_map(|(_, cv)| *cv).collect();
-                let hash = merged_payload_hash(&cvs, m.total_len, m.chunk_size)
-                    .unwrap_or_else(|| crate::chunk::payload_hash(&out));
-                if hash != m.payload_hash {
-                    return Err(ChunkError::PayloadHash.into());
-                }
-                Ok(out)
-            }
+                dst.copy_from_slice(bytes);
+                Ok(merge.then(|| chunk_cv(bytes, i, m.chunk_size)))
+            })
+            .collect::<Result<_, PipelineError>>()?;
+        if cvs.len() != m.chunks.len() {
+            return Err(ChunkError::BadManifest("total_len").into());
         }
+        // Same check as the streaming `reassemble`.
+        let cvs: Vec<_> = cvs.into_iter().flatten().collect();
+        let hash = merged_payload_hash(&cvs, m.total_len, m.chunk_size)
+            .unwrap_or_else(|| crate::chunk::payload_hash(&out));
+        if hash != m.payload_hash {
+            return Err(ChunkError::PayloadHash.into());
+        }
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::panic)]
+    use super::*;
+    use fcp_core::object::RetentionClass;
+    use fcp_core::provenance::TaintFlags;
+    use fcp_core::{Provenance, ZoneId};
+    use fcp_crypto::AeadAlgorithm;
+
+    fn fixture() -> (SymbolKey, ObjectIdKey, PayloadMeta) {
+        let key =
+            SymbolKey::derive(AeadAlgorithm::ChaCha20Poly1305, &[1; 32], [2; 8], "n", 7).unwrap();
+        let storage = StorageMeta {
+            retention: RetentionClass::Ephemeral,
+        };
+        let meta = PayloadMeta {
+            zone_id: ZoneId::private(),
+            created_at: 1,
+            provenance: Provenance::new(ZoneId::private(), 80, 80, TaintFlags::NONE, 1),
+            storage,
+        };
+        (key, ObjectIdKey::from_bytes([3; 32]), meta)
+    }
+
+    fn path<'a>(key: &'a SymbolKey, oik: &'a ObjectIdKey) -> SymbolPath<'a> {
+        SymbolPath {
+            key,
+            object_id_key: oik,
+            zone: ZoneContext {
+                zone_id_hash: ZoneId::private().hash(),
+                zone_key_id: [2; 8],
+                epoch_id: 1,
+            },
+            params: SymbolParams::default(),
+            storage: StorageMeta {
+                retention: RetentionClass::Ephemeral,
+            },
+        }
+    }
+
+    /// The manifest the put path writes is the one `ChunkPlan::manifest`
+    /// builds (same content bytes, same id), and every chunk id is the
+    /// StoredObject id of its chunk.
+    #[test]
+    fn put_objects_match_the_generic_builders() {
+        let (key, oik, meta) = fixture();
+        let payload: Vec<u8> = (0..700_001u32)
+            .map(|i| (i * 13 + (i >> 10)) as u8)
+            .collect();
+        let p = path(&key, &oik);
+        let sealed = p.put_payload(&payload, &meta, &mut 0).unwrap();
+        let chunked =
+            crate::chunk::chunk_payload(&payload, &meta, &oik, ChunkParams::default()).unwrap();
+        assert_eq!(sealed.root, chunked.root.object_id);
+        let ids: Vec<ObjectId> = sealed.objects.iter().skip(1).map(|o| o.object_id).collect();
+        let expected: Vec<ObjectId> = chunked.chunks.iter().map(|c| c.object_id).collect();
+        assert_eq!(ids, expected);
+        let root = p.open_object(sealed.root, sealed.objects[0].k, &sealed.objects[0].frames);
+        assert_eq!(root.unwrap(), chunked.root);
+    }
+
+    /// Both put strategies write the same frames.
+    #[test]
+    fn put_strategies_agree() {
+        let (key, oik, meta) = fixture();
+        let p = path(&key, &oik);
+        let payload: Vec<u8> = (0..400_000u32).map(|i| (i * 7 + (i >> 12)) as u8).collect();
+        let (mut s1, mut s2) = (5u64, 5u64);
+        let a = p
+            .put_payload_in_pool(&payload, &meta, &mut s1, true)
+            .unwrap();
+        let b = p
+            .put_payload_in_pool(&payload, &meta, &mut s2, false)
+            .unwrap();
+        assert_eq!(s1, s2);
+        assert_eq!(a.root, b.root);
+        assert_eq!(a.objects.len(), b.objects.len());
+        for (x, y) in a.objects.iter().zip(&b.objects) {
+            assert_eq!((x.object_id, x.k, &x.frames), (y.object_id, y.k, &y.frames));
+        }
+        assert_eq!(p.get_payload(&b).unwrap(), payload);
+    }
+
+    /// Chunks of identical content share an id; a corrupted or foreign
+    /// object in the speculative slot is ignored unless the manifest lists it.
+    #[test]
+    fn get_ignores_unlisted_objects_and_catches_bad_chunks() {
+        let (key, oik, meta) = fixture();
+        let p = path(&key, &oik);
+        let payload = vec![9u8; 5 * 65_536 + 17];
+        let sealed = p.put_payload(&payload, &meta, &mut 0).unwrap();
+        assert_eq!(p.get_payload(&sealed).unwrap(), payload);
+
+        // A stranger object at index 1 (before the real chunks).
+        let other = p.put_payload(&[1u8; 300_000], &meta, &mut 1000).unwrap();
+        let mut with_stranger = sealed.clone();
+        with_stranger.objects.insert(1, other.objects[1].clone());
+        assert_eq!(p.get_payload(&with_stranger).unwrap(), payload);
+
+        // The same stranger with a broken frame: still unused, still fine.
+        let mut broken = other.objects[1].clone();
+        let mut f = broken.frames[0].to_vec();
+        f[200] ^= 1;
+        broken.frames[0] = Bytes::from(f);
+        let mut with_broken = sealed.clone();
+        with_broken.objects.insert(1, broken);
+        assert_eq!(p.get_payload(&with_broken).unwrap(), payload);
+
+        // A listed chunk with a flipped bit fails (frame checksum).
+        let payload: Vec<u8> = (0..5 * 65_536 + 17u32)
+            .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+            .collect();
+        let sealed = p.put_payload(&payload, &meta, &mut 0).unwrap();
+        assert_eq!(p.get_payload(&sealed).unwrap(), payload);
+        let mut bad = sealed.clone();
+        let mut f = bad.objects[2].frames[0].to_vec();
+        f[300] ^= 1;
+        bad.objects[2].frames[0] = Bytes::from(f);
+        assert!(p.get_payload(&bad).is_err());
+
+        // A listed chunk replaced by another object under its id fails the id check.
+        let mut swapped = p.put_payload(&payload, &meta, &mut 5000).unwrap();
+        let id = swapped.objects[1].object_id;
+        swapped.objects[1] = EncodedObject {
+            object_id: id,
+            ..other.objects[1].clone()
+        };
+        assert!(p.get_payload(&swapped).is_err());
     }
 }
