@@ -151,7 +151,9 @@ pub struct InitiatorConfig {
 impl Default for InitiatorConfig {
     fn default() -> Self {
         Self {
-            suites: vec![SessionSuite::Blake3, SessionSuite::HmacSha256],
+            // HMAC-SHA256 first: with SHA extensions it MACs a 1232-byte
+            // datagram in ~0.9 µs, keyed BLAKE3 in ~2 µs here (decision 57).
+            suites: vec![SessionSuite::HmacSha256, SessionSuite::Blake3],
             time_policy: TimePolicy::default(),
             session: SessionConfig::default(),
         }
@@ -419,7 +421,7 @@ pub struct ResponderConfig {
 impl Default for ResponderConfig {
     fn default() -> Self {
         Self {
-            suites: vec![SessionSuite::Blake3, SessionSuite::HmacSha256],
+            suites: vec![SessionSuite::HmacSha256, SessionSuite::Blake3],
             time_policy: TimePolicy::default(),
             cookie_policy: CookiePolicy::AboveRate(64),
             replay_cache_capacity: DEFAULT_REPLAY_CACHE,
