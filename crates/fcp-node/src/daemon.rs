@@ -143,6 +143,8 @@ struct Peer {
     ctl: mpsc::UnboundedSender<Control>,
     rate: Mutex<Aimd>,
     connected_at: u64,
+    /// Held while a batch is sealed and sent (sequence order on the wire).
+    tx: tokio::sync::Mutex<()>,
 }
 
 impl Peer {
@@ -265,6 +267,8 @@ struct Node {
     peers: Mutex<HashMap<String, Arc<Peer>>>,
     by_session: Mutex<HashMap<[u8; 16], Arc<Peer>>>,
     udp: UdpSocket,
+    /// GSO/GRO state of `udp` (quinn-udp).
+    udp_state: quinn_udp::UdpSocketState,
     responder: Mutex<Responder>,
     gets: Mutex<HashMap<ObjectId, Arc<GetState>>>,
     incoming: Mutex<HashMap<PeerObject, Incoming>>,
@@ -329,6 +333,8 @@ pub async fn run(home: Home, opts: RunOptions) -> Result<(), NodeError> {
         }
     }
     let udp = bind_udp(listen).map_err(|e| crate::error::io(&store_path)(e))?;
+    let udp_state = quinn_udp::UdpSocketState::new((&udp).into())
+        .map_err(|e| crate::error::io(&store_path)(e))?;
     let tcp = TcpListener::bind(listen).await.map_err(|e| NodeError::Io {
         path: cfg.listen.clone(),
         source: e,
@@ -360,6 +366,7 @@ pub async fn run(home: Home, opts: RunOptions) -> Result<(), NodeError> {
         peers: Mutex::new(HashMap::new()),
         by_session: Mutex::new(HashMap::new()),
         udp,
+        udp_state,
         responder: Mutex::new(responder),
         gets: Mutex::new(HashMap::new()),
         incoming: Mutex::new(HashMap::new()),
@@ -711,6 +718,7 @@ impl Node {
             ctl: ctl_tx,
             rate: Mutex::new(Aimd { per_ms: 64.0 }),
             connected_at: now_secs(),
+            tx: tokio::sync::Mutex::new(()),
         });
         {
             // Both sides may dial at once: keep the connection whose initiator
@@ -1041,64 +1049,79 @@ impl Node {
         peer.send(Control::StoreAck { object_id, missing });
     }
 
+    /// Receive datagrams; with UDP GRO one read returns a run of
+    /// equal-sized datagrams (`stride`) that are split again here.
     async fn udp_loop(self: Arc<Self>) {
-        let mut buf = vec![0u8; 65_536];
+        let mut buf = vec![0u8; 1 << 17];
+        let mut meta = [quinn_udp::RecvMeta::default(); 1];
         loop {
-            let n = match self.udp.recv_from(&mut buf).await {
-                Ok((n, _)) => n,
-                Err(_) => continue,
-            };
-            self.stats.datagrams_in.fetch_add(1, Ordering::Relaxed);
-            if self.opts.drop_permille > 0 && rand::random::<u16>() % 1000 < self.opts.drop_permille
-            {
-                self.stats
-                    .datagrams_dropped_fault
-                    .fetch_add(1, Ordering::Relaxed);
-                continue;
-            }
-            let d = buf.get(..n).unwrap_or_default();
-            let Some(sid) = fcp_wire::session::transport::datagram_session_id(d) else {
-                self.stats
-                    .datagrams_rejected_session
-                    .fetch_add(1, Ordering::Relaxed);
-                continue;
-            };
-            let Some(peer) = lock(&self.by_session).get(&sid).cloned() else {
-                self.stats
-                    .datagrams_rejected_session
-                    .fetch_add(1, Ordering::Relaxed);
-                continue;
-            };
-            // A peer over its failed-auth budget is refused before any work
-            // (spec §8.4).
-            if lock(&self.admission)
-                .admit_inbound(self.now_ms(), &peer.node_id, 0, 0)
-                .is_err()
-            {
-                self.stats
-                    .datagrams_rejected_budget
-                    .fetch_add(1, Ordering::Relaxed);
-                continue;
-            }
-            // Session MAC and replay window first; nothing else touches the bytes before.
-            let frame = {
-                let mut s = lock(&peer.sessions);
-                match s.open_datagram(d, now_secs()) {
-                    Ok(f) => Bytes::copy_from_slice(f),
-                    Err(_) => {
-                        drop(s);
-                        let _ =
-                            lock(&self.admission).record_failed_auth(self.now_ms(), &peer.node_id);
-                        self.stats
-                            .datagrams_rejected_session
-                            .fetch_add(1, Ordering::Relaxed);
-                        continue;
-                    }
+            let got = self
+                .udp
+                .async_io(tokio::io::Interest::READABLE, || {
+                    let mut bufs = [std::io::IoSliceMut::new(&mut buf)];
+                    self.udp_state
+                        .recv((&self.udp).into(), &mut bufs, &mut meta)
+                })
+                .await;
+            let Ok(n) = got else { continue };
+            for m in meta.iter().take(n) {
+                let data = buf.get(..m.len).unwrap_or_default();
+                for d in data.chunks(m.stride.max(1)) {
+                    self.on_datagram(d);
                 }
-            };
-            if self.on_frame(&peer, frame).is_err() {
-                self.stats.frames_rejected.fetch_add(1, Ordering::Relaxed);
             }
+        }
+    }
+
+    /// One datagram: budget, session MAC and replay window, then the frame.
+    fn on_datagram(&self, d: &[u8]) {
+        self.stats.datagrams_in.fetch_add(1, Ordering::Relaxed);
+        if self.opts.drop_permille > 0 && rand::random::<u16>() % 1000 < self.opts.drop_permille {
+            self.stats
+                .datagrams_dropped_fault
+                .fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        let Some(sid) = fcp_wire::session::transport::datagram_session_id(d) else {
+            self.stats
+                .datagrams_rejected_session
+                .fetch_add(1, Ordering::Relaxed);
+            return;
+        };
+        let Some(peer) = lock(&self.by_session).get(&sid).cloned() else {
+            self.stats
+                .datagrams_rejected_session
+                .fetch_add(1, Ordering::Relaxed);
+            return;
+        };
+        // A peer over its failed-auth budget is refused before any work
+        // (spec §8.4).
+        if lock(&self.admission)
+            .admit_inbound(self.now_ms(), &peer.node_id, 0, 0)
+            .is_err()
+        {
+            self.stats
+                .datagrams_rejected_budget
+                .fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        // Session MAC and replay window first; nothing else touches the bytes before.
+        let frame = {
+            let mut s = lock(&peer.sessions);
+            match s.open_datagram(d, now_secs()) {
+                Ok(f) => Bytes::copy_from_slice(f),
+                Err(_) => {
+                    drop(s);
+                    let _ = lock(&self.admission).record_failed_auth(self.now_ms(), &peer.node_id);
+                    self.stats
+                        .datagrams_rejected_session
+                        .fetch_add(1, Ordering::Relaxed);
+                    return;
+                }
+            }
+        };
+        if self.on_frame(&peer, frame).is_err() {
+            self.stats.frames_rejected.fetch_add(1, Ordering::Relaxed);
         }
     }
 
@@ -1242,28 +1265,35 @@ impl Node {
         Ok(())
     }
 
-    /// Send datagrams to a peer, paced by its AIMD rate.
+    /// Send datagrams to a peer, paced by its AIMD rate. Equal-sized
+    /// datagrams go out in UDP GSO batches: one system call for up to 64
+    /// datagrams, each still its own packet on the wire.
     async fn send_frames(&self, peer: &Peer, frames: &[Bytes], object: Option<&ObjectId>) {
         let mut sent_in_ms = 0.0f64;
         let mut tick = tokio::time::Instant::now();
-        for f in frames {
+        let max_batch = self.udp_state.max_gso_segments().clamp(1, 64);
+        let mut rest = frames;
+        while !rest.is_empty() {
             if let Some(o) = object
                 && lock(&self.cancels).contains(&(peer.node_id.clone(), *o))
             {
                 return;
             }
-            let dgram = {
-                let mut s = lock(&peer.sessions);
-                match s.seal_datagram(f) {
-                    Ok(d) => d,
-                    Err(_) => return,
-                }
-            };
-            if self.udp.send_to(&dgram, peer.addr).await.is_ok() {
-                self.stats.datagrams_out.fetch_add(1, Ordering::Relaxed);
-            }
-            sent_in_ms += 1.0;
             let budget = lock(&peer.rate).per_ms;
+            let room = (budget - sent_in_ms).max(1.0) as usize;
+            let first = rest.first().map_or(0, |f| f.len());
+            let n = rest
+                .iter()
+                .take(max_batch.min(room))
+                .take_while(|f| f.len() == first)
+                .count()
+                .max(1);
+            let (now, later) = rest.split_at(n.min(rest.len()));
+            rest = later;
+            if !self.send_batch(peer, now).await {
+                return;
+            }
+            sent_in_ms += now.len() as f64;
             if sent_in_ms >= budget {
                 tick += Duration::from_millis(1);
                 tokio::time::sleep_until(tick).await;
@@ -1273,6 +1303,55 @@ impl Node {
                     tick = now;
                 }
             }
+        }
+    }
+
+    /// Seal equal-sized frames and send them in one GSO call. Sealing and
+    /// sending hold the peer's send lock together, so datagrams leave in
+    /// sequence order and stay inside the receiver's 128-frame replay window.
+    async fn send_batch(&self, peer: &Peer, frames: &[Bytes]) -> bool {
+        let _order = peer.tx.lock().await;
+        let mut batch = Vec::with_capacity(frames.iter().map(|f| f.len() + 40).sum());
+        let mut seg = 0;
+        {
+            let mut s = lock(&peer.sessions);
+            for f in frames {
+                match s.seal_datagram(f) {
+                    Ok(d) => {
+                        seg = seg.max(d.len());
+                        batch.extend_from_slice(&d);
+                    }
+                    Err(_) => return false,
+                }
+            }
+        }
+        self.send_datagrams(peer.addr, &batch, seg, frames.len())
+            .await;
+        true
+    }
+
+    /// `count` datagrams of `seg` bytes (the last may be shorter) in one send.
+    async fn send_datagrams(&self, to: SocketAddr, batch: &[u8], seg: usize, count: usize) {
+        if count == 0 {
+            return;
+        }
+        let t = quinn_udp::Transmit {
+            destination: to,
+            ecn: None,
+            contents: batch,
+            segment_size: (count > 1).then_some(seg),
+            src_ip: None,
+        };
+        let sent = self
+            .udp
+            .async_io(tokio::io::Interest::WRITABLE, || {
+                self.udp_state.try_send((&self.udp).into(), &t)
+            })
+            .await;
+        if sent.is_ok() {
+            self.stats
+                .datagrams_out
+                .fetch_add(count as u64, Ordering::Relaxed);
         }
     }
 
