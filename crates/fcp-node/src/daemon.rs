@@ -56,7 +56,7 @@ use crate::enroll::{self, Membership};
 use crate::error::NodeError;
 use crate::home::{Home, NodeConfig};
 use crate::placement;
-use crate::proto::{Control, Meta, Source};
+use crate::proto::{Control, Meta, Source, esi_part};
 
 /// Options of `fcp node run`.
 #[derive(Clone, Debug, Default)]
@@ -202,12 +202,6 @@ struct Incoming {
     complete: Arc<Notify>,
     /// The peer's StoreRequest slot (spec §8.4), given back when done.
     permit: Option<Permit>,
-}
-
-/// Which of `parts` request parts an ESI belongs to (a multiplicative hash,
-/// so strided ESI sets spread over every part).
-fn esi_part(esi: u32, parts: u32) -> u32 {
-    (esi.wrapping_mul(0x9E37_79B1) >> 16) % parts.max(1)
 }
 
 /// What a SymbolRequest asks for.

@@ -108,6 +108,13 @@ pub enum Control {
     },
 }
 
+/// Which of `parts` SymbolRequest parts an ESI belongs to: a multiplicative
+/// hash, so strided ESI sets (placement often gives a holder every other
+/// ESI) spread over every part (decision 55).
+pub fn esi_part(esi: u32, parts: u32) -> u32 {
+    (esi.wrapping_mul(0x9E37_79B1) >> 16) % parts.max(1)
+}
+
 fn is_zero(v: &u32) -> bool {
     *v == 0
 }
@@ -165,5 +172,59 @@ mod tests {
         };
         assert!(big.check_bounds().is_err());
         assert!(fcp_core::cbor::from_canonical_strict::<Control>(&b[..b.len() - 1]).is_err());
+    }
+
+    #[test]
+    fn symbol_request_need_fields_are_optional() {
+        let full = Control::SymbolRequest {
+            object_id: ObjectId::from_bytes([2; 32]),
+            have: vec![1, 3],
+            want: 30,
+            parts: 2,
+            part: 1,
+        };
+        let b = fcp_core::to_canonical(&full).unwrap();
+        assert_eq!(
+            fcp_core::cbor::from_canonical_strict::<Control>(&b).unwrap(),
+            full
+        );
+        // Zero means "no limit / no preference" and is not encoded, so a
+        // request without a need is the same bytes as before the fields.
+        let plain = Control::SymbolRequest {
+            object_id: ObjectId::from_bytes([2; 32]),
+            have: vec![],
+            want: 0,
+            parts: 0,
+            part: 0,
+        };
+        let b = fcp_core::to_canonical(&plain).unwrap();
+        let text = format!("{:?}", fcp_core::cbor::decode_value(&b).unwrap());
+        assert!(!text.contains("want") && !text.contains("parts"), "{text}");
+        assert_eq!(
+            fcp_core::cbor::from_canonical_strict::<Control>(&b).unwrap(),
+            plain
+        );
+    }
+
+    #[test]
+    fn esi_parts_spread_strided_sets() {
+        for parts in 1..=5u32 {
+            for stride in 1..=3u32 {
+                let mut count = vec![0u32; parts as usize];
+                for i in 0..600u32 {
+                    let p = esi_part(i * stride, parts);
+                    assert!(p < parts);
+                    count[p as usize] += 1;
+                }
+                let fair = 600 / parts;
+                for c in &count {
+                    assert!(
+                        *c > fair * 2 / 3 && *c < fair * 4 / 3,
+                        "{parts} {stride} {count:?}"
+                    );
+                }
+            }
+        }
+        assert_eq!(esi_part(7, 0), 0);
     }
 }
