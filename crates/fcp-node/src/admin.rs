@@ -156,16 +156,49 @@ pub async fn write_response<S: tokio::io::AsyncWrite + Unpin>(
     mut stream: S,
     resp: &Response,
 ) -> std::io::Result<()> {
-    let reason = if resp.status == 200 { "OK" } else { "Error" };
-    let head = format!(
-        "HTTP/1.1 {} {}\r\nContent-Type: {}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+    write_head(
+        &mut stream,
         resp.status,
-        reason,
         resp.content_type,
-        resp.body.len()
-    );
-    stream.write_all(head.as_bytes()).await?;
+        resp.body.len() as u64,
+    )
+    .await?;
     stream.write_all(&resp.body).await?;
+    stream.flush().await
+}
+
+async fn write_head<S: tokio::io::AsyncWrite + Unpin>(
+    stream: &mut S,
+    status: u16,
+    content_type: &str,
+    len: u64,
+) -> std::io::Result<()> {
+    let reason = if status == 200 { "OK" } else { "Error" };
+    let head = format!(
+        "HTTP/1.1 {status} {reason}\r\nContent-Type: {content_type}\r\nContent-Length: {len}\r\nConnection: close\r\n\r\n"
+    );
+    stream.write_all(head.as_bytes()).await
+}
+
+/// Write a 200 `application/octet-stream` response of `len` bytes whose body
+/// arrives in pieces on `body` (bounded memory for large objects). A piece
+/// that is an error, or a body shorter than `len`, ends the connection early:
+/// the client sees fewer bytes than announced and reports the transfer failed.
+pub async fn write_stream_response<S: tokio::io::AsyncWrite + Unpin>(
+    mut stream: S,
+    len: u64,
+    mut body: tokio::sync::mpsc::Receiver<Result<Vec<u8>, FcpError>>,
+) -> std::io::Result<()> {
+    write_head(&mut stream, 200, "application/octet-stream", len).await?;
+    let mut sent = 0u64;
+    while let Some(piece) = body.recv().await {
+        let Ok(piece) = piece else { break };
+        sent += piece.len() as u64;
+        if sent > len {
+            break;
+        }
+        stream.write_all(&piece).await?;
+    }
     stream.flush().await
 }
 
@@ -516,6 +549,56 @@ mod tests {
             ("application/json", &b"{}"[..])
         );
         assert_eq!(last, Some((Phase::Download, 2, 2)));
+        server.join().unwrap();
+    }
+
+    /// A one-shot server answering with a streamed body of `len` bytes made
+    /// of `pieces`.
+    fn serve_stream(
+        len: u64,
+        pieces: Vec<Result<Vec<u8>, FcpError>>,
+    ) -> (tempfile::TempDir, PathBuf, JoinHandle<()>) {
+        let dir = tempfile::tempdir().unwrap();
+        let sock = dir.path().join("admin.sock");
+        let listener = UnixListener::bind(&sock).unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let h = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async move {
+                let l = tokio::net::UnixListener::from_std(listener).unwrap();
+                let (mut s, _) = l.accept().await.unwrap();
+                let (rd, wr) = s.split();
+                read_request(rd).await.unwrap();
+                let (tx, rx) = tokio::sync::mpsc::channel(2);
+                tokio::spawn(async move {
+                    for p in pieces {
+                        tx.send(p).await.unwrap();
+                    }
+                });
+                write_stream_response(wr, len, rx).await.unwrap();
+            })
+        });
+        (dir, sock, h)
+    }
+
+    #[test]
+    fn streamed_response_arrives_whole_or_fails() {
+        let a = pattern(CHUNK + 5);
+        let b = pattern(3 * CHUNK);
+        let len = (a.len() + b.len()) as u64;
+        let (_dir, sock, server) = serve_stream(len, vec![Ok(a.clone()), Ok(b.clone())]);
+        let resp = call(&sock, "GET", "/get/x", &[]).unwrap();
+        assert_eq!(resp.body, [a.clone(), b].concat());
+        server.join().unwrap();
+        // An error after the head (e.g. a payload-hash mismatch) cuts the body
+        // short, and the client reports the transfer failed.
+        let e = FcpError::new(ErrorCode::ObjectCorrupt, "payload hash mismatch");
+        let (_dir, sock, server) = serve_stream(len, vec![Ok(a), Err(e)]);
+        let err = call(&sock, "GET", "/get/x", &[]).unwrap_err();
+        assert_eq!(err.error_code(), Some(ErrorCode::LocalIo));
         server.join().unwrap();
     }
 

@@ -38,7 +38,7 @@ use fcp_core::{
 };
 use fcp_crypto::{Ed25519PublicKey, SymbolKey, signed};
 use fcp_store::{ObjectMeta, Store, SymbolRecord};
-use fcp_wire::chunk::{PayloadMeta, PayloadRoot, check_chunk, parse_root, payload_hash};
+use fcp_wire::chunk::{PayloadMeta, PayloadRoot, check_chunk, parse_root};
 use fcp_wire::frame::{Frame, FrameBuilder, FrameFlags, FrameHeader};
 use fcp_wire::object::{ObjectDecoder, Progress};
 use fcp_wire::pipeline::{SymbolParams, SymbolPath, ZoneContext};
@@ -202,6 +202,15 @@ struct Incoming {
     complete: Arc<Notify>,
     /// The peer's StoreRequest slot (spec §8.4), given back when done.
     permit: Option<Permit>,
+}
+
+/// The body of a get, in order, piece by piece.
+type GetBody = mpsc::Receiver<Result<Vec<u8>, FcpError>>;
+
+/// An admin answer: whole, or a body streamed as it is rebuilt.
+enum Reply {
+    Full(Response),
+    Stream { len: u64, body: GetBody },
 }
 
 /// What a SymbolRequest asks for.
@@ -1851,47 +1860,86 @@ impl Node {
         Ok(obj)
     }
 
-    /// The get path: root object, then every chunk (several at a time).
-    async fn get(self: Arc<Self>, oid: ObjectId) -> Result<Vec<u8>, FcpError> {
+    /// The get path: the root object, then every chunk, several at a time,
+    /// handed out in order as they are rebuilt so memory stays bounded by the
+    /// fetch window, not the payload. Errors before the first byte are
+    /// returned; later ones end the body early.
+    async fn get(self: Arc<Self>, oid: ObjectId) -> Result<(u64, GetBody), FcpError> {
         let root = self.clone().fetch_object(oid).await?;
+        let (tx, rx) = mpsc::channel(PARALLEL_FETCHES);
         match parse_root(&root).map_err(fe)? {
-            PayloadRoot::Inline(b) => Ok(b),
+            PayloadRoot::Inline(b) => {
+                let len = b.len() as u64;
+                let _ = tx.send(Ok(b)).await;
+                Ok((len, rx))
+            }
             PayloadRoot::Manifest(m) => {
-                let sem = Arc::new(tokio::sync::Semaphore::new(PARALLEL_FETCHES));
-                let mut tasks = tokio::task::JoinSet::new();
-                for (i, id) in m.chunks.iter().enumerate() {
-                    let permit = sem
-                        .clone()
-                        .acquire_owned()
-                        .await
-                        .map_err(|_| fcp(ErrorCode::Internal, "semaphore"))?;
-                    let me = self.clone();
-                    let id = *id;
-                    tasks.spawn(async move {
-                        let _p = permit;
-                        me.fetch_object(id).await.map(|o| (i, o))
-                    });
-                }
-                let mut chunks: Vec<Option<StoredObject>> = vec![None; m.chunks.len()];
-                while let Some(r) = tasks.join_next().await {
-                    let (i, o) = r.map_err(|_| fcp(ErrorCode::Internal, "fetch task"))??;
-                    if let Some(slot) = chunks.get_mut(i) {
-                        *slot = Some(o);
+                let len = m.total_len;
+                tokio::spawn(async move {
+                    if let Err(e) = self.stream_chunks(&m, &tx).await {
+                        let _ = tx.send(Err(e)).await;
                     }
-                }
-                let mut out = Vec::with_capacity(usize::try_from(m.total_len).unwrap_or(0));
-                for (i, c) in chunks.iter().enumerate() {
-                    let c = c
-                        .as_ref()
-                        .ok_or_else(|| fcp(ErrorCode::ObjectNotFound, "missing chunk"))?;
-                    out.extend_from_slice(check_chunk(&m, i, c).map_err(fe)?);
-                }
-                if out.len() as u64 != m.total_len || payload_hash(&out) != m.payload_hash {
-                    return Err(fcp(ErrorCode::ObjectCorrupt, "payload hash mismatch"));
-                }
-                Ok(out)
+                });
+                Ok((len, rx))
             }
         }
+    }
+
+    /// Fetch a manifest's chunks (a window of `PARALLEL_FETCHES` ahead of
+    /// the writer), check each, send them in order and check the payload
+    /// hash from the chunks' BLAKE3 subtrees at the end (Appendix B).
+    async fn stream_chunks(
+        self: Arc<Self>,
+        m: &fcp_wire::chunk::ChunkedObjectManifest,
+        tx: &mpsc::Sender<Result<Vec<u8>, FcpError>>,
+    ) -> Result<(), FcpError> {
+        use fcp_wire::chunk::{can_merge, chunk_cv, merged_payload_hash};
+        let merge = can_merge(m.total_len, m.chunk_size);
+        let mut cvs = Vec::with_capacity(if merge { m.chunks.len() } else { 0 });
+        let mut whole = (!merge).then(blake3::Hasher::new);
+        let mut pending = std::collections::VecDeque::new();
+        let mut next = m.chunks.iter().enumerate();
+        let mut sent = 0u64;
+        let mut held: Option<Vec<u8>> = None;
+        loop {
+            while pending.len() < PARALLEL_FETCHES {
+                let Some((i, id)) = next.next() else { break };
+                let me = self.clone();
+                let id = *id;
+                pending.push_back((i, tokio::spawn(async move { me.fetch_object(id).await })));
+            }
+            let Some((i, task)) = pending.pop_front() else {
+                break;
+            };
+            let obj = task
+                .await
+                .map_err(|_| fcp(ErrorCode::Internal, "fetch task"))??;
+            let bytes = check_chunk(m, i, &obj).map_err(fe)?.to_vec();
+            if merge {
+                cvs.push(chunk_cv(&bytes, i, m.chunk_size));
+            } else if let Some(h) = whole.as_mut() {
+                h.update(&bytes);
+            }
+            sent += bytes.len() as u64;
+            // The last chunk waits for the payload hash, so a mismatch shows
+            // as a short body instead of a complete-looking one.
+            if let Some(prev) = held.replace(bytes)
+                && tx.send(Ok(prev)).await.is_err()
+            {
+                return Ok(()); // the client went away
+            }
+        }
+        let hash = match whole {
+            Some(h) => Some(*h.finalize().as_bytes()),
+            None => merged_payload_hash(&cvs, m.total_len, m.chunk_size),
+        };
+        if sent != m.total_len || hash != Some(m.payload_hash) {
+            return Err(fcp(ErrorCode::ObjectCorrupt, "payload hash mismatch"));
+        }
+        if let Some(last) = held {
+            let _ = tx.send(Ok(last)).await;
+        }
+        Ok(())
     }
 
     fn status(&self) -> serde_json::Value {
@@ -1963,27 +2011,37 @@ impl Node {
             let me = self.clone();
             tokio::spawn(async move {
                 let (rd, wr) = s.split();
-                let resp = match admin::read_request(rd).await {
+                let reply = match admin::read_request(rd).await {
                     Ok(req) => me.handle_admin(req).await,
-                    Err(e) => Response::error(&e),
+                    Err(e) => Reply::Full(Response::error(&e)),
                 };
-                let _ = admin::write_response(wr, &resp).await;
+                let _ = match reply {
+                    Reply::Full(resp) => admin::write_response(wr, &resp).await,
+                    Reply::Stream { len, body } => {
+                        admin::write_stream_response(wr, len, body).await
+                    }
+                };
             });
         }
     }
 
-    async fn handle_admin(self: Arc<Self>, req: Request) -> Response {
-        let r: Result<Response, FcpError> = async {
+    async fn handle_admin(self: Arc<Self>, req: Request) -> Reply {
+        let r: Result<Reply, FcpError> = async {
             match (req.method.as_str(), req.path.as_str()) {
-                ("GET", "/status") => Ok(Response::json(&self.status())),
-                ("GET", "/peers") => Ok(Response::json(&serde_json::json!(self.peers_json()))),
+                ("GET", "/status") => Ok(Reply::Full(Response::json(&self.status()))),
+                ("GET", "/peers") => Ok(Reply::Full(Response::json(&serde_json::json!(
+                    self.peers_json()
+                )))),
                 ("POST", "/put") => {
                     let zone = ZoneId::new(req.param("zone").unwrap_or("z:private")).map_err(fe)?;
-                    Ok(Response::json(&self.clone().put(zone, req.body).await?))
+                    Ok(Reply::Full(Response::json(
+                        &self.clone().put(zone, req.body).await?,
+                    )))
                 }
                 ("GET", p) if p.starts_with("/get/") => {
                     let id: ObjectId = p.trim_start_matches("/get/").parse().map_err(fe)?;
-                    Ok(Response::bytes(self.clone().get(id).await?))
+                    let (len, body) = self.clone().get(id).await?;
+                    Ok(Reply::Stream { len, body })
                 }
                 _ => Err(fcp(
                     ErrorCode::InvalidArgument,
@@ -1992,7 +2050,7 @@ impl Node {
             }
         }
         .await;
-        r.unwrap_or_else(|e| Response::error(&e))
+        r.unwrap_or_else(|e| Reply::Full(Response::error(&e)))
     }
 }
 
