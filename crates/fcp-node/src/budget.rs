@@ -48,7 +48,7 @@ pub struct PeerBudget {
     /// Decode CPU time per minute in milliseconds (default 5 000).
     pub max_decode_cpu_ms_per_min: u64, // spec §8.4
     /// Profile extension: concurrent open store requests the peer may have
-    /// with this node (default 32, the writer's placement concurrency).
+    /// with this node (default 128, the writer's placement concurrency).
     pub max_inflight_store_requests: u32,
     /// Profile extension: concurrent symbol requests of the peer this node
     /// serves (default 32).
@@ -65,7 +65,7 @@ impl Default for PeerBudget {
             max_inflight_decodes: 32,            // spec §8.4
             max_decode_cpu_ms_per_min: 5_000,    // spec §8.4
             // Profile extensions (spec-decisions 51).
-            max_inflight_store_requests: 32,
+            max_inflight_store_requests: 128,
             max_inflight_symbol_requests: 32,
         }
     }

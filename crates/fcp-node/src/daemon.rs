@@ -91,9 +91,9 @@ const MAX_EARLY_FRAMES: usize = 8192;
 const QUIET: Duration = Duration::from_millis(50);
 /// The same wait while none of the round's datagrams has arrived yet.
 const QUIET_FIRST: Duration = Duration::from_millis(1000);
-/// Objects a put places at the same time (a holder admits 32 open pushes
+/// Objects a put places at the same time (a holder admits 128 open pushes
 /// per peer, spec §8.4).
-const PARALLEL_OBJECTS: usize = 32;
+const PARALLEL_OBJECTS: usize = 128;
 /// Objects a get fetches at the same time (their answers must fit the UDP
 /// receive buffer).
 const PARALLEL_FETCHES: usize = 24;
