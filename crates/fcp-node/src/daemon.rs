@@ -97,6 +97,9 @@ const PARALLEL_OBJECTS: usize = 128;
 /// Objects a get fetches at the same time (their answers must fit the UDP
 /// receive buffer).
 const PARALLEL_FETCHES: usize = 24;
+/// An admitted push still open after this long is dropped with its slot
+/// (a sender gives up after `STORE_ROUNDS` rounds of at most 5 s each).
+const PUSH_EXPIRY_MS: u64 = 60_000;
 /// How long a holder waits for datagrams that a StoreEnd overtook.
 const STRAGGLERS: Duration = Duration::from_millis(40);
 /// Store rounds (send, then resend what the holder reports missing).
@@ -202,6 +205,8 @@ struct Incoming {
     complete: Arc<Notify>,
     /// The peer's StoreRequest slot (spec §8.4), given back when done.
     permit: Option<Permit>,
+    /// When the push was admitted (abandoned pushes expire).
+    opened_ms: u64,
 }
 
 /// The body of a get, in order, piece by piece.
@@ -846,6 +851,22 @@ impl Node {
                     let mut inc = lock(&self.incoming);
                     let key = (peer.node_id.clone(), object_id);
                     if !inc.contains_key(&key) {
+                        // A push its sender abandoned (it gave up or lost
+                        // track) must not hold a slot for ever.
+                        let now = self.now_ms();
+                        let stale: Vec<PeerObject> = inc
+                            .iter()
+                            .filter(|((from, _), e)| {
+                                from == &peer.node_id
+                                    && now.saturating_sub(e.opened_ms) > PUSH_EXPIRY_MS
+                            })
+                            .map(|(k, _)| k.clone())
+                            .collect();
+                        for k in stale {
+                            if let Some(p) = inc.remove(&k).and_then(|e| e.permit) {
+                                lock(&self.admission).finish(now, p, 0);
+                            }
+                        }
                         // One slot per open push (spec §8.4); a refused
                         // request gets no answer and the pusher times out.
                         let permit = match lock(&self.admission).begin(
@@ -874,6 +895,7 @@ impl Node {
                                 pending: Vec::new(),
                                 complete: Arc::new(Notify::new()),
                                 permit: Some(permit),
+                                opened_ms: self.now_ms(),
                             },
                         );
                     }
