@@ -439,18 +439,12 @@ impl<'a> ChunkPlan<'a> {
 
     /// Length of chunk `i`'s content.
     pub fn content_len(&self, i: usize) -> usize {
-        let n = self.chunk_bytes(i).len();
-        let (_, hl) = bstr_head(n as u64);
-        fcp_core::ids::domain::OBJECT_CONTENT.len()
-            + self.header_cbor.len()
-            + 32
-            + RawChunk::PREFIX.len()
-            + hl
-            + n
+        self.with_content_parts(i, |parts| parts.iter().map(|p| p.len()).sum())
     }
 
     /// Chunk `i`'s content as its pieces, `"FCP2-OBJECT-V1" || cbor(header) ||
-    /// SchemaHash || {"bytes": bstr}` (profile §3), handed to `f`.
+    /// SchemaHash || {"bytes": bstr}` (profile §3), handed to `f`; the last
+    /// piece is the chunk's payload bytes.
     pub fn with_content_parts<R>(&self, i: usize, f: impl FnOnce(&[&[u8]]) -> R) -> R {
         let bytes = self.chunk_bytes(i);
         let (head, hl) = bstr_head(bytes.len() as u64);
@@ -471,22 +465,20 @@ impl<'a> ChunkPlan<'a> {
         i: usize,
         cv: bool,
     ) -> (ObjectId, Option<blake3::hazmat::ChainingValue>) {
-        let bytes = self.chunk_bytes(i);
-        let (head, hl) = bstr_head(bytes.len() as u64);
-        let mut small = Vec::with_capacity(self.header_len() + 32 + RawChunk::PREFIX.len() + hl);
-        small.extend_from_slice(fcp_core::ids::domain::OBJECT_CONTENT);
-        small.extend_from_slice(&self.header_cbor);
-        small.extend_from_slice(self.raw_hash.as_bytes());
-        small.extend_from_slice(&RawChunk::PREFIX);
-        small.extend_from_slice(head.get(..hl).unwrap_or_default());
-        let id = crate::objectid::object_id_split(
-            &small,
-            bytes,
-            &self.zone_hash,
-            &self.raw_hash,
-            self.key,
-        );
-        (id, cv.then(|| chunk_cv(bytes, i, self.params.chunk_size)))
+        self.with_content_parts(i, |parts| {
+            let (bytes, head): (&[u8], &[&[u8]]) = match parts.split_last() {
+                Some((b, h)) => (b, h),
+                None => (&[], parts),
+            };
+            let id = crate::objectid::object_id_split(
+                &head.concat(),
+                bytes,
+                &self.zone_hash,
+                &self.raw_hash,
+                self.key,
+            );
+            (id, cv.then(|| chunk_cv(bytes, i, self.params.chunk_size)))
+        })
     }
 
     /// ObjectId of a RawChunk of this plan from its content bytes.
@@ -494,33 +486,20 @@ impl<'a> ChunkPlan<'a> {
         crate::objectid::object_id(content, &self.zone_hash, &self.raw_hash, self.key)
     }
 
-    /// Write chunk `i`'s content, `"FCP2-OBJECT-V1" || cbor(header) ||
-    /// SchemaHash || {"bytes": bstr}` (profile §3), into `out`
-    /// (`out.len() == content_len(i)`), and return its ObjectId.
+    /// Write chunk `i`'s content into `out` (`out.len() == content_len(i)`)
+    /// and return its ObjectId.
     pub fn write_content(&self, i: usize, out: &mut [u8]) -> ObjectId {
-        let bytes = self.chunk_bytes(i);
-        let (head, hl) = bstr_head(bytes.len() as u64);
-        let parts: [&[u8]; 6] = [
-            fcp_core::ids::domain::OBJECT_CONTENT,
-            &self.header_cbor,
-            self.raw_hash.as_bytes(),
-            &RawChunk::PREFIX,
-            head.get(..hl).unwrap_or_default(),
-            bytes,
-        ];
-        let mut at = 0;
-        for p in parts {
-            if let Some(dst) = out.get_mut(at..at + p.len()) {
-                dst.copy_from_slice(p);
+        let at = self.with_content_parts(i, |parts| {
+            let mut at = 0;
+            for p in parts {
+                if let Some(dst) = out.get_mut(at..at + p.len()) {
+                    dst.copy_from_slice(p);
+                }
+                at += p.len();
             }
-            at += p.len();
-        }
-        crate::objectid::object_id(
-            out.get(..at).unwrap_or_default(),
-            &self.zone_hash,
-            &self.raw_hash,
-            self.key,
-        )
+            at
+        });
+        self.chunk_id(out.get(..at).unwrap_or_default())
     }
 
     /// Chunk `i` as a StoredObject.
