@@ -80,6 +80,10 @@ fn fe<E: HasErrorCode + std::fmt::Display>(e: E) -> FcpError {
     FcpError::from_err(&e)
 }
 
+fn io_err(e: std::io::Error) -> FcpError {
+    fcp(ErrorCode::LocalIo, e.to_string())
+}
+
 /// Largest pre-session message (announcement or handshake) on TCP.
 const MAX_PRE_SESSION: usize = 64 * 1024;
 /// Seconds a get waits for symbols before giving up.
@@ -153,6 +157,17 @@ struct Peer {
 impl Peer {
     fn send(&self, c: Control) {
         let _ = self.ctl.send(c);
+    }
+
+    /// "I hold nothing of this object for you."
+    fn send_empty_offer(&self, object_id: ObjectId) {
+        self.send(Control::SymbolOffer {
+            object_id,
+            meta: None,
+            sources: Vec::new(),
+            count: 0,
+        });
+        self.send(Control::OfferEnd { object_id });
     }
 }
 
@@ -433,6 +448,18 @@ async fn write_msg(s: &mut TcpStream, tag: u8, body: &[u8]) -> std::io::Result<(
     s.write_all(body).await
 }
 
+/// The peer's signed announcement, the first message either side sends.
+async fn read_announcement(s: &mut TcpStream) -> Result<PeerAnnouncement, FcpError> {
+    let (tag, intro) = read_msg(s).await?;
+    if tag != TAG_INTRO {
+        return Err(fcp(
+            ErrorCode::SessionUnexpectedMessage,
+            "expected an announcement",
+        ));
+    }
+    PeerAnnouncement::from_cbor(&intro).map_err(fe)
+}
+
 async fn read_msg(s: &mut TcpStream) -> Result<(u8, Vec<u8>), FcpError> {
     let io = |e: std::io::Error| fcp(ErrorCode::SessionHandshakeMalformed, e.to_string());
     let mut len = [0u8; 4];
@@ -460,6 +487,13 @@ impl Node {
     /// Milliseconds since start (the admission clock).
     fn now_ms(&self) -> u64 {
         u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+
+    /// A push is over: give its StoreRequest slot back.
+    fn close_push(&self, push: Option<Incoming>) {
+        if let Some(permit) = push.and_then(|e| e.permit) {
+            lock(&self.admission).finish(self.now_ms(), permit, 0);
+        }
     }
 
     fn node_id(&self) -> &str {
@@ -555,19 +589,10 @@ impl Node {
     }
 
     async fn respond(self: Arc<Self>, mut s: TcpStream) -> Result<(), FcpError> {
-        let (tag, intro) = read_msg(&mut s).await?;
-        if tag != TAG_INTRO {
-            return Err(fcp(
-                ErrorCode::SessionUnexpectedMessage,
-                "expected an announcement",
-            ));
-        }
-        let ann = PeerAnnouncement::from_cbor(&intro).map_err(fe)?;
+        let ann = read_announcement(&mut s).await?;
         let _ = self.accept_announcement(&ann)?;
         let mine = self.announcement.to_cbor().map_err(fe)?;
-        write_msg(&mut s, TAG_INTRO, &mine)
-            .await
-            .map_err(|e| fcp(ErrorCode::LocalIo, e.to_string()))?;
+        write_msg(&mut s, TAG_INTRO, &mine).await.map_err(io_err)?;
         for _ in 0..4 {
             let (tag, hello) = read_msg(&mut s).await?;
             if tag != TAG_HELLO {
@@ -584,14 +609,10 @@ impl Node {
             };
             match out {
                 ResponderOutput::Retry(bytes) => {
-                    write_msg(&mut s, TAG_RETRY, &bytes)
-                        .await
-                        .map_err(|e| fcp(ErrorCode::LocalIo, e.to_string()))?;
+                    write_msg(&mut s, TAG_RETRY, &bytes).await.map_err(io_err)?;
                 }
                 ResponderOutput::Accept { ack, session } => {
-                    write_msg(&mut s, TAG_ACK, &ack)
-                        .await
-                        .map_err(|e| fcp(ErrorCode::LocalIo, e.to_string()))?;
+                    write_msg(&mut s, TAG_ACK, &ack).await.map_err(io_err)?;
                     let peer_id = session.peer().to_owned();
                     self.stats.handshakes_ok.fetch_add(1, Ordering::Relaxed);
                     return self.attach(s, *session, peer_id.clone(), peer_id).await;
@@ -611,15 +632,14 @@ impl Node {
     }
 
     async fn dial(self: Arc<Self>, peer_id: String, addr: SocketAddr) -> Result<(), FcpError> {
-        let io = |e: std::io::Error| fcp(ErrorCode::LocalIo, e.to_string());
         let mut s = tokio::time::timeout(Duration::from_secs(2), TcpStream::connect(addr))
             .await
             .map_err(|_| fcp(ErrorCode::LocalIo, "connect timeout"))?
-            .map_err(io)?;
+            .map_err(io_err)?;
         let _ = s.set_nodelay(true);
         write_msg(&mut s, TAG_INTRO, &self.announcement.to_cbor().map_err(fe)?)
             .await
-            .map_err(io)?;
+            .map_err(io_err)?;
         let start = InitiatorStart::new(
             self.identity.clone(),
             peer_id.clone(),
@@ -627,15 +647,8 @@ impl Node {
         )
         .map_err(fe)?;
         let (hello, mut wait) = start.start(now_secs(), &mut rand::rng()).map_err(fe)?;
-        write_msg(&mut s, TAG_HELLO, &hello).await.map_err(io)?;
-        let (tag, intro) = read_msg(&mut s).await?;
-        if tag != TAG_INTRO {
-            return Err(fcp(
-                ErrorCode::SessionUnexpectedMessage,
-                "expected an announcement",
-            ));
-        }
-        let ann = PeerAnnouncement::from_cbor(&intro).map_err(fe)?;
+        write_msg(&mut s, TAG_HELLO, &hello).await.map_err(io_err)?;
+        let ann = read_announcement(&mut s).await?;
         if ann.attestation.node_id != peer_id {
             return Err(fcp(
                 ErrorCode::SessionWrongPeer,
@@ -652,7 +665,7 @@ impl Node {
                         .on_retry(&msg, &mut counters)
                         .map_err(|r| fe(r.error))?;
                     wait = w;
-                    write_msg(&mut s, TAG_HELLO, &hello).await.map_err(io)?;
+                    write_msg(&mut s, TAG_HELLO, &hello).await.map_err(io_err)?;
                 }
                 TAG_ACK => {
                     let session = {
@@ -863,9 +876,7 @@ impl Node {
                             .map(|(k, _)| k.clone())
                             .collect();
                         for k in stale {
-                            if let Some(p) = inc.remove(&k).and_then(|e| e.permit) {
-                                lock(&self.admission).finish(now, p, 0);
-                            }
+                            self.close_push(inc.remove(&k));
                         }
                         // One slot per open push (spec §8.4); a refused
                         // request gets no answer and the pusher times out.
@@ -936,13 +947,7 @@ impl Node {
                     Ok(p) => p,
                     Err(_) => {
                         // Over its concurrent-request budget: an empty offer.
-                        peer.send(Control::SymbolOffer {
-                            object_id,
-                            meta: None,
-                            sources: Vec::new(),
-                            count: 0,
-                        });
-                        peer.send(Control::OfferEnd { object_id });
+                        peer.send_empty_offer(object_id);
                         return;
                     }
                 };
@@ -1034,10 +1039,8 @@ impl Node {
             let mut missing: Vec<u32> = e.expected.difference(&e.received).copied().collect();
             missing.sort_unstable();
             let meta = e.meta.clone();
-            if missing.is_empty()
-                && let Some(permit) = inc.remove(&key).and_then(|e| e.permit)
-            {
-                lock(&self.admission).finish(self.now_ms(), permit, 0);
+            if missing.is_empty() {
+                self.close_push(inc.remove(&key));
             }
             (records, meta, missing)
         };
@@ -1392,13 +1395,7 @@ impl Node {
         let (meta, recs) = match got {
             Ok(Ok((Some(m), r))) if !r.is_empty() => (m, r),
             _ => {
-                peer.send(Control::SymbolOffer {
-                    object_id,
-                    meta: None,
-                    sources: Vec::new(),
-                    count: 0,
-                });
-                peer.send(Control::OfferEnd { object_id });
+                peer.send_empty_offer(object_id);
                 return;
             }
         };
@@ -1536,12 +1533,20 @@ impl Node {
                     symbol_size: 1024,
                     created_at: now,
                 };
+                // Frames by ESI, once for every holder (one record each).
+                let by_esi: HashMap<u32, Bytes> = frames
+                    .into_iter()
+                    .filter_map(|f| {
+                        let esi = Frame::decode(f.clone()).ok()?.records().next()?.esi;
+                        Some((esi, f))
+                    })
+                    .collect();
                 let mut placed = 0u32;
                 for (node, esis) in &plan.assignments {
                     let Some(p) = peers.iter().find(|p| &p.node_id == node) else {
                         continue;
                     };
-                    me.push_to_peer(p, oid, &meta, esis, &frames).await?;
+                    me.push_to_peer(p, oid, &meta, esis, &by_esi).await?;
                     placed += esis.len() as u32;
                 }
                 lock(&me.placed).insert(oid, (k, placed));
@@ -1643,16 +1648,8 @@ impl Node {
         oid: ObjectId,
         meta: &Meta,
         esis: &[u32],
-        frames: &[Bytes],
+        by_esi: &HashMap<u32, Bytes>,
     ) -> Result<(), FcpError> {
-        let by_esi: HashMap<u32, &Bytes> = frames
-            .iter()
-            .filter_map(|f| {
-                let fr = Frame::decode(f.clone()).ok()?;
-                let esi = fr.records().next()?.esi;
-                Some((esi, f))
-            })
-            .collect();
         // Announce first and wait for the holder to admit the object: datagrams
         // that arrive before their StoreRequest would be dropped as unsolicited.
         let (tx, rx) = oneshot::channel();
@@ -1682,10 +1679,7 @@ impl Node {
             return Ok(());
         }
         for _ in 0..STORE_ROUNDS {
-            let batch: Vec<Bytes> = todo
-                .iter()
-                .filter_map(|e| by_esi.get(e).map(|b| (*b).clone()))
-                .collect();
+            let batch: Vec<Bytes> = todo.iter().filter_map(|e| by_esi.get(e).cloned()).collect();
             self.send_frames(peer, &batch, None).await;
             let (tx, rx) = oneshot::channel();
             lock(&self.store_waiters).insert((peer.node_id.clone(), oid), tx);
