@@ -219,6 +219,45 @@ fn encode<T: Serialize + ?Sized>(v: &T) -> Result<Vec<u8>> {
     Ok(out)
 }
 
+/// The signing, encoding and decoding shared by Hello and Ack: both sign
+/// their `tbs()` view under their schema (profile §3) and carry `from`, `to`
+/// and `suites`.
+macro_rules! signed_message {
+    ($ty:ty, $schema:expr) => {
+        impl $ty {
+            /// The canonical CBOR the signature covers (the message without `signature`).
+            pub fn signed_bytes(&self) -> Result<Vec<u8>> {
+                encode(&self.tbs())
+            }
+
+            /// Set `signature` with `key` (profile §3).
+            pub fn sign(&mut self, key: &NodeSigningKey) -> Result<()> {
+                self.signature = sign_tbs(key, $schema, &self.signed_bytes()?)?;
+                Ok(())
+            }
+
+            /// Verify `signature` against `key`.
+            pub fn verify(&self, key: &Ed25519PublicKey) -> Result<()> {
+                verify_tbs(key, $schema, &self.signed_bytes()?, &self.signature)
+            }
+
+            /// Canonical CBOR bytes.
+            pub fn encode(&self) -> Result<Vec<u8>> {
+                encode(self)
+            }
+
+            /// Bounded, strict decode; checks node id and suite list bounds.
+            pub fn decode(bytes: &[u8]) -> Result<Self> {
+                let m: Self = decode_strict(bytes)?;
+                check_node_id(&m.from)?;
+                check_node_id(&m.to)?;
+                check_suites(&m.suites)?;
+                Ok(m)
+            }
+        }
+    };
+}
+
 impl MeshSessionHello {
     fn tbs(&self) -> HelloTbs<'_> {
         HelloTbs {
@@ -231,37 +270,9 @@ impl MeshSessionHello {
             cookie: self.cookie.as_ref(),
         }
     }
-
-    /// The canonical CBOR the signature covers (the message without `signature`).
-    pub fn signed_bytes(&self) -> Result<Vec<u8>> {
-        encode(&self.tbs())
-    }
-
-    /// Set `signature` with `key` (profile §3).
-    pub fn sign(&mut self, key: &NodeSigningKey) -> Result<()> {
-        self.signature = sign_tbs(key, HELLO_SCHEMA, &self.signed_bytes()?)?;
-        Ok(())
-    }
-
-    /// Verify `signature` against `key`.
-    pub fn verify(&self, key: &Ed25519PublicKey) -> Result<()> {
-        verify_tbs(key, HELLO_SCHEMA, &self.signed_bytes()?, &self.signature)
-    }
-
-    /// Canonical CBOR bytes.
-    pub fn encode(&self) -> Result<Vec<u8>> {
-        encode(self)
-    }
-
-    /// Bounded, strict decode; checks node id and suite list bounds.
-    pub fn decode(bytes: &[u8]) -> Result<Self> {
-        let m: Self = decode_strict(bytes)?;
-        check_node_id(&m.from)?;
-        check_node_id(&m.to)?;
-        check_suites(&m.suites)?;
-        Ok(m)
-    }
 }
+
+signed_message!(MeshSessionHello, HELLO_SCHEMA);
 
 /// Profile §3 signature over a message's to-be-signed bytes under `schema`.
 fn sign_tbs(key: &NodeSigningKey, schema: &str, tbs: &[u8]) -> Result<[u8; 64]> {
@@ -303,37 +314,9 @@ impl MeshSessionAck {
             timestamp: self.timestamp,
         }
     }
-
-    /// The canonical CBOR the signature covers (the message without `signature`).
-    pub fn signed_bytes(&self) -> Result<Vec<u8>> {
-        encode(&self.tbs())
-    }
-
-    /// Set `signature` with `key` (profile §3).
-    pub fn sign(&mut self, key: &NodeSigningKey) -> Result<()> {
-        self.signature = sign_tbs(key, ACK_SCHEMA, &self.signed_bytes()?)?;
-        Ok(())
-    }
-
-    /// Verify `signature` against `key`.
-    pub fn verify(&self, key: &Ed25519PublicKey) -> Result<()> {
-        verify_tbs(key, ACK_SCHEMA, &self.signed_bytes()?, &self.signature)
-    }
-
-    /// Canonical CBOR bytes.
-    pub fn encode(&self) -> Result<Vec<u8>> {
-        encode(self)
-    }
-
-    /// Bounded, strict decode; checks node id and suite list bounds.
-    pub fn decode(bytes: &[u8]) -> Result<Self> {
-        let m: Self = decode_strict(bytes)?;
-        check_node_id(&m.from)?;
-        check_node_id(&m.to)?;
-        check_suites(&m.suites)?;
-        Ok(m)
-    }
 }
+
+signed_message!(MeshSessionAck, ACK_SCHEMA);
 
 /// Kind byte of a handshake packet.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
