@@ -416,9 +416,15 @@ mod tests {
     use std::path::PathBuf;
     use std::thread::JoinHandle;
 
-    /// One-shot admin server built from this module's own server half:
-    /// answers the first request with `answer` and hands back that request.
-    fn serve_once(answer: Response) -> (tempfile::TempDir, PathBuf, JoinHandle<Request>) {
+    /// A one-shot server running `answer` on the first connection (a
+    /// current-thread runtime on its own thread), handing back its result.
+    fn serve_with<T, F>(
+        answer: impl FnOnce(tokio::net::UnixStream) -> F + Send + 'static,
+    ) -> (tempfile::TempDir, PathBuf, JoinHandle<T>)
+    where
+        T: Send + 'static,
+        F: std::future::Future<Output = T>,
+    {
         let dir = tempfile::tempdir().unwrap();
         let sock = dir.path().join("admin.sock");
         let listener = UnixListener::bind(&sock).unwrap();
@@ -430,14 +436,22 @@ mod tests {
                 .unwrap();
             rt.block_on(async move {
                 let l = tokio::net::UnixListener::from_std(listener).unwrap();
-                let (mut s, _) = l.accept().await.unwrap();
-                let (rd, wr) = s.split();
-                let req = read_request(rd).await.unwrap();
-                write_response(wr, &answer).await.unwrap();
-                req
+                let (s, _) = l.accept().await.unwrap();
+                answer(s).await
             })
         });
         (dir, sock, h)
+    }
+
+    /// One-shot admin server built from this module's own server half:
+    /// answers the first request with `answer` and hands back that request.
+    fn serve_once(answer: Response) -> (tempfile::TempDir, PathBuf, JoinHandle<Request>) {
+        serve_with(|mut s| async move {
+            let (rd, wr) = s.split();
+            let req = read_request(rd).await.unwrap();
+            write_response(wr, &answer).await.unwrap();
+            req
+        })
     }
 
     /// A raw one-shot server that writes `raw` whatever it is asked.
@@ -558,30 +572,17 @@ mod tests {
         len: u64,
         pieces: Vec<Result<Vec<u8>, FcpError>>,
     ) -> (tempfile::TempDir, PathBuf, JoinHandle<()>) {
-        let dir = tempfile::tempdir().unwrap();
-        let sock = dir.path().join("admin.sock");
-        let listener = UnixListener::bind(&sock).unwrap();
-        listener.set_nonblocking(true).unwrap();
-        let h = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            rt.block_on(async move {
-                let l = tokio::net::UnixListener::from_std(listener).unwrap();
-                let (mut s, _) = l.accept().await.unwrap();
-                let (rd, wr) = s.split();
-                read_request(rd).await.unwrap();
-                let (tx, rx) = tokio::sync::mpsc::channel(2);
-                tokio::spawn(async move {
-                    for p in pieces {
-                        tx.send(p).await.unwrap();
-                    }
-                });
-                write_stream_response(wr, len, rx).await.unwrap();
-            })
-        });
-        (dir, sock, h)
+        serve_with(move |mut s| async move {
+            let (rd, wr) = s.split();
+            read_request(rd).await.unwrap();
+            let (tx, rx) = tokio::sync::mpsc::channel(2);
+            tokio::spawn(async move {
+                for p in pieces {
+                    tx.send(p).await.unwrap();
+                }
+            });
+            write_stream_response(wr, len, rx).await.unwrap();
+        })
     }
 
     #[test]
