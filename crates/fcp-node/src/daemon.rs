@@ -39,7 +39,7 @@ use fcp_core::{
 use fcp_crypto::{Ed25519PublicKey, SymbolKey, signed};
 use fcp_store::{ObjectMeta, Store, SymbolRecord};
 use fcp_wire::chunk::{PayloadMeta, PayloadRoot, check_chunk, parse_root};
-use fcp_wire::frame::{Frame, FrameBuilder, FrameFlags, FrameHeader};
+use fcp_wire::frame::{Frame, FrameBuilder, FrameFlags, FrameHeader, RecordRef};
 use fcp_wire::object::{ObjectDecoder, Progress};
 use fcp_wire::pipeline::{SymbolParams, SymbolPath, ZoneContext};
 use fcp_wire::session::{
@@ -1193,21 +1193,8 @@ impl Node {
             if r.k != e.meta.k || !e.expected.contains(&r.esi) || !e.received.insert(r.esi) {
                 continue;
             }
-            e.pending.push(SymbolRecord {
-                object_id: oid,
-                esi: r.esi,
-                k: r.k,
-                symbol_size: h.symbol_size,
-                zone_id_hash: h.zone_id_hash,
-                zone_key_id: h.zone_key_id,
-                epoch_id: h.epoch_id,
-                source_node: e.source.node_id.clone(),
-                sender_instance_id: h.sender_instance_id,
-                frame_seq: h.frame_seq,
-                ciphertext: r.ciphertext.to_vec(),
-                tag: *r.tag,
-                from_node: peer.node_id.clone(),
-            });
+            e.pending
+                .push(symbol_record(&h, &r, &e.source.node_id, &peer.node_id));
         }
         if e.expected.len() == e.received.len() {
             e.complete.notify_waiters();
@@ -2099,23 +2086,26 @@ fn frames_to_records(frames: &[Bytes], source: &str, from: &str) -> Vec<SymbolRe
             continue;
         };
         let h = *fr.header();
-        for r in fr.records() {
-            out.push(SymbolRecord {
-                object_id: ObjectId::from_bytes(h.object_id),
-                esi: r.esi,
-                k: r.k,
-                symbol_size: h.symbol_size,
-                zone_id_hash: h.zone_id_hash,
-                zone_key_id: h.zone_key_id,
-                epoch_id: h.epoch_id,
-                source_node: source.to_owned(),
-                sender_instance_id: h.sender_instance_id,
-                frame_seq: h.frame_seq,
-                ciphertext: r.ciphertext.to_vec(),
-                tag: *r.tag,
-                from_node: from.to_owned(),
-            });
-        }
+        out.extend(fr.records().map(|r| symbol_record(&h, &r, source, from)));
     }
     out
+}
+
+/// The stored form of one received symbol (the inverse of `record_frame`).
+fn symbol_record(h: &FrameHeader, r: &RecordRef<'_>, source: &str, from: &str) -> SymbolRecord {
+    SymbolRecord {
+        object_id: ObjectId::from_bytes(h.object_id),
+        esi: r.esi,
+        k: r.k,
+        symbol_size: h.symbol_size,
+        zone_id_hash: h.zone_id_hash,
+        zone_key_id: h.zone_key_id,
+        epoch_id: h.epoch_id,
+        source_node: source.to_owned(),
+        sender_instance_id: h.sender_instance_id,
+        frame_seq: h.frame_seq,
+        ciphertext: r.ciphertext.to_vec(),
+        tag: *r.tag,
+        from_node: from.to_owned(),
+    }
 }
