@@ -678,11 +678,13 @@ pub struct ChunkHeaderCache {
     is_raw_chunk: bool,
 }
 
-/// A rebuilt chunk's parsed content: its derived ObjectId and body.
+/// A rebuilt chunk's parsed content: its header hashes and body.
 #[derive(Clone, Copy, Debug)]
 pub struct ChunkContent<'c> {
-    /// ObjectId derived from the content with the zone's ObjectIdKey.
-    pub object_id: ObjectId,
+    /// The whole content (profile §3 content bytes), for [`Self::object_id`].
+    content: &'c [u8],
+    zone_hash: fcp_core::ZoneIdHash,
+    schema_hash: fcp_core::SchemaHash,
     /// The CBOR body (after the schema hash prefix).
     cbor: &'c [u8],
     is_raw_chunk: bool,
@@ -690,16 +692,15 @@ pub struct ChunkContent<'c> {
 
 /// Parse a rebuilt object's content (profile §3 content bytes) without
 /// building a StoredObject: the same checks as [`StoredObject::from_content`]
-/// (canonical header, schema hash prefix) and the ObjectId derived with `key`.
-/// The caller compares the id with the one it asked for, then calls
-/// [`ChunkContent::check`].
+/// (canonical header, schema hash prefix). The ObjectId is derived only on
+/// request ([`ChunkContent::object_id`]): a whole-payload get checks the
+/// payload hash instead (decision 58).
 ///
 /// `cache` holds the first parsed header; content whose header bytes equal it
 /// reuses the parse (parsing is a function of those bytes), any other header
 /// is parsed in full.
 pub fn parse_chunk_content<'c>(
     content: &'c [u8],
-    key: &ObjectIdKey,
     cache: &std::sync::OnceLock<ChunkHeaderCache>,
 ) -> Result<ChunkContent<'c>, ChunkError> {
     let domain = fcp_core::ids::domain::OBJECT_CONTENT;
@@ -733,22 +734,24 @@ pub fn parse_chunk_content<'c>(
     };
     let cbor = fcp_core::object::split_body(&hdr.schema_hash, body)?;
     Ok(ChunkContent {
-        object_id: crate::objectid::object_id(content, &hdr.zone_hash, &hdr.schema_hash, key),
+        content,
+        zone_hash: hdr.zone_hash,
+        schema_hash: hdr.schema_hash,
         cbor,
         is_raw_chunk: hdr.is_raw_chunk,
     })
 }
 
 impl<'c> ChunkContent<'c> {
-    /// [`check_chunk`] on parsed content: id listed at `index`, RawChunk
-    /// schema and canonical body, length per the manifest; borrow the bytes.
-    pub fn check(&self, m: &ChunkedObjectManifest, index: usize) -> Result<&'c [u8], ChunkError> {
-        if m.chunks.get(index) != Some(&self.object_id) {
-            return Err(ChunkError::BadChunk {
-                index,
-                why: "object id differs from the manifest",
-            });
-        }
+    /// The ObjectId of this content under the zone's ObjectIdKey.
+    pub fn object_id(&self, key: &ObjectIdKey) -> ObjectId {
+        crate::objectid::object_id(self.content, &self.zone_hash, &self.schema_hash, key)
+    }
+
+    /// The chunk's bytes, checked as chunk `index` of `m`: RawChunk schema,
+    /// canonical body, length per the manifest. Not its id: see
+    /// [`Self::object_id`].
+    pub fn body(&self, m: &ChunkedObjectManifest, index: usize) -> Result<&'c [u8], ChunkError> {
         let bad = || ChunkError::BadChunk {
             index,
             why: "not a canonical RawChunk",
@@ -918,25 +921,32 @@ mod tests {
             let content = obj.content().unwrap();
             // Twice: the first parse fills the cache, the second hits it.
             for _ in 0..2 {
-                let c = parse_chunk_content(&content, &key, &cache).unwrap();
-                assert_eq!(c.object_id, obj.object_id);
+                let c = parse_chunk_content(&content, &cache).unwrap();
+                assert_eq!(c.object_id(&key), obj.object_id);
                 assert_eq!(
-                    c.check(&man, i).unwrap(),
+                    c.body(&man, i).unwrap(),
                     check_chunk(&man, i, &obj).unwrap()
                 );
             }
             // Another header (cache miss): parsed in full, its own id.
             let other = p2.chunk_object(i);
             let other_content = other.content().unwrap();
-            let c = parse_chunk_content(&other_content, &key, &cache).unwrap();
-            assert_eq!(c.object_id, other.object_id);
-            assert!(c.check(&man, i).is_err());
-            // Wrong index: id or length differs.
-            assert!(
-                parse_chunk_content(&content, &key, &cache)
-                    .unwrap()
-                    .check(&man, (i + 1) % p1.count())
-                    .is_err()
+            let c = parse_chunk_content(&other_content, &cache).unwrap();
+            assert_eq!(c.object_id(&key), other.object_id);
+            assert_ne!(c.object_id(&key), man.chunks[i]);
+            // Same bytes, so the body checks pass: only the id (or the
+            // payload hash, decision 58) tells the headers apart.
+            assert_eq!(
+                c.body(&man, i).unwrap(),
+                check_chunk(&man, i, &obj).unwrap()
+            );
+            // Wrong index: the length differs for the last chunk, the id for all.
+            let j = (i + 1) % p1.count();
+            let c = parse_chunk_content(&content, &cache).unwrap();
+            assert_ne!(c.object_id(&key), man.chunks[j]);
+            assert_eq!(
+                c.body(&man, j).is_ok(),
+                man.chunk_len(i) == man.chunk_len(j)
             );
         }
     }

@@ -21,8 +21,8 @@ use fcp_crypto::SymbolKey;
 use rayon::prelude::*;
 
 use crate::chunk::{
-    ChunkError, ChunkParams, ChunkPlan, PayloadMeta, PayloadRoot, can_merge, chunk_cv,
-    merged_payload_hash, parse_chunk_content, parse_root,
+    ChunkError, ChunkParams, ChunkPlan, ChunkedObjectManifest, PayloadMeta, PayloadRoot, can_merge,
+    chunk_cv, merged_payload_hash, parse_chunk_content, parse_root,
 };
 use crate::envelope::{EnvelopeError, Sealer, SymbolContext, open_ref_into};
 use crate::error::WireError;
@@ -355,9 +355,10 @@ impl SymbolPath<'_> {
     /// The get path for a sealed payload: decode the root, then every chunk in
     /// parallel, and reassemble with the payload hash checked.
     ///
-    /// While one core decodes the root (and sizes the output), the other
-    /// decodes the next object speculatively: it is used only if the manifest
-    /// lists it, and checked like every other chunk.
+    /// Each chunk's content is checked for shape (RawChunk schema, canonical
+    /// body, length) but its ObjectId is derived only if the payload hash
+    /// fails, to name the chunk: the root's id binds the manifest and so its
+    /// `payload_hash`, which binds every returned byte (decision 58).
     pub fn get_payload(&self, sealed: &SealedPayload) -> Result<Vec<u8>, PipelineError> {
         // One trip into the thread pool for the whole path.
         rayon::scope(|_| self.get_payload_in_pool(sealed))
@@ -369,35 +370,23 @@ impl SymbolPath<'_> {
             .first()
             .filter(|o| o.object_id == sealed.root)
             .ok_or(PipelineError::IdMismatch(sealed.root))?;
-        let next = sealed.objects.get(1).filter(|o| o.object_id != sealed.root);
+        let m = match parse_root(&self.open_object(
+            root_enc.object_id,
+            root_enc.k,
+            &root_enc.frames,
+        )?)? {
+            PayloadRoot::Inline(bytes) => return Ok(bytes),
+            PayloadRoot::Manifest(m) => m,
+        };
+        // The chunks can hold no more than their source blocks: a manifest
+        // claiming more is rejected before allocating.
         let t = u64::from(self.params.symbol_size);
         let room: u64 = sealed.objects.iter().map(|o| u64::from(o.k) * t).sum();
-        let root_fn = || -> Result<(PayloadRoot, Vec<u8>), PipelineError> {
-            let root =
-                parse_root(&self.open_object(root_enc.object_id, root_enc.k, &root_enc.frames)?)?;
-            let out_len = match &root {
-                // The chunks can hold no more than their source blocks: a
-                // manifest claiming more is rejected before allocating.
-                PayloadRoot::Manifest(m) if m.total_len <= room => usize::try_from(m.total_len)
-                    .map_err(|_| ChunkError::BadManifest("total_len"))?,
-                PayloadRoot::Manifest(_) => return Err(ChunkError::BadManifest("total_len").into()),
-                PayloadRoot::Inline(_) => 0,
-            };
-            Ok((root, vec![0u8; out_len]))
-        };
-        let early_fn = || {
-            next.map(|o| {
-                let block = self
-                    .decode_frames(o.object_id, o.k, &o.frames)
-                    .and_then(|mut d| Ok(d.take_block()?));
-                (o.object_id, std::sync::Mutex::new(Some(block)))
-            })
-        };
-        let (root, early) = rayon::join(root_fn, early_fn);
-        let (m, mut out) = match root? {
-            (PayloadRoot::Inline(bytes), _) => return Ok(bytes),
-            (PayloadRoot::Manifest(m), out) => (m, out),
-        };
+        let out_len = usize::try_from(m.total_len)
+            .ok()
+            .filter(|_| m.total_len <= room)
+            .ok_or(ChunkError::BadManifest("total_len"))?;
+        let mut out = vec![0u8; out_len];
         let by_id: std::collections::HashMap<ObjectId, &EncodedObject> =
             sealed.objects.iter().map(|o| (o.object_id, o)).collect();
         let merge = can_merge(m.total_len, m.chunk_size);
@@ -406,31 +395,17 @@ impl SymbolPath<'_> {
         let cs =
             usize::try_from(m.chunk_size).map_err(|_| ChunkError::BadManifest("chunk_size"))?;
         let header = std::sync::OnceLock::new();
-        // Each chunk is decoded in its own source block, checked (id, schema,
-        // body, length), hashed (one subtree of the payload hash) and copied
-        // to its place in the output while hot.
+        // Each chunk is decoded in its own source block, checked, hashed (one
+        // subtree of the payload hash) and copied to its place while hot.
         let cvs: Vec<Option<blake3::hazmat::ChainingValue>> = out
             .par_chunks_mut(cs.max(1))
             .zip(m.chunks.par_iter())
             .enumerate()
             .map(|(i, (dst, id))| {
-                let pre = early
-                    .as_ref()
-                    .filter(|(eid, _)| eid == id)
-                    .and_then(|(_, slot)| slot.lock().ok()?.take());
-                let (block, range) = match pre {
-                    Some(b) => b?,
-                    None => {
-                        let o = by_id.get(id).ok_or(PipelineError::IdMismatch(*id))?;
-                        self.decode_frames(*id, o.k, &o.frames)?.take_block()?
-                    }
-                };
+                let o = by_id.get(id).ok_or(PipelineError::IdMismatch(*id))?;
+                let (block, range) = self.decode_frames(*id, o.k, &o.frames)?.take_block()?;
                 let content = block.get(range).unwrap_or_default();
-                let parsed = parse_chunk_content(content, self.object_id_key, &header)?;
-                if parsed.object_id != *id {
-                    return Err(PipelineError::IdMismatch(*id));
-                }
-                let bytes = parsed.check(&m, i)?;
+                let bytes = parse_chunk_content(content, &header)?.body(&m, i)?;
                 if bytes.len() != dst.len() {
                     return Err(ChunkError::BadManifest("total_len").into());
                 }
@@ -446,9 +421,26 @@ impl SymbolPath<'_> {
         let hash = merged_payload_hash(&cvs, m.total_len, m.chunk_size)
             .unwrap_or_else(|| crate::chunk::payload_hash(&out));
         if hash != m.payload_hash {
-            return Err(ChunkError::PayloadHash.into());
+            return Err(self.blame_chunk(&m, &by_id));
         }
         Ok(out)
+    }
+
+    /// After a payload-hash mismatch: the error of the first listed chunk
+    /// whose rebuilt content does not derive its listed id, else the
+    /// mismatch itself (the manifest's hash does not match its own chunks).
+    fn blame_chunk(
+        &self,
+        m: &ChunkedObjectManifest,
+        by_id: &std::collections::HashMap<ObjectId, &EncodedObject>,
+    ) -> PipelineError {
+        m.chunks
+            .iter()
+            .find_map(|id| {
+                let o = by_id.get(id)?;
+                self.open_object(*id, o.k, &o.frames).err()
+            })
+            .unwrap_or_else(|| ChunkError::PayloadHash.into())
     }
 }
 
@@ -580,5 +572,51 @@ mod tests {
             ..other.objects[1].clone()
         };
         assert!(p.get_payload(&swapped).is_err());
+    }
+
+    /// Decision 58: a zone member who seals other bytes under a listed
+    /// chunk's id passes AEAD and the shape checks; the payload hash catches
+    /// it and the error names that chunk. Same bytes under another header
+    /// are the committed payload and are returned.
+    #[test]
+    fn forged_chunk_content_is_caught_by_the_payload_hash_and_named() {
+        let (key, oik, meta) = fixture();
+        let p = path(&key, &oik);
+        let payload: Vec<u8> = (0..4 * 65_536 + 100u32).map(|i| (i % 251) as u8).collect();
+        let sealed = p.put_payload(&payload, &meta, &mut 0).unwrap();
+        let target = sealed.objects[2].clone();
+        let reseal = |content: Vec<u8>, seq: u64| {
+            let enc = ObjectEncoder::new(&content, p.params.symbol_size).unwrap();
+            p.seal_encoder(target.object_id, &enc, seq).unwrap()
+        };
+
+        // Other bytes of the same length, sealed under the listed id.
+        let mut other = payload.clone();
+        other[65_536 + 5] ^= 0x55;
+        let o = p.put_payload(&other, &meta, &mut 10_000).unwrap();
+        let forged_obj = p
+            .open_object(o.objects[2].object_id, o.objects[2].k, &o.objects[2].frames)
+            .unwrap();
+        let mut forged = sealed.clone();
+        forged.objects[2] = reseal(forged_obj.content().unwrap(), 20_000);
+        match p.get_payload(&forged) {
+            Err(PipelineError::IdMismatch(id)) => assert_eq!(id, target.object_id),
+            other => panic!("expected IdMismatch of the forged chunk, got {other:?}"),
+        }
+
+        // The same bytes under another header (created_at differs): the
+        // payload is what the root commits to, so it is returned.
+        let later = PayloadMeta {
+            created_at: meta.created_at + 1,
+            ..meta
+        };
+        let l = p.put_payload(&payload, &later, &mut 30_000).unwrap();
+        let same_bytes = p
+            .open_object(l.objects[2].object_id, l.objects[2].k, &l.objects[2].frames)
+            .unwrap();
+        assert_ne!(same_bytes.object_id, target.object_id);
+        let mut rewrapped = sealed.clone();
+        rewrapped.objects[2] = reseal(same_bytes.content().unwrap(), 40_000);
+        assert_eq!(p.get_payload(&rewrapped).unwrap(), payload);
     }
 }
