@@ -15,10 +15,15 @@
 //! trailing bytes and checksum mismatches are typed errors.
 
 use bytes::{BufMut, Bytes, BytesMut};
-use xxhash_rust::xxh3::xxh3_64;
 
 use crate::error::FrameError;
 use crate::object::{MAX_SYMBOL_SIZE, MIN_SYMBOL_SIZE};
+
+/// XXH3-64 (profile §4.2 frame checksum). twox-hash picks AVX2 at run time;
+/// the tests check it against the xxhash-rust reference.
+fn xxh3_64(b: &[u8]) -> u64 {
+    twox_hash::XxHash3_64::oneshot(b)
+}
 
 /// `"FCPS"`.
 pub const MAGIC: [u8; 4] = *b"FCPS";
