@@ -5,6 +5,12 @@ use std::{path::PathBuf, process::ExitCode};
 
 use clap::{Parser, Subcommand};
 
+/// mimalloc keeps freed pages for reuse: a get hands out multi-MiB buffers
+/// at a high rate, and with the system allocator each one came back from the
+/// kernel as fresh pages, page-faulted and zeroed on first touch.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 mod bench;
 mod demo;
 mod node_cmds;
