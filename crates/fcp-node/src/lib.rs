@@ -16,6 +16,7 @@ pub mod daemon;
 pub mod enroll;
 pub mod error;
 pub mod home;
+pub mod net;
 pub mod placement;
 pub mod proto;
 
