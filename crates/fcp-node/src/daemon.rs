@@ -82,6 +82,11 @@ fn io_err(e: std::io::Error) -> FcpError {
 const MAX_PRE_SESSION: usize = 64 * 1024;
 /// Seconds a get waits for symbols before giving up.
 const GET_TIMEOUT: Duration = Duration::from_secs(20);
+/// How long a get round waits for peers that have not ended their offer. A
+/// peer can be unreachable while its session still looks up (a partition
+/// loses nothing TCP would notice for minutes); the next round asks again for
+/// what is still missing, so the other holders make up for it.
+const ROUND_WAIT: Duration = Duration::from_secs(2);
 /// Datagrams a get keeps while their offer is still in flight.
 const MAX_EARLY_FRAMES: usize = 8192;
 /// Once every offer ended, a get round that still misses offered datagrams
@@ -1797,7 +1802,9 @@ impl Node {
                 }
                 // Wait until decoded, or every peer finished its offer and its
                 // datagrams stopped arriving (they trail the OfferEnd on TCP,
-                // and a busy receiver may still be working through them).
+                // and a busy receiver may still be working through them), or
+                // some peer stayed silent for a whole round.
+                let round_end = (tokio::time::Instant::now() + ROUND_WAIT).min(deadline);
                 loop {
                     if lock(&g.result).is_some() {
                         break;
@@ -1822,7 +1829,7 @@ impl Node {
                         if g.frames_in.load(Ordering::Relaxed) == seen {
                             break;
                         }
-                    } else if tokio::time::timeout_at(deadline, notified).await.is_err() {
+                    } else if tokio::time::timeout_at(round_end, notified).await.is_err() {
                         break;
                     }
                 }

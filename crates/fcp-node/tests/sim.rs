@@ -672,3 +672,28 @@ fn rejoin_after_crash_and_restart() {
         assert!(n2.counter("datagrams_out").await > 0);
     });
 }
+
+/// Node 1 (the writer) is cut off from node 3 after its put. Node 3's
+/// session with it still looks up (nothing on TCP notices a silent link for
+/// minutes), yet node 3 rebuilds the object from its own symbols and node
+/// 2's, well before the get's 20 s timeout.
+#[test]
+fn partition_from_writer_get_from_other_holders() {
+    mesh(0x5eed_0005).run(|nodes, faults, _| async move {
+        all_connected(&nodes).await;
+        let (n1, n3) = (&nodes[0], &nodes[2]);
+        let data = payload(SIZE, 6);
+        let id = n1.put(ZoneId::private(), data.clone()).await.unwrap();
+        cut(&faults, n1.ip, n3.ip);
+        let t = Instant::now();
+        let got = n3.get(id).await.unwrap();
+        let took = t.elapsed();
+        assert!(got == data, "node 3 rebuilt other bytes");
+        assert!(
+            n3.connected().await.contains(&"node-1".to_owned()),
+            "the cut session was noticed after all"
+        );
+        eprintln!("get across a partition took {took:?}");
+        assert!(took < Duration::from_secs(10), "get took {took:?}");
+    });
+}
