@@ -15,6 +15,10 @@
 //! symbol request only from a session peer, never to a bare address
 //! (anti-amplification).
 //!
+//! All sockets and wall-clock reads go through [`crate::net::Net`]: `run`
+//! uses real sockets, and [`start`] runs the same node on any transport (the
+//! turmoil simulations in `tests/sim.rs`), driven through a [`NodeHandle`].
+//!
 //! Puts spread each object's symbols over the other peers by HRW placement and
 //! complete when every holder acknowledged durable storage; gets ask every
 //! connected peer in parallel (multipath), decode as soon as `k` symbols are in,
