@@ -15,6 +15,10 @@
 //! symbol request only from a session peer, never to a bare address
 //! (anti-amplification).
 //!
+//! All sockets and wall-clock reads go through [`crate::net::Net`]: `run`
+//! uses real sockets, and [`start`] runs the same node on any transport (the
+//! turmoil simulations in `tests/sim.rs`), driven through a [`NodeHandle`].
+//!
 //! Puts spread each object's symbols over the other peers by HRW placement and
 //! complete when every holder acknowledged durable storage; gets ask every
 //! connected peer in parallel (multipath), decode as soon as `k` symbols are in,
@@ -46,8 +50,8 @@ use fcp_wire::session::{
     DEFAULT_MAX_FCPC_FRAME, FcpcRead, InitiatorConfig, InitiatorStart, LocalIdentity, PeerSessions,
     Responder, ResponderConfig, ResponderOutput, SessionCounters, TrustAnchors,
 };
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream, UdpSocket, UnixListener};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::UnixListener;
 use tokio::sync::{Notify, mpsc, oneshot};
 
 use crate::admin::{self, Request, Response};
@@ -55,6 +59,7 @@ use crate::budget::{Admission, AdmissionPolicy, InflightKind, Permit, Requester}
 use crate::enroll::{self, Membership};
 use crate::error::NodeError;
 use crate::home::{Home, NodeConfig};
+use crate::net::{Datagrams, Listener, Net, Stream, SystemNet, offload};
 use crate::placement;
 use crate::proto::{Control, Meta, Source, esi_part};
 
@@ -63,13 +68,6 @@ use crate::proto::{Control, Meta, Source, esi_part};
 pub struct RunOptions {
     /// Fault injection: drop this many of every 1000 received datagrams (0 = off).
     pub drop_permille: u16,
-}
-
-fn now_secs() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
 }
 
 fn fcp(code: ErrorCode, msg: impl Into<String>) -> FcpError {
@@ -88,6 +86,11 @@ fn io_err(e: std::io::Error) -> FcpError {
 const MAX_PRE_SESSION: usize = 64 * 1024;
 /// Seconds a get waits for symbols before giving up.
 const GET_TIMEOUT: Duration = Duration::from_secs(20);
+/// How long a get round waits for peers that have not ended their offer. A
+/// peer can be unreachable while its session still looks up (a partition
+/// loses nothing TCP would notice for minutes); the next round asks again for
+/// what is still missing, so the other holders make up for it.
+const ROUND_WAIT: Duration = Duration::from_secs(2);
 /// Datagrams a get keeps while their offer is still in flight.
 const MAX_EARLY_FRAMES: usize = 8192;
 /// Once every offer ended, a get round that still misses offered datagrams
@@ -183,7 +186,11 @@ struct StoreJob {
 /// being written goes into the next one, so a burst of placements costs one
 /// fsync instead of one per object. Each job is acknowledged only after its
 /// transaction is durable.
-async fn store_writer(store: Arc<Store>, mut rx: mpsc::UnboundedReceiver<StoreJob>) {
+async fn store_writer(
+    store: Arc<Store>,
+    mut rx: mpsc::UnboundedReceiver<StoreJob>,
+    net: Arc<dyn Net>,
+) {
     while let Some(first) = rx.recv().await {
         let mut jobs = vec![first];
         while jobs.len() < 512 {
@@ -199,7 +206,7 @@ async fn store_writer(store: Arc<Store>, mut rx: mpsc::UnboundedReceiver<StoreJo
             waiters.push(j.done);
         }
         let st = store.clone();
-        let res = tokio::task::spawn_blocking(move || st.put_meta_and_symbols_batch(&items))
+        let res = offload(&*net, move || st.put_meta_and_symbols_batch(&items))
             .await
             .map_err(|_| "store task failed".to_owned())
             .and_then(|r| r.map(|_| ()).map_err(|e| e.to_string()));
@@ -289,9 +296,10 @@ struct Node {
     trust: RwLock<Trust>,
     peers: Mutex<HashMap<String, Arc<Peer>>>,
     by_session: Mutex<HashMap<[u8; 16], Arc<Peer>>>,
-    udp: UdpSocket,
-    /// GSO/GRO state of `udp` (quinn-udp).
-    udp_state: quinn_udp::UdpSocketState,
+    /// The datagram socket (UDP with GSO/GRO in production).
+    udp: Box<dyn Datagrams>,
+    /// Sockets and clocks (real, or simulated in tests).
+    net: Arc<dyn Net>,
     responder: Mutex<Responder>,
     gets: Mutex<HashMap<ObjectId, Arc<GetState>>>,
     incoming: Mutex<HashMap<PeerObject, Incoming>>,
@@ -303,7 +311,6 @@ struct Node {
     keys: Mutex<HashMap<(ZoneId, String, u64), Arc<SymbolKey>>>,
     /// Per-peer admission budgets (spec §8.4).
     admission: Mutex<Admission<String>>,
-    started: std::time::Instant,
     stats: Stats,
     opts: RunOptions,
 }
@@ -312,8 +319,49 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-/// Run the node until SIGINT/SIGTERM.
+/// Run the node until SIGINT/SIGTERM: real sockets, the system clock and the
+/// admin API on `admin.sock` in the home directory (`fcp node run`).
 pub async fn run(home: Home, opts: RunOptions) -> Result<(), NodeError> {
+    let sock_path = home.path("admin.sock");
+    let node = start(home, opts, SystemNet::new()).await?.node;
+    let _ = std::fs::remove_file(&sock_path);
+    let admin_listener = UnixListener::bind(&sock_path).map_err(crate::error::io(&sock_path))?;
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&sock_path, std::fs::Permissions::from_mode(0o600))
+            .map_err(crate::error::io(&sock_path))?;
+    }
+    eprintln!(
+        "fcp node {} listening on {} (udp+tcp), admin {}",
+        node.cfg.node_id,
+        node.cfg.listen,
+        sock_path.display()
+    );
+    tokio::spawn(node.clone().admin_loop(admin_listener));
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .map_err(|e| NodeError::Io {
+            path: "signal".into(),
+            source: e,
+        })?;
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+    let _ = std::fs::remove_file(&sock_path);
+    eprintln!("fcp node {} stopped", node.cfg.node_id);
+    Ok(())
+}
+
+/// Start a node on `net`: bind its datagram socket and stream listener on the
+/// configured listen address and spawn its loops (datagrams, inbound and
+/// outbound sessions, group commit) on the current tokio runtime. The node
+/// runs until that runtime shuts down; the handle drives it in-process
+/// (`run` adds the admin socket and signal handling around it).
+pub async fn start(
+    home: Home,
+    opts: RunOptions,
+    net: Arc<dyn Net>,
+) -> Result<NodeHandle, NodeError> {
     let cfg = home.config()?;
     let membership = enroll::load_membership(&home)?;
     let keys = enroll::load_node_keys(&home)?;
@@ -326,7 +374,7 @@ pub async fn run(home: Home, opts: RunOptions) -> Result<(), NodeError> {
         path: store_path.display().to_string(),
         why: e.to_string(),
     })?);
-    let now = now_secs();
+    let now = net.now_secs();
     let mut announcement = PeerAnnouncement {
         attestation: membership.attestation.clone(),
         addr: cfg.listen.clone(),
@@ -355,23 +403,14 @@ pub async fn run(home: Home, opts: RunOptions) -> Result<(), NodeError> {
             trust_peers.insert(p.attestation.node_id.clone(), (p.attestation, p.addr, 0));
         }
     }
-    let udp = bind_udp(listen).map_err(|e| crate::error::io(&store_path)(e))?;
-    let udp_state = quinn_udp::UdpSocketState::new((&udp).into())
-        .map_err(|e| crate::error::io(&store_path)(e))?;
-    let tcp = TcpListener::bind(listen).await.map_err(|e| NodeError::Io {
+    let bind_err = |source| NodeError::Io {
         path: cfg.listen.clone(),
-        source: e,
-    })?;
-    let sock_path = home.path("admin.sock");
-    let _ = std::fs::remove_file(&sock_path);
-    let admin_listener = UnixListener::bind(&sock_path).map_err(crate::error::io(&sock_path))?;
-    {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&sock_path, std::fs::Permissions::from_mode(0o600))
-            .map_err(crate::error::io(&sock_path))?;
-    }
+        source,
+    };
+    let udp = net.bind_datagrams(listen).await.map_err(bind_err)?;
+    let tcp = net.listen(listen).await.map_err(bind_err)?;
     let (store_jobs, store_rx) = mpsc::unbounded_channel();
-    tokio::spawn(store_writer(store.clone(), store_rx));
+    tokio::spawn(store_writer(store.clone(), store_rx, net.clone()));
     let node = Arc::new(Node {
         store_jobs,
         instance: rand::random::<u64>(),
@@ -389,7 +428,7 @@ pub async fn run(home: Home, opts: RunOptions) -> Result<(), NodeError> {
         peers: Mutex::new(HashMap::new()),
         by_session: Mutex::new(HashMap::new()),
         udp,
-        udp_state,
+        net,
         responder: Mutex::new(responder),
         gets: Mutex::new(HashMap::new()),
         incoming: Mutex::new(HashMap::new()),
@@ -398,50 +437,61 @@ pub async fn run(home: Home, opts: RunOptions) -> Result<(), NodeError> {
         placed: Mutex::new(BTreeMap::new()),
         keys: Mutex::new(HashMap::new()),
         admission: Mutex::new(Admission::new(AdmissionPolicy::default())),
-        started: std::time::Instant::now(),
         stats: Stats::default(),
         opts,
     });
-    eprintln!(
-        "fcp node {} listening on {} (udp+tcp), admin {}",
-        node.cfg.node_id,
-        node.cfg.listen,
-        sock_path.display()
-    );
     tokio::spawn(node.clone().udp_loop());
     tokio::spawn(node.clone().accept_loop(tcp));
     tokio::spawn(node.clone().dial_loop());
-    tokio::spawn(node.clone().admin_loop(admin_listener));
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .map_err(|e| NodeError::Io {
-            path: "signal".into(),
-            source: e,
-        })?;
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term.recv() => {}
+    Ok(NodeHandle { node })
+}
+
+/// A running node driven in-process, without the admin socket (tests and
+/// simulations). The operations are the admin API's.
+#[derive(Clone)]
+pub struct NodeHandle {
+    node: Arc<Node>,
+}
+
+impl std::fmt::Debug for NodeHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NodeHandle")
+            .field("node_id", &self.node.cfg.node_id)
+            .finish_non_exhaustive()
     }
-    let _ = std::fs::remove_file(&sock_path);
-    eprintln!("fcp node {} stopped", node.cfg.node_id);
-    Ok(())
 }
 
-fn bind_udp(addr: SocketAddr) -> std::io::Result<UdpSocket> {
-    let domain = if addr.is_ipv4() {
-        socket2::Domain::IPV4
-    } else {
-        socket2::Domain::IPV6
-    };
-    let s = socket2::Socket::new(domain, socket2::Type::DGRAM, Some(socket2::Protocol::UDP))?;
-    // Bursts of symbols: ask for large buffers (the kernel caps them).
-    let _ = s.set_recv_buffer_size(8 << 20);
-    let _ = s.set_send_buffer_size(8 << 20);
-    s.set_nonblocking(true)?;
-    s.bind(&addr.into())?;
-    UdpSocket::from_std(s.into())
+impl NodeHandle {
+    /// `POST /put`: seal `payload` into `zone`, place it, return its root id.
+    pub async fn put(&self, zone: ZoneId, payload: Vec<u8>) -> Result<ObjectId, FcpError> {
+        let (root, _) = self.node.clone().put(zone, payload).await?;
+        Ok(root)
+    }
+
+    /// `GET /get/{id}`: the whole payload, rebuilt and checked.
+    pub async fn get(&self, id: ObjectId) -> Result<Vec<u8>, FcpError> {
+        let (len, mut body) = self.node.clone().get(id).await?;
+        let mut out = Vec::with_capacity(usize::try_from(len).unwrap_or(0).min(1 << 30));
+        while let Some(piece) = body.recv().await {
+            out.extend_from_slice(&piece?);
+        }
+        if out.len() as u64 != len {
+            return Err(fcp(ErrorCode::ObjectCorrupt, "short payload"));
+        }
+        Ok(out)
+    }
+
+    /// `GET /status`.
+    pub fn status(&self) -> serde_json::Value {
+        self.node.status()
+    }
 }
 
-async fn write_msg(s: &mut TcpStream, tag: u8, body: &[u8]) -> std::io::Result<()> {
+async fn write_msg<S: AsyncWrite + Unpin + ?Sized>(
+    s: &mut S,
+    tag: u8,
+    body: &[u8],
+) -> std::io::Result<()> {
     let len = u32::try_from(body.len() + 1).unwrap_or(u32::MAX);
     s.write_all(&len.to_le_bytes()).await?;
     s.write_all(&[tag]).await?;
@@ -449,7 +499,9 @@ async fn write_msg(s: &mut TcpStream, tag: u8, body: &[u8]) -> std::io::Result<(
 }
 
 /// The peer's signed announcement, the first message either side sends.
-async fn read_announcement(s: &mut TcpStream) -> Result<PeerAnnouncement, FcpError> {
+async fn read_announcement<S: AsyncRead + Unpin + ?Sized>(
+    s: &mut S,
+) -> Result<PeerAnnouncement, FcpError> {
     let (tag, intro) = read_msg(s).await?;
     if tag != TAG_INTRO {
         return Err(fcp(
@@ -460,7 +512,7 @@ async fn read_announcement(s: &mut TcpStream) -> Result<PeerAnnouncement, FcpErr
     PeerAnnouncement::from_cbor(&intro).map_err(fe)
 }
 
-async fn read_msg(s: &mut TcpStream) -> Result<(u8, Vec<u8>), FcpError> {
+async fn read_msg<S: AsyncRead + Unpin + ?Sized>(s: &mut S) -> Result<(u8, Vec<u8>), FcpError> {
     let io = |e: std::io::Error| fcp(ErrorCode::SessionHandshakeMalformed, e.to_string());
     let mut len = [0u8; 4];
     s.read_exact(&mut len).await.map_err(io)?;
@@ -486,7 +538,7 @@ const TAG_ACK: u8 = b'A';
 impl Node {
     /// Milliseconds since start (the admission clock).
     fn now_ms(&self) -> u64 {
-        u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX)
+        self.net.now_ms()
     }
 
     /// A push is over: give its StoreRequest slot back.
@@ -503,7 +555,7 @@ impl Node {
     /// Verify a peer's announcement: owner-signed attestation, node-signed
     /// announcement; remember it if newer. Returns whether it was news.
     fn accept_announcement(&self, a: &PeerAnnouncement) -> Result<bool, FcpError> {
-        let now = now_secs();
+        let now = self.net.now_secs();
         let owner = self
             .trust
             .read()
@@ -565,13 +617,10 @@ impl Node {
             .and_then(|(_, a, _)| a.parse().ok())
     }
 
-    async fn accept_loop(self: Arc<Self>, tcp: TcpListener) {
+    async fn accept_loop(self: Arc<Self>, tcp: Box<dyn Listener>) {
         loop {
             match tcp.accept().await {
-                Ok((s, _)) => {
-                    // Control messages are small and latency-bound (Nagle
-                    // plus delayed ACKs would hold them ~40 ms).
-                    let _ = s.set_nodelay(true);
+                Ok(s) => {
                     let me = self.clone();
                     tokio::spawn(async move {
                         if let Err(e) = me.clone().respond(s).await {
@@ -588,7 +637,7 @@ impl Node {
         }
     }
 
-    async fn respond(self: Arc<Self>, mut s: TcpStream) -> Result<(), FcpError> {
+    async fn respond(self: Arc<Self>, mut s: Box<dyn Stream>) -> Result<(), FcpError> {
         let ann = read_announcement(&mut s).await?;
         let _ = self.accept_announcement(&ann)?;
         let mine = self.announcement.to_cbor().map_err(fe)?;
@@ -604,7 +653,7 @@ impl Node {
                     .read()
                     .map_err(|_| fcp(ErrorCode::Internal, "trust lock"))?;
                 let mut r = lock(&self.responder);
-                r.on_hello(&hello, now_secs(), &*trust, &mut rand::rng())
+                r.on_hello(&hello, self.net.now_secs(), &*trust, &mut rand::rng())
                     .map_err(fe)?
             };
             match out {
@@ -632,11 +681,10 @@ impl Node {
     }
 
     async fn dial(self: Arc<Self>, peer_id: String, addr: SocketAddr) -> Result<(), FcpError> {
-        let mut s = tokio::time::timeout(Duration::from_secs(2), TcpStream::connect(addr))
+        let mut s = tokio::time::timeout(Duration::from_secs(2), self.net.connect(addr))
             .await
             .map_err(|_| fcp(ErrorCode::LocalIo, "connect timeout"))?
             .map_err(io_err)?;
-        let _ = s.set_nodelay(true);
         write_msg(&mut s, TAG_INTRO, &self.announcement.to_cbor().map_err(fe)?)
             .await
             .map_err(io_err)?;
@@ -646,7 +694,9 @@ impl Node {
             InitiatorConfig::default(),
         )
         .map_err(fe)?;
-        let (hello, mut wait) = start.start(now_secs(), &mut rand::rng()).map_err(fe)?;
+        let (hello, mut wait) = start
+            .start(self.net.now_secs(), &mut rand::rng())
+            .map_err(fe)?;
         write_msg(&mut s, TAG_HELLO, &hello).await.map_err(io_err)?;
         let ann = read_announcement(&mut s).await?;
         if ann.attestation.node_id != peer_id {
@@ -673,7 +723,7 @@ impl Node {
                             .trust
                             .read()
                             .map_err(|_| fcp(ErrorCode::Internal, "trust lock"))?;
-                        wait.on_ack(&msg, now_secs(), &*trust, &mut counters)
+                        wait.on_ack(&msg, self.net.now_secs(), &*trust, &mut counters)
                             .map_err(|r| fe(r.error))?
                     };
                     self.stats.handshakes_ok.fetch_add(1, Ordering::Relaxed);
@@ -720,7 +770,7 @@ impl Node {
     /// A session is up: register the peer, run the FCPC reader and writer.
     async fn attach(
         self: Arc<Self>,
-        stream: TcpStream,
+        stream: Box<dyn Stream>,
         session: fcp_wire::session::Session,
         peer_id: String,
         initiator: String,
@@ -738,7 +788,7 @@ impl Node {
             sessions: Mutex::new(PeerSessions::new(session, 30)),
             ctl: ctl_tx,
             rate: Mutex::new(Aimd { per_ms: 64.0 }),
-            connected_at: now_secs(),
+            connected_at: self.net.now_secs(),
             tx: tokio::sync::Mutex::new(()),
         });
         {
@@ -1081,22 +1131,13 @@ impl Node {
     /// equal-sized datagrams (`stride`) that are split again here.
     async fn udp_loop(self: Arc<Self>) {
         let mut buf = vec![0u8; 1 << 17];
-        let mut meta = [quinn_udp::RecvMeta::default(); 1];
         loop {
-            let got = self
-                .udp
-                .async_io(tokio::io::Interest::READABLE, || {
-                    let mut bufs = [std::io::IoSliceMut::new(&mut buf)];
-                    self.udp_state
-                        .recv((&self.udp).into(), &mut bufs, &mut meta)
-                })
-                .await;
-            let Ok(n) = got else { continue };
-            for m in meta.iter().take(n) {
-                let data = buf.get(..m.len).unwrap_or_default();
-                for d in data.chunks(m.stride.max(1)) {
-                    self.on_datagram(d);
-                }
+            let Ok(got) = self.udp.recv(&mut buf).await else {
+                continue;
+            };
+            let data = buf.get(..got.len).unwrap_or_default();
+            for d in data.chunks(got.stride.max(1)) {
+                self.on_datagram(d);
             }
         }
     }
@@ -1136,7 +1177,7 @@ impl Node {
         // Session MAC and replay window first; nothing else touches the bytes before.
         let frame = {
             let mut s = lock(&peer.sessions);
-            match s.open_datagram(d, now_secs()) {
+            match s.open_datagram(d, self.net.now_secs()) {
                 Ok(f) => Bytes::copy_from_slice(f),
                 Err(_) => {
                     drop(s);
@@ -1286,7 +1327,7 @@ impl Node {
     async fn send_frames(&self, peer: &Peer, frames: &[Bytes], object: Option<&ObjectId>) {
         let mut sent_in_ms = 0.0f64;
         let mut tick = tokio::time::Instant::now();
-        let max_batch = self.udp_state.max_gso_segments().clamp(1, 64);
+        let max_batch = self.udp.max_segments().clamp(1, 64);
         let mut rest = frames;
         while !rest.is_empty() {
             if let Some(o) = object
@@ -1350,20 +1391,7 @@ impl Node {
         if count == 0 {
             return;
         }
-        let t = quinn_udp::Transmit {
-            destination: to,
-            ecn: None,
-            contents: batch,
-            segment_size: (count > 1).then_some(seg),
-            src_ip: None,
-        };
-        let sent = self
-            .udp
-            .async_io(tokio::io::Interest::WRITABLE, || {
-                self.udp_state.try_send((&self.udp).into(), &t)
-            })
-            .await;
-        if sent.is_ok() {
+        if self.udp.send(to, batch, seg, count).await.is_ok() {
             self.stats
                 .datagrams_out
                 .fetch_add(count as u64, Ordering::Relaxed);
@@ -1373,7 +1401,7 @@ impl Node {
     /// Answer a symbol request with the symbols this node holds.
     async fn serve(self: Arc<Self>, peer: Arc<Peer>, object_id: ObjectId, ask: Ask) {
         let store = self.store.clone();
-        let got = tokio::task::spawn_blocking(move || {
+        let got = offload(&*self.net, move || {
             let meta = store.meta(&object_id)?;
             let recs = store.symbols(&object_id)?;
             Ok::<_, fcp_store::StoreError>((meta, recs))
@@ -1447,11 +1475,12 @@ impl Node {
     }
 
     /// The put path: seal, keep every symbol locally, place copies on peers.
+    /// Returns the root object id and the admin API's report.
     async fn put(
         self: Arc<Self>,
         zone: ZoneId,
         payload: Vec<u8>,
-    ) -> Result<serde_json::Value, FcpError> {
+    ) -> Result<(ObjectId, serde_json::Value), FcpError> {
         if !self.membership.zones.contains_key(&zone) {
             return Err(fcp(
                 ErrorCode::NotInZone,
@@ -1463,10 +1492,10 @@ impl Node {
         let peer_ids: Vec<String> = peers.iter().map(|p| p.node_id.clone()).collect();
         // Fail early, before any work, when the mesh cannot hold the object.
         placement::plan(&ObjectId::from_bytes([0; 32]), 64, &policy, &peer_ids).map_err(fe)?;
-        let now = now_secs();
+        let now = self.net.now_secs();
         let me = self.clone();
         let z = zone.clone();
-        let sealed = tokio::task::spawn_blocking(move || me.seal(&z, &payload, now))
+        let sealed = offload(&*self.net, move || me.seal(&z, &payload, now))
             .await
             .map_err(|_| fcp(ErrorCode::Internal, "sealing task failed"))??;
         let (root, objects) = sealed;
@@ -1476,7 +1505,7 @@ impl Node {
         let z = zone.clone();
         let local = objects.clone();
         // It is written while the copies travel to the peers (below).
-        let local_write = tokio::task::spawn_blocking(move || {
+        let local_write = offload(&*self.net, move || {
             let items: Vec<_> = local
                 .iter()
                 .map(|(oid, k, frames)| {
@@ -1556,12 +1585,13 @@ impl Node {
             })
             .min()
             .unwrap_or(0);
-        Ok(serde_json::json!({
+        let report = serde_json::json!({
             "object_id": root.to_hex(),
             "objects": objects.len(),
             "peers": peer_ids,
             "min_coverage_bps": coverage,
-        }))
+        });
+        Ok((root, report))
     }
 
     /// CPU part of a put (runs on the blocking pool): the parallel symbol path.
@@ -1707,7 +1737,7 @@ impl Node {
         // datagram loop keeps its core.
         let me = self.clone();
         let gl = g.clone();
-        tokio::task::spawn_blocking(move || {
+        offload(&*self.net, move || {
             let (Some(m), recs) = (me.store.meta(&oid)?, me.store.symbols(&oid)?) else {
                 return Ok(());
             };
@@ -1776,7 +1806,9 @@ impl Node {
                 }
                 // Wait until decoded, or every peer finished its offer and its
                 // datagrams stopped arriving (they trail the OfferEnd on TCP,
-                // and a busy receiver may still be working through them).
+                // and a busy receiver may still be working through them), or
+                // some peer stayed silent for a whole round.
+                let round_end = (tokio::time::Instant::now() + ROUND_WAIT).min(deadline);
                 loop {
                     if lock(&g.result).is_some() {
                         break;
@@ -1801,7 +1833,7 @@ impl Node {
                         if g.frames_in.load(Ordering::Relaxed) == seen {
                             break;
                         }
-                    } else if tokio::time::timeout_at(deadline, notified).await.is_err() {
+                    } else if tokio::time::timeout_at(round_end, notified).await.is_err() {
                         break;
                     }
                 }
@@ -2038,7 +2070,7 @@ impl Node {
                 ("POST", "/put") => {
                     let zone = ZoneId::new(req.param("zone").unwrap_or("z:private")).map_err(fe)?;
                     Ok(Reply::Full(Response::json(
-                        &self.clone().put(zone, req.body).await?,
+                        &self.clone().put(zone, req.body).await?.1,
                     )))
                 }
                 ("GET", p) if p.starts_with("/get/") => {

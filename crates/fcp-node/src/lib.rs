@@ -5,6 +5,8 @@
 //! - [`enroll`]: owner-rooted membership (spec §2.2, §5.2, §19.4): `fcp init`,
 //!   `fcp owner init`, `fcp owner enroll`, `fcp join`, and the trust anchors a
 //!   node derives from owner-signed attestations.
+//! - [`daemon`]: the running node (`fcp node run`), and [`net`]: its
+//!   transport and clock seam (real sockets, or a simulated network in tests).
 //!
 //! Time and randomness are parameters of everything here; the CLI passes the
 //! system clock and the OS RNG.
@@ -16,6 +18,7 @@ pub mod daemon;
 pub mod enroll;
 pub mod error;
 pub mod home;
+pub mod net;
 pub mod placement;
 pub mod proto;
 

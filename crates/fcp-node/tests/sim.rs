@@ -1,0 +1,699 @@
+//! Seeded turmoil simulations of the real mesh node (ARCHITECTURE.md,
+//! "Deterministic multi-node simulation"): delivery, pacing under loss,
+//! partitions and rejoin.
+//!
+//! Every simulated host runs the real daemon (`daemon::start`) on its own
+//! home directory and redb store; only the network and the clock are
+//! simulated, through the `net::Net` seam. The test drives the nodes through
+//! the same operations as the admin API (`NodeHandle`), sent to the host over
+//! a channel so that each node's work runs on its own simulated host.
+//!
+//! The network model:
+//! - Streams (FCPC, profile §4.3) are turmoil TCP: reliable and ordered.
+//! - Datagrams (FCPS, spec §4.2) are turmoil UDP, one per segment of a
+//!   batch; [`Faults`] drops a seeded share of them ("loss") and every
+//!   datagram across a cut link ("partition").
+//! - A partition holds the link's TCP segments (turmoil `hold`) and drops its
+//!   datagrams: real TCP retransmits across a short outage and delivers once
+//!   the link heals, real UDP does not. (turmoil's own `partition` drops TCP
+//!   segments, which wedges a stream for ever, and its `fail_rate` breaks
+//!   links for TCP and UDP alike.)
+//! - Latency is a constant 1 ms, so datagrams stay in order (the session's
+//!   128-frame replay window, profile §4.4, drops frames reordered further).
+//!
+//! Seeds fix turmoil's choices and the loss pattern. The nodes' own
+//! randomness (instance ids, session keys) and rayon's threads are not
+//! seeded, so runs are alike, not bit-identical.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::collections::HashSet;
+use std::io;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::{Duration, UNIX_EPOCH};
+
+use fcp_core::{ErrorCode, FcpError, ObjectId, ZoneId};
+use fcp_node::daemon::{self, RunOptions};
+use fcp_node::enroll;
+use fcp_node::home::Home;
+use fcp_node::net::{
+    BoxFuture, BoxRead, BoxWrite, Datagrams, Listener, Net, Received, Stream, duration_ms,
+};
+use rand::SeedableRng;
+use rand::rngs::StdRng;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::sync::{mpsc, oneshot};
+use tokio::time::Instant;
+
+/// Simulated wall clock at the start (2027-01-15).
+const EPOCH_SECS: u64 = 1_800_000_000;
+/// Port every node listens on (TCP and UDP).
+const PORT: u16 = 7401;
+
+// ---------------------------------------------------------------------------
+// The simulated transport.
+
+/// Datagram faults shared by every host of one simulation.
+#[derive(Debug, Default)]
+struct Faults {
+    /// Datagrams lost per 1000 sent.
+    loss_permille: AtomicU32,
+    /// SplitMix64 state of the loss pattern.
+    rng: Mutex<u64>,
+    /// Cut links (unordered pairs): every datagram across them is lost.
+    cut: Mutex<HashSet<(IpAddr, IpAddr)>>,
+    sent: AtomicU64,
+    lost: AtomicU64,
+}
+
+fn link(a: IpAddr, b: IpAddr) -> (IpAddr, IpAddr) {
+    if a < b { (a, b) } else { (b, a) }
+}
+
+impl Faults {
+    fn new(seed: u64) -> Arc<Self> {
+        Arc::new(Self {
+            rng: Mutex::new(seed),
+            ..Self::default()
+        })
+    }
+
+    fn next(&self) -> u64 {
+        let mut s = self.rng.lock().unwrap();
+        *s = s.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = *s;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    /// Whether the datagram from `from` to `to` is lost.
+    fn lose(&self, from: IpAddr, to: IpAddr) -> bool {
+        self.sent.fetch_add(1, Ordering::Relaxed);
+        let p = u64::from(self.loss_permille.load(Ordering::Relaxed));
+        let lost =
+            self.cut.lock().unwrap().contains(&link(from, to)) || (p > 0 && self.next() % 1000 < p);
+        if lost {
+            self.lost.fetch_add(1, Ordering::Relaxed);
+        }
+        lost
+    }
+
+    fn set_loss(&self, permille: u32) {
+        self.loss_permille.store(permille, Ordering::Relaxed);
+    }
+}
+
+/// Partition `a` from `b`: datagrams between them are lost, stream segments
+/// wait for the link to heal (see the module docs).
+fn cut(faults: &Faults, a: IpAddr, b: IpAddr) {
+    faults.cut.lock().unwrap().insert(link(a, b));
+    turmoil::hold(a, b);
+}
+
+fn heal(faults: &Faults, a: IpAddr, b: IpAddr) {
+    faults.cut.lock().unwrap().remove(&link(a, b));
+    turmoil::release(a, b);
+}
+
+/// `net::Net` on turmoil's simulated network and clock.
+struct SimNet {
+    faults: Arc<Faults>,
+    started: Instant,
+}
+
+impl Net for SimNet {
+    fn bind_datagrams(&self, addr: SocketAddr) -> BoxFuture<'_, io::Result<Box<dyn Datagrams>>> {
+        let faults = self.faults.clone();
+        // turmoil binds the unspecified address only (the host has one).
+        let any = SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), addr.port());
+        Box::pin(async move {
+            let sock = turmoil::net::UdpSocket::bind(any).await?;
+            Ok(Box::new(SimUdp {
+                sock,
+                local: addr.ip(),
+                faults,
+            }) as Box<dyn Datagrams>)
+        })
+    }
+
+    fn listen(&self, addr: SocketAddr) -> BoxFuture<'_, io::Result<Box<dyn Listener>>> {
+        let any = SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), addr.port());
+        Box::pin(async move {
+            let l = turmoil::net::TcpListener::bind(any).await?;
+            Ok(Box::new(SimListener(l)) as Box<dyn Listener>)
+        })
+    }
+
+    fn connect(&self, addr: SocketAddr) -> BoxFuture<'_, io::Result<Box<dyn Stream>>> {
+        Box::pin(async move {
+            let s = turmoil::net::TcpStream::connect(addr).await?;
+            Ok(Box::new(SimStream(s)) as Box<dyn Stream>)
+        })
+    }
+
+    fn now_secs(&self) -> u64 {
+        turmoil::since_epoch().map_or(EPOCH_SECS, |d| d.as_secs())
+    }
+
+    fn now_ms(&self) -> u64 {
+        duration_ms(self.started.elapsed())
+    }
+
+    fn inline_cpu(&self) -> bool {
+        // CPU work on the simulator's thread, in its order (see `net`).
+        true
+    }
+}
+
+struct SimUdp {
+    sock: turmoil::net::UdpSocket,
+    local: IpAddr,
+    faults: Arc<Faults>,
+}
+
+impl Datagrams for SimUdp {
+    fn max_segments(&self) -> usize {
+        64
+    }
+
+    fn send<'a>(
+        &'a self,
+        to: SocketAddr,
+        batch: &'a [u8],
+        seg: usize,
+        count: usize,
+    ) -> BoxFuture<'a, io::Result<()>> {
+        Box::pin(async move {
+            let seg = if count > 1 {
+                seg.max(1)
+            } else {
+                batch.len().max(1)
+            };
+            for d in batch.chunks(seg) {
+                if !self.faults.lose(self.local, to.ip()) {
+                    self.sock.send_to(d, to).await?;
+                }
+            }
+            Ok(())
+        })
+    }
+
+    fn recv<'a>(&'a self, buf: &'a mut [u8]) -> BoxFuture<'a, io::Result<Received>> {
+        Box::pin(async move {
+            let (len, _) = self.sock.recv_from(buf).await?;
+            Ok(Received { len, stride: len })
+        })
+    }
+}
+
+struct SimListener(turmoil::net::TcpListener);
+
+impl Listener for SimListener {
+    fn accept(&self) -> BoxFuture<'_, io::Result<Box<dyn Stream>>> {
+        Box::pin(async move {
+            let (s, _) = self.0.accept().await?;
+            Ok(Box::new(SimStream(s)) as Box<dyn Stream>)
+        })
+    }
+}
+
+struct SimStream(turmoil::net::TcpStream);
+
+impl AsyncRead for SimStream {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().0).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for SimStream {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().0).poll_write(cx, buf)
+    }
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().0).poll_flush(cx)
+    }
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().0).poll_shutdown(cx)
+    }
+}
+
+impl Stream for SimStream {
+    fn into_split(self: Box<Self>) -> (BoxRead, BoxWrite) {
+        let (r, w) = self.0.into_split();
+        (Box::new(r), Box::new(w))
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Nodes on simulated hosts, driven from the test's client.
+
+enum Cmd {
+    Put(ZoneId, Vec<u8>, oneshot::Sender<Result<ObjectId, FcpError>>),
+    Get(ObjectId, oneshot::Sender<Result<Vec<u8>, FcpError>>),
+    Status(oneshot::Sender<serde_json::Value>),
+}
+
+/// The test's side of one node.
+#[derive(Clone)]
+struct Remote {
+    name: String,
+    ip: IpAddr,
+    tx: mpsc::UnboundedSender<Cmd>,
+}
+
+fn gone() -> FcpError {
+    FcpError::new(ErrorCode::Internal, "the host went down")
+}
+
+impl Remote {
+    async fn put(&self, zone: ZoneId, data: Vec<u8>) -> Result<ObjectId, FcpError> {
+        let (tx, rx) = oneshot::channel();
+        let _ = self.tx.send(Cmd::Put(zone, data, tx));
+        rx.await.map_err(|_| gone())?
+    }
+
+    async fn get(&self, id: ObjectId) -> Result<Vec<u8>, FcpError> {
+        let (tx, rx) = oneshot::channel();
+        let _ = self.tx.send(Cmd::Get(id, tx));
+        rx.await.map_err(|_| gone())?
+    }
+
+    async fn status(&self) -> serde_json::Value {
+        let (tx, rx) = oneshot::channel();
+        let _ = self.tx.send(Cmd::Status(tx));
+        rx.await.unwrap_or_default()
+    }
+
+    /// Node ids of the peers this node holds a session with.
+    async fn connected(&self) -> Vec<String> {
+        let s = self.status().await;
+        s["peers"]
+            .as_array()
+            .map(|ps| {
+                ps.iter()
+                    .filter(|p| p["connected"] == true)
+                    .filter_map(|p| p["node_id"].as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    async fn counter(&self, name: &str) -> u64 {
+        self.status().await["counters"][name].as_u64().unwrap_or(0)
+    }
+}
+
+/// Poll `f` every 100 ms of simulated time until it holds.
+async fn wait_for<F, Fut>(what: &str, limit: Duration, mut f: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let t = Instant::now();
+    while !f().await {
+        assert!(t.elapsed() < limit, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Crash or restart requests from the client, applied between steps.
+#[derive(Clone, Copy, Debug)]
+enum Action {
+    Crash(usize),
+    Bounce(usize),
+}
+
+type Actions = Arc<Mutex<Vec<Action>>>;
+
+struct Mesh {
+    sim: turmoil::Sim<'static>,
+    nodes: Vec<Remote>,
+    faults: Arc<Faults>,
+    actions: Actions,
+    _dir: tempfile::TempDir,
+}
+
+/// node-1: owner, every zone; node-2: z:work only (it holds z:private
+/// ciphertext without the key); node-3: z:private. Enrolled with the library
+/// API, each listening on its simulated address.
+fn mesh(seed: u64) -> Mesh {
+    let mut sim = turmoil::Builder::new()
+        .rng_seed(seed)
+        .epoch(UNIX_EPOCH + Duration::from_secs(EPOCH_SECS))
+        .simulation_duration(Duration::from_secs(600))
+        .tick_duration(Duration::from_millis(1))
+        .min_message_latency(Duration::from_millis(1))
+        .max_message_latency(Duration::from_millis(1))
+        // A host's UDP receive queue, in datagrams (~8 MiB of symbols, as
+        // the production socket buffer).
+        .udp_capacity(8192)
+        .tcp_capacity(4096)
+        .build();
+    let dir = tempfile::tempdir().unwrap();
+    let faults = Faults::new(seed);
+    let mut rng = StdRng::seed_from_u64(seed);
+    let names = ["n1", "n2", "n3"];
+    let homes: Vec<PathBuf> = names.iter().map(|n| dir.path().join(n)).collect();
+    let ips: Vec<IpAddr> = names.iter().map(|n| sim.lookup(*n)).collect();
+    let enrolled_at = EPOCH_SECS - 60;
+    let mut idents = Vec::new();
+    for (i, h) in homes.iter().enumerate() {
+        idents.push(
+            enroll::init(
+                &Home::at(h),
+                &format!("node-{}", i + 1),
+                &SocketAddr::new(ips[i], PORT).to_string(),
+                enrolled_at,
+                &mut rng,
+            )
+            .unwrap(),
+        );
+    }
+    let owner = Home::at(&homes[0]);
+    enroll::owner_init(&owner, enrolled_at, &mut rng).unwrap();
+    for (i, zone) in [(1, ZoneId::work()), (2, ZoneId::private())] {
+        let b = enroll::owner_enroll(&owner, &idents[i], &[zone], enrolled_at, &mut rng).unwrap();
+        enroll::join(&Home::at(&homes[i]), &enroll::encode_bundle(&b).unwrap()).unwrap();
+    }
+    let mut nodes = Vec::new();
+    for (i, name) in names.iter().enumerate() {
+        let (tx, rx) = mpsc::unbounded_channel::<Cmd>();
+        let rx = Arc::new(tokio::sync::Mutex::new(rx));
+        let home = homes[i].clone();
+        let f = faults.clone();
+        sim.host(*name, move || {
+            let home = home.clone();
+            let faults = f.clone();
+            let rx = rx.clone();
+            async move {
+                let net = Arc::new(SimNet {
+                    faults,
+                    started: Instant::now(),
+                });
+                // The real daemon, from its on-disk home and store.
+                let node = daemon::start(Home::at(&home), RunOptions::default(), net).await?;
+                let mut rx = rx.lock().await;
+                while let Some(cmd) = rx.recv().await {
+                    let node = node.clone();
+                    tokio::spawn(async move {
+                        match cmd {
+                            Cmd::Put(zone, data, reply) => {
+                                let _ = reply.send(node.put(zone, data).await);
+                            }
+                            Cmd::Get(id, reply) => {
+                                let _ = reply.send(node.get(id).await);
+                            }
+                            Cmd::Status(reply) => {
+                                let _ = reply.send(node.status());
+                            }
+                        }
+                    });
+                }
+                Ok(())
+            }
+        });
+        nodes.push(Remote {
+            name: (*name).to_owned(),
+            ip: ips[i],
+            tx,
+        });
+    }
+    Mesh {
+        sim,
+        nodes,
+        faults,
+        actions: Arc::new(Mutex::new(Vec::new())),
+        _dir: dir,
+    }
+}
+
+impl Mesh {
+    /// Run `client` to completion, applying its crash/bounce requests.
+    fn run<F, Fut>(mut self, client: F)
+    where
+        F: FnOnce(Vec<Remote>, Arc<Faults>, Actions) -> Fut,
+        Fut: std::future::Future<Output = ()> + 'static,
+    {
+        let fut = client(
+            self.nodes.clone(),
+            self.faults.clone(),
+            self.actions.clone(),
+        );
+        self.sim.client("test", async move {
+            fut.await;
+            Ok(())
+        });
+        let started = std::time::Instant::now();
+        loop {
+            let done = self.sim.step().unwrap();
+            let todo: Vec<Action> = std::mem::take(&mut *self.actions.lock().unwrap());
+            for a in todo {
+                match a {
+                    Action::Crash(i) => self.sim.crash(self.nodes[i].name.as_str()),
+                    Action::Bounce(i) => self.sim.bounce(self.nodes[i].name.as_str()),
+                }
+            }
+            if done {
+                break;
+            }
+        }
+        eprintln!(
+            "simulated {:?} in {:?}; datagrams sent {}, lost {}",
+            self.sim.elapsed(),
+            started.elapsed(),
+            self.faults.sent.load(Ordering::Relaxed),
+            self.faults.lost.load(Ordering::Relaxed),
+        );
+    }
+}
+
+/// Ask for a crash or restart and let the simulation apply it.
+async fn act(actions: &Actions, a: Action) {
+    actions.lock().unwrap().push(a);
+    tokio::time::sleep(Duration::from_millis(5)).await;
+}
+
+async fn all_connected(nodes: &[Remote]) {
+    for n in nodes {
+        wait_for(
+            &format!("{} to reach its peers", n.name),
+            Duration::from_secs(15),
+            || async { n.connected().await.len() == nodes.len() - 1 },
+        )
+        .await;
+    }
+}
+
+/// Seeded pseudo-random bytes (not compressible, not all alike).
+fn payload(n: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed | 1;
+    (0..n)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 32) as u8
+        })
+        .collect()
+}
+
+/// ~1 MiB: chunked (above the 256 KiB threshold, profile §4.1).
+const SIZE: usize = (1 << 20) + 4321;
+
+/// Symbols the writer must place on its peers: the sum of `mesh_coverage * k`
+/// over the objects it wrote.
+fn placed_symbols(status: &serde_json::Value) -> u64 {
+    status["objects"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|o| {
+            let k = o["k"].as_f64()?;
+            let cov = o["mesh_coverage"].as_f64()?;
+            Some((k * cov).round() as u64)
+        })
+        .sum()
+}
+
+fn send_rates(status: &serde_json::Value) -> Vec<f64> {
+    status["peers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|p| p["send_rate_per_ms"].as_f64())
+        .collect()
+}
+
+// ---------------------------------------------------------------------------
+// Scenarios.
+
+/// A chunked put on node 1 is rebuilt byte for byte on node 3, once over a
+/// clean network and once with 5% of datagrams lost.
+#[test]
+fn delivery_clean_and_lossy() {
+    mesh(0x5eed_0001).run(|nodes, faults, _| async move {
+        all_connected(&nodes).await;
+        let (n1, n3) = (&nodes[0], &nodes[2]);
+        let data = payload(SIZE, 1);
+        let id = n1.put(ZoneId::private(), data.clone()).await.unwrap();
+        let got = n3.get(id).await.unwrap();
+        assert!(got == data, "clean: node 3 rebuilt other bytes");
+        // A clean put only raises the sender's rate (AIMD, no loss reported).
+        let st = n1.status().await;
+        assert!(
+            send_rates(&st).iter().all(|r| *r > 64.0),
+            "no loss, yet the rate did not grow: {:?}",
+            send_rates(&st)
+        );
+
+        faults.set_loss(50);
+        let data = payload(SIZE, 2);
+        let id = n1.put(ZoneId::private(), data.clone()).await.unwrap();
+        let got = n3.get(id).await.unwrap();
+        assert!(got == data, "lossy: node 3 rebuilt other bytes");
+        assert!(faults.lost.load(Ordering::Relaxed) > 0, "nothing was lost");
+    });
+}
+
+/// Under 5% loss the sender's resend path and AIMD are exercised: holders
+/// report missing symbols, the sender resends them and halves its rate, yet
+/// sends a bounded number of datagrams, and the object still arrives.
+#[test]
+fn pacing_under_loss() {
+    mesh(0x5eed_0002).run(|nodes, faults, _| async move {
+        all_connected(&nodes).await;
+        let (n1, n2, n3) = (&nodes[0], &nodes[1], &nodes[2]);
+        faults.set_loss(50);
+        let before = n1.counter("datagrams_out").await;
+        let data = payload(SIZE, 3);
+        let id = n1.put(ZoneId::private(), data.clone()).await.unwrap();
+        let st = n1.status().await;
+        let sent = st["counters"]["datagrams_out"].as_u64().unwrap() - before;
+        let needed = placed_symbols(&st);
+        let rates = send_rates(&st);
+        eprintln!("put under loss: {sent} datagrams for {needed} placed symbols, rates {rates:?}");
+        assert!(needed > 1024, "placed only {needed} symbols");
+        // Every placed symbol went out once, the lost ones again.
+        assert!(
+            sent > needed,
+            "no resends: {sent} datagrams for {needed} symbols"
+        );
+        assert!(
+            sent < 3 * needed,
+            "unbounded resending: {sent} datagrams for {needed} symbols"
+        );
+        // Holders stored exactly what was placed, no more.
+        let stored = n2.counter("symbols_stored").await + n3.counter("symbols_stored").await;
+        assert_eq!(stored, needed, "holders stored {stored} of {needed}");
+        // Losses were reported: the rate went below its start (64/ms).
+        assert!(
+            rates.iter().all(|r| *r < 64.0),
+            "AIMD did not back off: {rates:?}"
+        );
+        let got = n3.get(id).await.unwrap();
+        assert!(got == data, "node 3 rebuilt other bytes");
+    });
+}
+
+/// A get on a node cut off from every holder fails with ObjectNotFound
+/// within its timeout; once the links heal, the same get succeeds.
+#[test]
+fn partition_fails_then_heals() {
+    mesh(0x5eed_0003).run(|nodes, faults, _| async move {
+        all_connected(&nodes).await;
+        let (n1, n2, n3) = (&nodes[0], &nodes[1], &nodes[2]);
+        let data = payload(300 * 1024, 4);
+        let id = n1.put(ZoneId::private(), data.clone()).await.unwrap();
+        cut(&faults, n3.ip, n1.ip);
+        cut(&faults, n3.ip, n2.ip);
+        let t = Instant::now();
+        let e = n3.get(id).await.unwrap_err();
+        let took = t.elapsed();
+        assert_eq!(e.error_code(), Some(ErrorCode::ObjectNotFound), "{e}");
+        // Within GET_TIMEOUT (20 s), not after it.
+        eprintln!("get across a full partition failed after {took:?}");
+        assert!(took <= Duration::from_secs(21), "answered after {took:?}");
+        heal(&faults, n3.ip, n1.ip);
+        heal(&faults, n3.ip, n2.ip);
+        let got = n3.get(id).await.unwrap();
+        assert!(got == data, "node 3 rebuilt other bytes");
+    });
+}
+
+/// The writer dies after its put and a holder restarts: the holder reopens
+/// its store, redials, shows as connected again and serves its symbols, so
+/// node 3 rebuilds the object without the writer.
+#[test]
+fn rejoin_after_crash_and_restart() {
+    mesh(0x5eed_0004).run(|nodes, _, actions| async move {
+        all_connected(&nodes).await;
+        let (n1, n2, n3) = (&nodes[0], &nodes[1], &nodes[2]);
+        let data = payload(SIZE, 5);
+        let id = n1.put(ZoneId::private(), data.clone()).await.unwrap();
+        act(&actions, Action::Crash(0)).await;
+        act(&actions, Action::Bounce(1)).await;
+        wait_for(
+            "node 3 to see node 1 gone",
+            Duration::from_secs(5),
+            || async { !n3.connected().await.contains(&"node-1".to_owned()) },
+        )
+        .await;
+        wait_for(
+            "node 2 and node 3 to reconnect",
+            Duration::from_secs(15),
+            || async { n3.connected().await == ["node-2"] && n2.connected().await == ["node-3"] },
+        )
+        .await;
+        // The restarted holder still has its symbols on disk.
+        let st = n2.status().await;
+        let held: u64 = st["objects"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|o| o["symbols_here"].as_u64().unwrap_or(0))
+            .sum();
+        assert!(held > 0, "node 2 lost its store: {st}");
+        let got = n3.get(id).await.unwrap();
+        assert!(got == data, "node 3 rebuilt other bytes");
+        // Node 2 served symbols after its restart.
+        assert!(n2.counter("datagrams_out").await > 0);
+    });
+}
+
+/// Node 1 (the writer) is cut off from node 3 after its put. Node 3's
+/// session with it still looks up (nothing on TCP notices a silent link for
+/// minutes), yet node 3 rebuilds the object from its own symbols and node
+/// 2's, well before the get's 20 s timeout.
+#[test]
+fn partition_from_writer_get_from_other_holders() {
+    mesh(0x5eed_0005).run(|nodes, faults, _| async move {
+        all_connected(&nodes).await;
+        let (n1, n3) = (&nodes[0], &nodes[2]);
+        let data = payload(SIZE, 6);
+        let id = n1.put(ZoneId::private(), data.clone()).await.unwrap();
+        cut(&faults, n1.ip, n3.ip);
+        let t = Instant::now();
+        let got = n3.get(id).await.unwrap();
+        let took = t.elapsed();
+        assert!(got == data, "node 3 rebuilt other bytes");
+        assert!(
+            n3.connected().await.contains(&"node-1".to_owned()),
+            "the cut session was noticed after all"
+        );
+        eprintln!("get across a partition took {took:?}");
+        assert!(took < Duration::from_secs(10), "get took {took:?}");
+    });
+}
