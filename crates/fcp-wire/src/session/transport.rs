@@ -334,6 +334,11 @@ impl PeerSessions {
         self.current.seal_datagram(frame)
     }
 
+    /// Seal with the current session, appending to `out` (a send batch).
+    pub fn seal_datagram_into(&mut self, frame: &[u8], out: &mut Vec<u8>) -> Result<()> {
+        self.current.seal_datagram_into(frame, out)
+    }
+
     /// Route a datagram to the current or (in grace) previous session.
     pub fn open_datagram<'a>(&mut self, datagram: &'a [u8], now: u64) -> Result<&'a [u8]> {
         self.expire(now);
