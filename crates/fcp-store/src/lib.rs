@@ -194,20 +194,38 @@ fn run_range(id: &ObjectId) -> ([u8; 36], [u8; 36]) {
 }
 
 /// Every symbol of `id`, one per ESI, in ESI order.
-fn symbols_in_table(
+/// The symbols of `id` that `choose` picks from the ESIs held (ascending,
+/// each once), in the order it lists them; ESIs not held are skipped. Runs
+/// are parsed in place and only the chosen symbols are copied out.
+fn chosen_in_table(
     t: &impl ReadableTable<Bytes, Bytes>,
     id: &ObjectId,
+    choose: impl FnOnce(&[u32]) -> Vec<u32>,
 ) -> Result<Vec<SymbolRecord>> {
     let (lo, hi) = run_range(id);
-    let mut out = Vec::new();
-    for entry in t.range(lo.as_slice()..=hi.as_slice())? {
-        let (_, v) = entry?;
-        out.extend(parse_run(v.value())?.records(*id));
+    let values = t
+        .range(lo.as_slice()..=hi.as_slice())?
+        .map(|e| e.map(|(_, v)| v))
+        .collect::<std::result::Result<Vec<_>, _>>()?;
+    let runs = values
+        .iter()
+        .map(|v| parse_run(v.value()))
+        .collect::<Result<Vec<_>>>()?;
+    // Runs never share an ESI (invariant 4); should they, the first wins.
+    let mut at: BTreeMap<u32, (usize, usize)> = BTreeMap::new();
+    for (ri, run) in runs.iter().enumerate() {
+        for (si, sym) in run.symbols.iter().enumerate() {
+            at.entry(sym.0).or_insert((ri, si));
+        }
     }
-    // Runs never share an ESI (invariant 4); a stable sort keeps the first.
-    out.sort_by_key(|r| r.esi);
-    out.dedup_by_key(|r| r.esi);
-    Ok(out)
+    let held: Vec<u32> = at.keys().copied().collect();
+    Ok(choose(&held)
+        .into_iter()
+        .filter_map(|esi| {
+            let &(ri, si) = at.get(&esi)?;
+            runs.get(ri)?.record(si, *id)
+        })
+        .collect())
 }
 
 /// The ESIs `id` holds and the next free run number.
@@ -708,7 +726,7 @@ impl Store {
 
     /// All symbols of an object, in ESI order.
     pub fn symbols(&self, id: &ObjectId) -> Result<Vec<SymbolRecord>> {
-        self.read(|t| symbols_in_table(&t.open_table(SYMBOLS)?, id))
+        self.symbols_chosen(id, <[u32]>::to_vec)
     }
 
     /// The stored symbols among `esis`, in the order asked (missing ones are
@@ -718,15 +736,18 @@ impl Store {
         id: &ObjectId,
         esis: impl IntoIterator<Item = u32>,
     ) -> Result<Vec<SymbolRecord>> {
-        let all = self.symbols(id)?;
-        Ok(esis
-            .into_iter()
-            .filter_map(|e| {
-                all.binary_search_by_key(&e, |r| r.esi)
-                    .ok()
-                    .and_then(|i| all.get(i).cloned())
-            })
-            .collect())
+        self.symbols_chosen(id, |_| esis.into_iter().collect())
+    }
+
+    /// The symbols `choose` picks, in its order, from the ESIs this store
+    /// holds for `id` (ascending): a holder answering a request for some of
+    /// an object's symbols copies out only those.
+    pub fn symbols_chosen(
+        &self,
+        id: &ObjectId,
+        choose: impl FnOnce(&[u32]) -> Vec<u32>,
+    ) -> Result<Vec<SymbolRecord>> {
+        self.read(|t| chosen_in_table(&t.open_table(SYMBOLS)?, id, choose))
     }
 
     /// Number of stored symbols of an object.

@@ -197,25 +197,24 @@ impl RunView<'_> {
         self.symbols.iter().map(|s| s.3.len() as u64).sum()
     }
 
-    /// Owned records, each with `object_id`.
-    pub(crate) fn records(&self, object_id: ObjectId) -> impl Iterator<Item = SymbolRecord> + '_ {
-        self.symbols
-            .iter()
-            .map(move |&(esi, frame_seq, tag, ct)| SymbolRecord {
-                object_id,
-                esi,
-                k: self.k,
-                symbol_size: self.symbol_size,
-                zone_id_hash: self.zone_id_hash,
-                zone_key_id: self.zone_key_id,
-                epoch_id: self.epoch_id,
-                source_node: self.source_node.to_owned(),
-                sender_instance_id: self.sender_instance_id,
-                frame_seq,
-                ciphertext: ct.to_vec(),
-                tag,
-                from_node: self.from_node.to_owned(),
-            })
+    /// Symbol `i` of the run as an owned record of `object_id`.
+    pub(crate) fn record(&self, i: usize, object_id: ObjectId) -> Option<SymbolRecord> {
+        let &(esi, frame_seq, tag, ct) = self.symbols.get(i)?;
+        Some(SymbolRecord {
+            object_id,
+            esi,
+            k: self.k,
+            symbol_size: self.symbol_size,
+            zone_id_hash: self.zone_id_hash,
+            zone_key_id: self.zone_key_id,
+            epoch_id: self.epoch_id,
+            source_node: self.source_node.to_owned(),
+            sender_instance_id: self.sender_instance_id,
+            frame_seq,
+            ciphertext: ct.to_vec(),
+            tag,
+            from_node: self.from_node.to_owned(),
+        })
     }
 }
 
@@ -354,7 +353,9 @@ mod tests {
         assert_eq!(&v[..5], &[2, 0, 10, 4, 0]);
         let view = parse_run(&v).unwrap();
         assert_eq!(view.bytes(), 43);
-        let back: Vec<SymbolRecord> = view.records(a.object_id).collect();
+        let back: Vec<SymbolRecord> = (0..view.symbols.len())
+            .filter_map(|i| view.record(i, a.object_id))
+            .collect();
         assert_eq!(back, vec![a, b]);
     }
 
