@@ -1372,13 +1372,11 @@ impl Node {
         {
             let mut s = lock(&peer.sessions);
             for f in frames {
-                match s.seal_datagram(f) {
-                    Ok(d) => {
-                        seg = seg.max(d.len());
-                        batch.extend_from_slice(&d);
-                    }
-                    Err(_) => return false,
+                let at = batch.len();
+                if s.seal_datagram_into(f, &mut batch).is_err() {
+                    return false;
                 }
+                seg = seg.max(batch.len() - at);
             }
         }
         self.send_datagrams(peer.addr, &batch, seg, frames.len())
@@ -1400,49 +1398,25 @@ impl Node {
 
     /// Answer a symbol request with the symbols this node holds.
     async fn serve(self: Arc<Self>, peer: Arc<Peer>, object_id: ObjectId, ask: Ask) {
-        let store = self.store.clone();
+        let me = self.clone();
+        let asker = peer.clone();
+        // Only the symbols chosen are copied out of the store.
         let got = offload(&*self.net, move || {
-            let meta = store.meta(&object_id)?;
-            let recs = store.symbols(&object_id)?;
-            Ok::<_, fcp_store::StoreError>((meta, recs))
+            let Some(meta) = me.store.meta(&object_id)? else {
+                return Ok(None);
+            };
+            let mut holds = false;
+            let recs = me.store.symbols_chosen(&object_id, |held| {
+                holds = !held.is_empty();
+                me.choose_symbols(&asker, &ask, &meta, held)
+            })?;
+            Ok::<_, fcp_store::StoreError>(holds.then_some((meta, recs)))
         })
         .await;
-        let (meta, recs) = match got {
-            Ok(Ok((Some(m), r))) if !r.is_empty() => (m, r),
-            _ => {
-                peer.send_empty_offer(object_id);
-                return;
-            }
+        let Ok(Ok(Some((meta, recs)))) = got else {
+            peer.send_empty_offer(object_id);
+            return;
         };
-        let skip: HashSet<u32> = ask.have.iter().copied().collect();
-        let limit = if ask.want == 0 {
-            usize::MAX
-        } else {
-            ask.want as usize
-        };
-        let mut recs: Vec<&SymbolRecord> = recs.iter().filter(|r| !skip.contains(&r.esi)).collect();
-        // Anti-amplification (spec §8.4): the session MAC authenticates the
-        // request and `want` is its proof of need; without one, at most N.
-        let grant = lock(&self.admission).grant_response(
-            self.now_ms(),
-            &peer.node_id,
-            Requester::Authenticated {
-                proof_of_need: (ask.want > 0).then_some(ask.want),
-            },
-            u32::try_from(recs.len()).unwrap_or(u32::MAX),
-            u32::try_from(fcp_wire::frame::encoded_len(meta.symbol_size, 1) + 40)
-                .unwrap_or(u32::MAX),
-        );
-        let limit = match grant {
-            Ok(g) => limit.min(g.symbols as usize),
-            Err(_) => 0,
-        };
-        if ask.parts > 0 {
-            // Our part first (stable: ESI order within each group). Parts
-            // hash the ESI: placement often gives a holder every other ESI.
-            recs.sort_by_key(|r| esi_part(r.esi, ask.parts) != ask.part);
-        }
-        recs.truncate(limit);
         let mut sources: BTreeMap<u64, String> = BTreeMap::new();
         for r in &recs {
             sources.insert(r.sender_instance_id, r.source_node.clone());
@@ -1464,6 +1438,41 @@ impl Node {
         let frames: Vec<Bytes> = recs.iter().filter_map(|r| record_frame(r).ok()).collect();
         self.send_frames(&peer, &frames, Some(&object_id)).await;
         peer.send(Control::OfferEnd { object_id });
+    }
+
+    /// Which held symbols answer `ask`: not those the requester has, at most
+    /// its stated need and the anti-amplification grant, its part first.
+    fn choose_symbols(&self, peer: &Peer, ask: &Ask, meta: &ObjectMeta, held: &[u32]) -> Vec<u32> {
+        let skip: HashSet<u32> = ask.have.iter().copied().collect();
+        let mut esis: Vec<u32> = held.iter().copied().filter(|e| !skip.contains(e)).collect();
+        let limit = if ask.want == 0 {
+            usize::MAX
+        } else {
+            ask.want as usize
+        };
+        // Anti-amplification (spec §8.4): the session MAC authenticates the
+        // request and `want` is its proof of need; without one, at most N.
+        let grant = lock(&self.admission).grant_response(
+            self.now_ms(),
+            &peer.node_id,
+            Requester::Authenticated {
+                proof_of_need: (ask.want > 0).then_some(ask.want),
+            },
+            u32::try_from(esis.len()).unwrap_or(u32::MAX),
+            u32::try_from(fcp_wire::frame::encoded_len(meta.symbol_size, 1) + 40)
+                .unwrap_or(u32::MAX),
+        );
+        let limit = match grant {
+            Ok(g) => limit.min(g.symbols as usize),
+            Err(_) => 0,
+        };
+        if ask.parts > 0 {
+            // Our part first (stable: ESI order within each group). Parts
+            // hash the ESI: placement often gives a holder every other ESI.
+            esis.sort_by_key(|e| esi_part(*e, ask.parts) != ask.part);
+        }
+        esis.truncate(limit);
+        esis
     }
 
     fn connected_peers(&self) -> Vec<Arc<Peer>> {
