@@ -111,8 +111,8 @@ const PUSH_EXPIRY_MS: u64 = 60_000;
 const STRAGGLERS: Duration = Duration::from_millis(40);
 /// Store rounds (send, then resend what the holder reports missing).
 const STORE_ROUNDS: usize = 8;
-/// A session that has received nothing for this long sends a Ping, and again
-/// every as long while it stays silent (decision 59).
+/// A session that has received nothing for this long sends a Ping, and
+/// another after each further such interval of silence (decision 59).
 const KEEPALIVE_IDLE: Duration = Duration::from_secs(5);
 /// A session that has received nothing for this long is closed: its peer is
 /// gone or unreachable, though TCP may not notice for minutes (decision 59).
