@@ -389,8 +389,21 @@ pub struct AdmissionStatus {
     pub busy_peers: u32,
     /// The table bound.
     pub max_tracked_peers: u32,
+    /// Operations in flight now, over every tracked peer.
+    pub inflight: InflightTotals,
     /// Counters since start.
     pub counters: AdmissionCounters,
+}
+
+/// In-flight slots held now, per kind (summed over peers).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct InflightTotals {
+    /// Decodes.
+    pub decodes: u64,
+    /// Open StoreRequests (pushes being received).
+    pub store_requests: u64,
+    /// SymbolRequests being served.
+    pub symbol_requests: u64,
 }
 
 /// One peer's usage in its current window.
@@ -553,9 +566,29 @@ impl<K: Hash + Eq + Clone> Admission<K> {
         &self.counters
     }
 
-    /// Counters and table occupancy, for a status endpoint.
+    /// Counters and table occupancy, for a status endpoint. Walks the busy
+    /// peers (a status request, not a hot path).
     pub fn status(&self) -> AdmissionStatus {
+        let mut inflight = InflightTotals::default();
+        let mut i = self.busy.head;
+        let mut steps = 0u32;
+        while let Some(slot) = self.slots.get(i as usize)
+            && steps < self.busy.len
+        {
+            let n =
+                |k: InflightKind| u64::from(slot.st.inflight.get(k.index()).copied().unwrap_or(0));
+            inflight.decodes = inflight.decodes.saturating_add(n(InflightKind::Decode));
+            inflight.store_requests = inflight
+                .store_requests
+                .saturating_add(n(InflightKind::StoreRequest));
+            inflight.symbol_requests = inflight
+                .symbol_requests
+                .saturating_add(n(InflightKind::SymbolRequest));
+            i = slot.next;
+            steps += 1;
+        }
         AdmissionStatus {
+            inflight,
             tracked_peers: self.idle.len.saturating_add(self.busy.len),
             busy_peers: self.busy.len,
             max_tracked_peers: self.max_peers,
@@ -1516,7 +1549,19 @@ mod tests {
         let v = serde_json::to_value(a.status()).unwrap();
         assert_eq!(v["counters"]["rejected"]["inbound_bytes"], 1);
         assert_eq!(v["tracked_peers"], 1);
+        assert_eq!(v["inflight"]["store_requests"], 0);
         assert_eq!(a.counters().rejected.total(), 1);
+        let s1 = a.begin(1, &"p", InflightKind::StoreRequest).unwrap();
+        let s2 = a.begin(1, &"q", InflightKind::StoreRequest).unwrap();
+        let r = a.begin(1, &"q", InflightKind::SymbolRequest).unwrap();
+        let v = serde_json::to_value(a.status()).unwrap();
+        assert_eq!(v["inflight"]["store_requests"], 2);
+        assert_eq!(v["inflight"]["symbol_requests"], 1);
+        assert_eq!(v["inflight"]["decodes"], 0);
+        for p in [s1, s2, r] {
+            a.finish(2, p, 0);
+        }
+        assert_eq!(a.status().inflight, InflightTotals::default());
         let u = serde_json::to_value(a.peer_usage(&"p").unwrap()).unwrap();
         assert_eq!(u["bytes"], 0);
         let p = serde_json::to_value(AdmissionPolicy::default()).unwrap();
@@ -1558,6 +1603,7 @@ mod tests {
         let b = policy.per_peer;
         let mut now = 0u64;
         let mut permits: Vec<(u64, Permit)> = Vec::new();
+        let mut stale: Vec<(u64, Permit)> = Vec::new();
         // (window start, bytes, symbols) admitted per peer, seen from outside.
         let mut shadow: HashMap<u64, (u64, u64, u64)> = HashMap::new();
         let mut rx: HashMap<u64, (u64, u64)> = HashMap::new();
@@ -1639,6 +1685,10 @@ mod tests {
                 _ => {
                     if rng.below(4) == 0 {
                         a.remove_peer(&peer);
+                        // Its permits release nothing from now on.
+                        let (gone, kept) = permits.drain(..).partition(|(p, _)| *p == peer);
+                        permits = kept;
+                        stale.extend(gone);
                         shadow.remove(&peer);
                         rx.remove(&peer);
                     }
@@ -1647,6 +1697,22 @@ mod tests {
             assert!(a.tracked_peers() <= policy.max_tracked_peers as usize);
             let s = a.status();
             assert_eq!(s.tracked_peers as usize, a.tracked_peers());
+            // The in-flight totals are the permits held.
+            let held =
+                |k: InflightKind| permits.iter().filter(|(_, pm)| pm.kind() == k).count() as u64;
+            assert_eq!(
+                (
+                    s.inflight.decodes,
+                    s.inflight.store_requests,
+                    s.inflight.symbol_requests
+                ),
+                (
+                    held(InflightKind::Decode),
+                    held(InflightKind::StoreRequest),
+                    held(InflightKind::SymbolRequest)
+                ),
+                "seed {seed}"
+            );
             if let Some(u) = a.peer_usage(&peer) {
                 assert!(u.bytes <= b.max_bytes_per_min);
                 assert!(u.symbols <= u64::from(b.max_symbols_per_min));
@@ -1656,9 +1722,10 @@ mod tests {
             }
         }
         // Giving every permit back leaves nothing in flight.
-        for (_, p) in permits.drain(..) {
+        for (_, p) in permits.drain(..).chain(stale.drain(..)) {
             a.finish(now, p, 0);
         }
+        assert_eq!(a.status().inflight, InflightTotals::default());
         assert_eq!(a.status().busy_peers, 0);
         (*a.counters(), windows)
     }

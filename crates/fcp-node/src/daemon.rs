@@ -61,7 +61,7 @@ use crate::error::NodeError;
 use crate::home::{Home, NodeConfig};
 use crate::net::{Datagrams, Listener, Net, Stream, SystemNet, offload};
 use crate::placement;
-use crate::proto::{Control, Meta, Source, esi_part};
+use crate::proto::{Control, Decoded, Meta, Source, esi_part};
 
 /// Options of `fcp node run`.
 #[derive(Clone, Debug, Default)]
@@ -111,6 +111,20 @@ const PUSH_EXPIRY_MS: u64 = 60_000;
 const STRAGGLERS: Duration = Duration::from_millis(40);
 /// Store rounds (send, then resend what the holder reports missing).
 const STORE_ROUNDS: usize = 8;
+/// A session that has received nothing for this long sends a Ping, and
+/// another after each further such interval of silence (decision 59).
+const KEEPALIVE_IDLE: Duration = Duration::from_secs(5);
+/// A session that has received nothing for this long is closed: its peer is
+/// gone or unreachable, though TCP may not notice for minutes (decision 59).
+const SESSION_IDLE_TIMEOUT: Duration = Duration::from_secs(15);
+/// How often a session drops the pushes its peer abandoned
+/// (`PUSH_EXPIRY_MS`), so their StoreRequest slots come back even when the
+/// peer sends no further StoreRequest.
+const PUSH_SWEEP: Duration = Duration::from_secs(5);
+/// Longest a handshake (announcements, Hello, Ack) may take, dialing or
+/// answering: a link that goes silent mid-handshake must not hold the dial
+/// slot of its peer for ever.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Node-wide counters reported by `fcp status`.
 #[derive(Debug, Default)]
@@ -125,6 +139,12 @@ struct Stats {
     symbols_stored: AtomicU64,
     handshakes_ok: AtomicU64,
     handshakes_failed: AtomicU64,
+    /// Sessions closed because nothing arrived for `SESSION_IDLE_TIMEOUT`.
+    keepalive_timeouts: AtomicU64,
+    /// Keepalive Pings sent.
+    pings_sent: AtomicU64,
+    /// Control messages of a type this node does not know, skipped.
+    control_unknown: AtomicU64,
 }
 
 /// Additive-increase / multiplicative-decrease send rate, in datagrams per
@@ -153,6 +173,8 @@ struct Peer {
     ctl: mpsc::UnboundedSender<Control>,
     rate: Mutex<Aimd>,
     connected_at: u64,
+    /// `Net::now_ms` when FCPC bytes last arrived on the session.
+    last_rx_ms: AtomicU64,
     /// Held while a batch is sealed and sent (sequence order on the wire).
     tx: tokio::sync::Mutex<()>,
 }
@@ -637,7 +659,19 @@ impl Node {
         }
     }
 
-    async fn respond(self: Arc<Self>, mut s: Box<dyn Stream>) -> Result<(), FcpError> {
+    async fn respond(self: Arc<Self>, s: Box<dyn Stream>) -> Result<(), FcpError> {
+        let (s, session) = tokio::time::timeout(HANDSHAKE_TIMEOUT, self.respond_handshake(s))
+            .await
+            .map_err(|_| fcp(ErrorCode::LocalIo, "handshake timeout"))??;
+        let peer_id = session.peer().to_owned();
+        self.attach(s, session, peer_id.clone(), peer_id).await
+    }
+
+    /// The responder's side of the handshake, up to the session.
+    async fn respond_handshake(
+        &self,
+        mut s: Box<dyn Stream>,
+    ) -> Result<(Box<dyn Stream>, fcp_wire::session::Session), FcpError> {
         let ann = read_announcement(&mut s).await?;
         let _ = self.accept_announcement(&ann)?;
         let mine = self.announcement.to_cbor().map_err(fe)?;
@@ -662,9 +696,8 @@ impl Node {
                 }
                 ResponderOutput::Accept { ack, session } => {
                     write_msg(&mut s, TAG_ACK, &ack).await.map_err(io_err)?;
-                    let peer_id = session.peer().to_owned();
                     self.stats.handshakes_ok.fetch_add(1, Ordering::Relaxed);
-                    return self.attach(s, *session, peer_id.clone(), peer_id).await;
+                    return Ok((s, *session));
                 }
                 _ => {
                     return Err(fcp(
@@ -681,6 +714,20 @@ impl Node {
     }
 
     async fn dial(self: Arc<Self>, peer_id: String, addr: SocketAddr) -> Result<(), FcpError> {
+        let (s, session) =
+            tokio::time::timeout(HANDSHAKE_TIMEOUT, self.dial_handshake(&peer_id, addr))
+                .await
+                .map_err(|_| fcp(ErrorCode::LocalIo, "handshake timeout"))??;
+        let me = self.node_id().to_owned();
+        self.attach(s, session, peer_id, me).await
+    }
+
+    /// The initiator's side of the handshake, up to the session.
+    async fn dial_handshake(
+        &self,
+        peer_id: &str,
+        addr: SocketAddr,
+    ) -> Result<(Box<dyn Stream>, fcp_wire::session::Session), FcpError> {
         let mut s = tokio::time::timeout(Duration::from_secs(2), self.net.connect(addr))
             .await
             .map_err(|_| fcp(ErrorCode::LocalIo, "connect timeout"))?
@@ -690,7 +737,7 @@ impl Node {
             .map_err(io_err)?;
         let start = InitiatorStart::new(
             self.identity.clone(),
-            peer_id.clone(),
+            peer_id.to_owned(),
             InitiatorConfig::default(),
         )
         .map_err(fe)?;
@@ -727,8 +774,7 @@ impl Node {
                             .map_err(|r| fe(r.error))?
                     };
                     self.stats.handshakes_ok.fetch_add(1, Ordering::Relaxed);
-                    let me = self.node_id().to_owned();
-                    return self.attach(s, session, peer_id, me).await;
+                    return Ok((s, session));
                 }
                 _ => {
                     return Err(fcp(
@@ -789,6 +835,7 @@ impl Node {
             ctl: ctl_tx,
             rate: Mutex::new(Aimd { per_ms: 64.0 }),
             connected_at: self.net.now_secs(),
+            last_rx_ms: AtomicU64::new(self.now_ms()),
             tx: tokio::sync::Mutex::new(()),
         });
         {
@@ -822,27 +869,75 @@ impl Node {
             }
         });
         let mut buf = vec![0u8; 64 * 1024];
+        // Keepalive (decision 59): any inbound FCPC bytes show the peer is
+        // alive. After KEEPALIVE_IDLE of silence a Ping asks for a Pong;
+        // after SESSION_IDLE_TIMEOUT the session is closed (a partition or a
+        // host gone without a FIN is otherwise noticed by TCP only after
+        // minutes). Times are tokio's, which a simulation controls.
+        let mut last_rx = tokio::time::Instant::now();
+        let mut next_ping = last_rx + KEEPALIVE_IDLE;
+        let mut next_sweep = last_rx + PUSH_SWEEP;
+        let mut nonce = 0u64;
+        let mut unknown_logged = false;
         'read: loop {
-            let n = match rd.read(&mut buf).await {
-                Ok(0) | Err(_) => break,
-                Ok(n) => n,
+            let dead_at = last_rx + SESSION_IDLE_TIMEOUT;
+            let wake = next_ping.min(next_sweep).min(dead_at);
+            // Reading is cancel-safe: a timeout loses no bytes.
+            let read = tokio::time::timeout_at(wake, rd.read(&mut buf)).await;
+            let now = tokio::time::Instant::now();
+            if now >= next_sweep {
+                self.expire_pushes(&peer_id);
+                next_sweep = now + PUSH_SWEEP;
+            }
+            let n = match read {
+                Ok(Ok(0) | Err(_)) => break,
+                Ok(Ok(n)) => n,
+                Err(_) if now >= dead_at => {
+                    self.stats
+                        .keepalive_timeouts
+                        .fetch_add(1, Ordering::Relaxed);
+                    eprintln!(
+                        "{}: nothing from {peer_id} for {}s, closing the session",
+                        self.node_id(),
+                        SESSION_IDLE_TIMEOUT.as_secs()
+                    );
+                    break;
+                }
+                Err(_) => {
+                    if now >= next_ping {
+                        nonce = nonce.wrapping_add(1);
+                        peer.send(Control::Ping { nonce });
+                        self.stats.pings_sent.fetch_add(1, Ordering::Relaxed);
+                        next_ping = now + KEEPALIVE_IDLE;
+                    }
+                    continue;
+                }
             };
+            last_rx = now;
+            next_ping = now + KEEPALIVE_IDLE;
+            peer.last_rx_ms.store(self.now_ms(), Ordering::Relaxed);
             let mut input = buf.get(..n).unwrap_or_default();
             while !input.is_empty() {
                 match rx_fcpc.read(&mut input) {
                     Ok(FcpcRead::NeedMore) => break,
-                    Ok(FcpcRead::Message(cbor)) => {
-                        match fcp_core::cbor::from_canonical_strict::<Control>(&cbor) {
-                            Ok(c) if c.check_bounds().is_ok() => self.clone().on_control(&peer, c),
-                            _ => {
+                    Ok(FcpcRead::Message(cbor)) => match crate::proto::decode(&cbor) {
+                        Ok(Decoded::Known(c)) => self.clone().on_control(&peer, c),
+                        Ok(Decoded::Unknown(kind)) => {
+                            // A newer peer's message: skip it, keep the session.
+                            self.stats.control_unknown.fetch_add(1, Ordering::Relaxed);
+                            if !unknown_logged {
+                                unknown_logged = true;
                                 eprintln!(
-                                    "{}: malformed control message from {peer_id}",
+                                    "{}: skipping control messages of unknown type {kind:?} from {peer_id}",
                                     self.node_id()
                                 );
-                                break 'read;
                             }
                         }
-                    }
+                        Err(why) => {
+                            eprintln!("{}: {why} from {peer_id}", self.node_id());
+                            break 'read;
+                        }
+                    },
                     Err(e) => {
                         eprintln!("{}: FCPC from {peer_id}: {e}", self.node_id());
                         break 'read;
@@ -851,18 +946,41 @@ impl Node {
             }
         }
         writer.abort();
-        {
+        let replaced = {
             let mut peers = lock(&self.peers);
             if peers.get(&peer_id).is_some_and(|p| Arc::ptr_eq(p, &peer)) {
                 peers.remove(&peer_id);
             }
             lock(&self.by_session).remove(&sid);
+            peers.contains_key(&peer_id)
+        };
+        // Forget its budgets and half-received pushes (their slots go too),
+        // unless a newer session with the peer already took over: those are
+        // its state now (what this session left behind expires).
+        if !replaced {
+            lock(&self.incoming).retain(|(from, _), _| from != &peer_id);
+            lock(&self.admission).remove_peer(&peer_id);
         }
-        // Forget its budgets and half-received pushes (their slots go too).
-        lock(&self.incoming).retain(|(from, _), _| from != &peer_id);
-        lock(&self.admission).remove_peer(&peer_id);
         eprintln!("{}: session with {peer_id} closed", self.node_id());
         Ok(())
+    }
+
+    /// Drop the pushes `peer_id` opened more than `PUSH_EXPIRY_MS` ago and
+    /// never finished, giving their StoreRequest slots back (spec §8.4,
+    /// decisions 51 and 56). Runs from the peer's session every `PUSH_SWEEP`.
+    fn expire_pushes(&self, peer_id: &str) {
+        let now = self.now_ms();
+        let mut inc = lock(&self.incoming);
+        let stale: Vec<PeerObject> = inc
+            .iter()
+            .filter(|((from, _), e)| {
+                from == peer_id && now.saturating_sub(e.opened_ms) > PUSH_EXPIRY_MS
+            })
+            .map(|(k, _)| k.clone())
+            .collect();
+        for k in stale {
+            self.close_push(inc.remove(&k));
+        }
     }
 
     /// Our own announcement and every node-signed one we relay.
@@ -1051,6 +1169,9 @@ impl Node {
             Control::SymbolAck { object_id } => {
                 lock(&self.cancels).insert((peer.node_id.clone(), object_id));
             }
+            // Keepalive (decision 59): the Pong's arrival is what counts.
+            Control::Ping { nonce } => peer.send(Control::Pong { nonce }),
+            Control::Pong { .. } => {}
         }
     }
 
@@ -2025,12 +2146,16 @@ impl Node {
                 "symbols_stored": s.symbols_stored.load(Ordering::Relaxed),
                 "handshakes_ok": s.handshakes_ok.load(Ordering::Relaxed),
                 "handshakes_failed": s.handshakes_failed.load(Ordering::Relaxed),
+                "keepalive_timeouts": s.keepalive_timeouts.load(Ordering::Relaxed),
+                "pings_sent": s.pings_sent.load(Ordering::Relaxed),
+                "control_unknown": s.control_unknown.load(Ordering::Relaxed),
             },
         })
     }
 
     fn peers_json(&self) -> Vec<serde_json::Value> {
         let connected: HashMap<String, Arc<Peer>> = lock(&self.peers).clone();
+        let now = self.now_ms();
         self.known_peers()
             .into_iter()
             .filter(|(id, _)| id != self.node_id())
@@ -2042,6 +2167,8 @@ impl Node {
                     "connected": c.is_some(),
                     "connected_at": c.map(|p| p.connected_at),
                     "send_rate_per_ms": c.map(|p| lock(&p.rate).per_ms),
+                    // Since FCPC bytes last came from the peer (keepalive).
+                    "idle_ms": c.map(|p| now.saturating_sub(p.last_rx_ms.load(Ordering::Relaxed))),
                 })
             })
             .collect()

@@ -2,6 +2,7 @@
 //! in FCPC frames over the session's TCP stream. Bulk data never travels here:
 //! symbols go as FCPS datagrams over UDP, announced and acknowledged by these.
 
+use fcp_core::cbor::Value;
 use fcp_core::identity::PeerAnnouncement;
 use fcp_core::{ObjectId, ZoneId};
 use serde::{Deserialize, Serialize};
@@ -106,6 +107,47 @@ pub enum Control {
         /// The object.
         object_id: ObjectId,
     },
+    /// Keepalive probe, sent when the session has received nothing for a
+    /// while; the peer answers with a [`Control::Pong`] of the same nonce
+    /// (decision 59).
+    Ping {
+        /// Chosen by the sender, echoed in the Pong.
+        nonce: u64,
+    },
+    /// The answer to a [`Control::Ping`].
+    Pong {
+        /// The Ping's nonce.
+        nonce: u64,
+    },
+}
+
+/// Every message type this node understands: the CBOR map key of each
+/// [`Control`] variant ([`Control::kind`]).
+pub const KNOWN_KINDS: [&str; 10] = [
+    "peers",
+    "store_request",
+    "store_end",
+    "store_ack",
+    "symbol_request",
+    "symbol_offer",
+    "offer_end",
+    "symbol_ack",
+    "ping",
+    "pong",
+];
+
+/// Longest unknown message type kept for a log line.
+const MAX_KIND_LEN: usize = 64;
+
+/// One FCPC message, decoded.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Decoded {
+    /// A message this node understands, within its bounds.
+    Known(Control),
+    /// A well-formed message of a type this node does not know (a newer
+    /// peer's): skipped, the session goes on (decision 59). Holds the type
+    /// name, cut to 64 bytes.
+    Unknown(String),
 }
 
 /// Which of `parts` SymbolRequest parts an ESI belongs to: a multiplicative
@@ -119,7 +161,54 @@ fn is_zero(v: &u32) -> bool {
     *v == 0
 }
 
+/// Decode one FCPC message (profile §4.3 carries canonical CBOR). A known
+/// type must decode strictly and stay within [`Control::check_bounds`]; a
+/// single-entry map or a text string whose key is no known type is
+/// [`Decoded::Unknown`]; anything else is an error (the session closes).
+pub fn decode(cbor: &[u8]) -> Result<Decoded, &'static str> {
+    if let Ok(c) = fcp_core::cbor::from_canonical_strict::<Control>(cbor) {
+        c.check_bounds()?;
+        return Ok(Decoded::Known(c));
+    }
+    let v =
+        fcp_core::cbor::decode_value(cbor).map_err(|_| "control message is not canonical CBOR")?;
+    let kind = match &v {
+        Value::Map(m) if m.len() == 1 => match m.keys().next() {
+            Some(Value::TextString(k)) => k.as_ref(),
+            _ => return Err("control message without a type"),
+        },
+        Value::TextString(k) => k.as_ref(),
+        _ => return Err("control message without a type"),
+    };
+    if KNOWN_KINDS.contains(&kind) {
+        return Err("malformed control message");
+    }
+    let mut end = kind.len().min(MAX_KIND_LEN);
+    while !kind.is_char_boundary(end) {
+        end -= 1;
+    }
+    Ok(Decoded::Unknown(
+        kind.get(..end).unwrap_or_default().to_owned(),
+    ))
+}
+
 impl Control {
+    /// The message type: the CBOR map key the variant is encoded under.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Peers { .. } => "peers",
+            Self::StoreRequest { .. } => "store_request",
+            Self::StoreEnd { .. } => "store_end",
+            Self::StoreAck { .. } => "store_ack",
+            Self::SymbolRequest { .. } => "symbol_request",
+            Self::SymbolOffer { .. } => "symbol_offer",
+            Self::OfferEnd { .. } => "offer_end",
+            Self::SymbolAck { .. } => "symbol_ack",
+            Self::Ping { .. } => "ping",
+            Self::Pong { .. } => "pong",
+        }
+    }
+
     /// Reject oversized lists before acting on a message.
     pub fn check_bounds(&self) -> Result<(), &'static str> {
         let n = match self {
@@ -226,5 +315,132 @@ mod tests {
             }
         }
         assert_eq!(esi_part(7, 0), 0);
+    }
+
+    /// One message of every type.
+    fn samples() -> Vec<Control> {
+        let oid = ObjectId::from_bytes([3; 32]);
+        vec![
+            Control::Peers {
+                announcements: vec![],
+            },
+            Control::StoreRequest {
+                object_id: oid,
+                meta: Meta {
+                    zone_id: ZoneId::private(),
+                    k: 1,
+                    symbol_size: 1024,
+                    created_at: 0,
+                },
+                source: Source {
+                    instance: 1,
+                    node_id: "n".into(),
+                },
+                esis: vec![0],
+            },
+            Control::StoreEnd { object_id: oid },
+            Control::StoreAck {
+                object_id: oid,
+                missing: vec![],
+            },
+            Control::SymbolRequest {
+                object_id: oid,
+                have: vec![],
+                want: 0,
+                parts: 0,
+                part: 0,
+            },
+            Control::SymbolOffer {
+                object_id: oid,
+                meta: None,
+                sources: vec![],
+                count: 0,
+            },
+            Control::OfferEnd { object_id: oid },
+            Control::SymbolAck { object_id: oid },
+            Control::Ping { nonce: 7 },
+            Control::Pong { nonce: u64::MAX },
+        ]
+    }
+
+    #[test]
+    fn every_kind_is_known_and_is_the_encoded_key() {
+        let all = samples();
+        assert_eq!(all.len(), KNOWN_KINDS.len());
+        for c in all {
+            let b = fcp_core::to_canonical(&c).unwrap();
+            let v = fcp_core::cbor::decode_value(&b).unwrap();
+            let m = v.as_map().unwrap();
+            assert_eq!(m.len(), 1);
+            assert_eq!(m.keys().next().unwrap().as_str().unwrap(), c.kind());
+            assert!(KNOWN_KINDS.contains(&c.kind()), "{}", c.kind());
+            assert_eq!(decode(&b), Ok(Decoded::Known(c)));
+        }
+    }
+
+    #[test]
+    fn ping_pong_round_trip_and_wire_form() {
+        for c in [Control::Ping { nonce: 0 }, Control::Pong { nonce: 1 << 40 }] {
+            let b = fcp_core::to_canonical(&c).unwrap();
+            assert_eq!(
+                fcp_core::cbor::from_canonical_strict::<Control>(&b).unwrap(),
+                c
+            );
+        }
+        // {"ping": {"nonce": 5}}: a single-entry map keyed by the type, like
+        // every other control message (profile §2).
+        let b = fcp_core::to_canonical(&Control::Ping { nonce: 5 }).unwrap();
+        assert_eq!(
+            b,
+            [&[0xa1, 0x64][..], b"ping", &[0xa1, 0x65], b"nonce", &[0x05]].concat()
+        );
+    }
+
+    #[test]
+    fn unknown_types_are_skipped_and_malformed_known_ones_refused() {
+        use fcp_core::cbor::encode_value;
+        let map = |k: &str, v: Value<'static>| {
+            encode_value(&Value::map([(Value::from(k.to_owned()), v)]))
+        };
+        // A newer peer's message: skipped, whatever its body.
+        let b = map("rekey_request", Value::from(1u64));
+        assert_eq!(decode(&b), Ok(Decoded::Unknown("rekey_request".into())));
+        let b = encode_value(&Value::from("shutdown".to_owned()));
+        assert_eq!(decode(&b), Ok(Decoded::Unknown("shutdown".into())));
+        // The type name is cut for logs (on a char boundary).
+        let long = "é".repeat(100);
+        let Ok(Decoded::Unknown(k)) = decode(&map(&long, Value::from(0u64))) else {
+            panic!("long unknown type");
+        };
+        assert_eq!(k.len(), MAX_KIND_LEN);
+        // A known type with a bad body, an unknown field or too long a list.
+        assert!(decode(&map("ping", Value::from(1u64))).is_err());
+        let mut extra = fcp_core::cbor::to_value(&Control::Pong { nonce: 1 }).unwrap();
+        extra
+            .as_map_mut()
+            .unwrap()
+            .values_mut()
+            .next()
+            .unwrap()
+            .as_map_mut()
+            .unwrap()
+            .insert(Value::from("x".to_owned()), Value::from(1u64));
+        assert!(decode(&encode_value(&extra)).is_err());
+        let big = Control::StoreAck {
+            object_id: ObjectId::from_bytes([1; 32]),
+            missing: vec![0; MAX_ESIS + 1],
+        };
+        assert!(decode(&fcp_core::to_canonical(&big).unwrap()).is_err());
+        // No type at all, or not CBOR.
+        assert!(decode(&encode_value(&Value::from(5u64))).is_err());
+        assert!(
+            decode(&encode_value(&Value::map([(
+                Value::from(1u64),
+                Value::from(1u64)
+            )])))
+            .is_err()
+        );
+        assert!(decode(&[0xff, 0x00]).is_err());
+        assert!(decode(&[]).is_err());
     }
 }

@@ -1,6 +1,6 @@
 //! Seeded turmoil simulations of the real mesh node (ARCHITECTURE.md,
 //! "Deterministic multi-node simulation"): delivery, pacing under loss,
-//! partitions and rejoin.
+//! partitions and rejoin, session keepalive, expiry of abandoned pushes.
 //!
 //! Every simulated host runs the real daemon (`daemon::start`) on its own
 //! home directory and redb store; only the network and the clock are
@@ -118,6 +118,16 @@ fn cut(faults: &Faults, a: IpAddr, b: IpAddr) {
 fn heal(faults: &Faults, a: IpAddr, b: IpAddr) {
     faults.cut.lock().unwrap().remove(&link(a, b));
     turmoil::release(a, b);
+}
+
+/// Lose every datagram between `a` and `b` but keep their streams flowing:
+/// sessions (and their keepalives) stay up while no symbol gets through.
+fn drop_datagrams(faults: &Faults, a: IpAddr, b: IpAddr) {
+    faults.cut.lock().unwrap().insert(link(a, b));
+}
+
+fn pass_datagrams(faults: &Faults, a: IpAddr, b: IpAddr) {
+    faults.cut.lock().unwrap().remove(&link(a, b));
 }
 
 /// `net::Net` on turmoil's simulated network and clock.
@@ -313,6 +323,13 @@ impl Remote {
 
     async fn counter(&self, name: &str) -> u64 {
         self.status().await["counters"][name].as_u64().unwrap_or(0)
+    }
+
+    /// StoreRequest slots (spec §8.4) this node holds for pushes to it.
+    async fn store_slots(&self) -> u64 {
+        self.status().await["admission"]["inflight"]["store_requests"]
+            .as_u64()
+            .unwrap()
     }
 }
 
@@ -674,8 +691,8 @@ fn rejoin_after_crash_and_restart() {
 }
 
 /// Node 1 (the writer) is cut off from node 3 after its put. Node 3's
-/// session with it still looks up (nothing on TCP notices a silent link for
-/// minutes), yet node 3 rebuilds the object from its own symbols and node
+/// session with it still looks up (TCP notices nothing, and the keepalive
+/// closes it only after 15 s of silence, decision 59), yet node 3 rebuilds the object from its own symbols and node
 /// 2's, well before the get's 20 s timeout.
 #[test]
 fn partition_from_writer_get_from_other_holders() {
@@ -695,5 +712,155 @@ fn partition_from_writer_get_from_other_holders() {
         );
         eprintln!("get across a partition took {took:?}");
         assert!(took < Duration::from_secs(10), "get took {took:?}");
+    });
+}
+
+/// Node 3 is cut off (TCP held, datagrams lost: nothing tells TCP the link
+/// is gone). Keepalive (decision 59): after 15 s without a byte from it, its
+/// peers close their sessions and show it disconnected (and it them), while
+/// the idle session between nodes 1 and 2 stays up on Pings. A put then
+/// fails at once for want of peers instead of waiting on the silent one.
+/// Once the links heal, the dial loops reconnect and a put and get work.
+#[test]
+fn keepalive_closes_silent_sessions_and_they_reconnect() {
+    mesh(0x5eed_0006).run(|nodes, faults, _| async move {
+        all_connected(&nodes).await;
+        let (n1, n2, n3) = (&nodes[0], &nodes[1], &nodes[2]);
+        // Idle for a while first: Pings alone keep the sessions.
+        tokio::time::sleep(Duration::from_secs(30)).await;
+        for n in &nodes {
+            assert_eq!(n.connected().await.len(), 2, "{} lost a live peer", n.name);
+            assert_eq!(n.counter("keepalive_timeouts").await, 0);
+            assert!(n.counter("pings_sent").await > 0, "{} never pinged", n.name);
+        }
+        cut(&faults, n3.ip, n1.ip);
+        cut(&faults, n3.ip, n2.ip);
+        let t = Instant::now();
+        let three = "node-3".to_owned();
+        // The last byte came at most one Ping interval (5 s) before the cut,
+        // so nothing may close before 10 s.
+        tokio::time::sleep(Duration::from_secs(9)).await;
+        assert!(n1.connected().await.contains(&three), "closed too early");
+        wait_for(
+            "node 1 and node 2 to drop node 3",
+            Duration::from_secs(7),
+            || async {
+                !n1.connected().await.contains(&three) && !n2.connected().await.contains(&three)
+            },
+        )
+        .await;
+        wait_for("node 3 to drop both", Duration::from_secs(1), || async {
+            n3.connected().await.is_empty()
+        })
+        .await;
+        let took = t.elapsed();
+        eprintln!("silent peer dropped {took:?} after the cut");
+        assert!(took <= Duration::from_secs(16), "dropped after {took:?}");
+        for n in &nodes {
+            assert!(
+                n.counter("keepalive_timeouts").await > 0,
+                "{}: no keepalive timeout counted",
+                n.name
+            );
+        }
+        let st = n1.status().await;
+        let p3 = st["peers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["node_id"] == "node-3")
+            .unwrap();
+        assert_eq!(p3["connected"], false, "{p3}");
+        // Nodes 1 and 2 still hold their session.
+        assert_eq!(n1.connected().await, ["node-2"]);
+        assert_eq!(n2.connected().await, ["node-1"]);
+        // No 5 s wait per object on a dead session: one peer is too few
+        // for placement (min_nodes 2), and the put says so at once.
+        let t = Instant::now();
+        let e = n1
+            .put(ZoneId::private(), payload(SIZE, 9))
+            .await
+            .unwrap_err();
+        eprintln!("put with node 3 gone: {e}");
+        assert!(t.elapsed() < Duration::from_secs(1), "put waited");
+
+        heal(&faults, n3.ip, n1.ip);
+        heal(&faults, n3.ip, n2.ip);
+        let t = Instant::now();
+        all_connected(&nodes).await;
+        eprintln!("reconnected {:?} after the heal", t.elapsed());
+        let data = payload(SIZE, 10);
+        let id = n1.put(ZoneId::private(), data.clone()).await.unwrap();
+        let got = n3.get(id).await.unwrap();
+        assert!(got == data, "node 3 rebuilt other bytes");
+    });
+}
+
+/// A writer whose datagrams are all lost (its sessions stay up) has its
+/// pushes admitted by the holders, which never get the symbols; the put
+/// gives up and abandons them. The holders keep the StoreRequest slots
+/// (spec §8.4) while the writer might still finish, then drop the pushes
+/// after `PUSH_EXPIRY_MS` (60 s, decisions 51/56) and give the slots back
+/// without any session closing. A restarted writer then puts and node 3
+/// gets the object.
+#[test]
+fn abandoned_pushes_expire_and_free_their_slots() {
+    mesh(0x5eed_0007).run(|nodes, faults, actions| async move {
+        all_connected(&nodes).await;
+        let (n1, n2, n3) = (&nodes[0], &nodes[1], &nodes[2]);
+        let holders = || async { n2.store_slots().await + n3.store_slots().await };
+        drop_datagrams(&faults, n1.ip, n2.ip);
+        drop_datagrams(&faults, n1.ip, n3.ip);
+        let e = n1
+            .put(ZoneId::private(), payload(SIZE, 7))
+            .await
+            .unwrap_err();
+        let t0 = Instant::now();
+        let held = holders().await;
+        eprintln!("put without datagrams failed ({e}); holders keep {held} slots");
+        assert!(held > 0, "no push was admitted");
+        let finished = |n: &Remote| {
+            let n = n.clone();
+            async move {
+                n.status().await["admission"]["counters"]["inflight_finished"]
+                    .as_u64()
+                    .unwrap()
+            }
+        };
+        let finished_before = finished(n2).await + finished(n3).await;
+        // Within the expiry the slots stay taken, and the sessions up.
+        tokio::time::sleep(Duration::from_secs(50)).await;
+        assert_eq!(holders().await, held, "slots came back before the expiry");
+        for n in &nodes {
+            assert_eq!(n.connected().await.len(), 2, "{} lost a session", n.name);
+        }
+        wait_for(
+            "the abandoned pushes to expire",
+            Duration::from_secs(20),
+            || async { holders().await == 0 },
+        )
+        .await;
+        let took = t0.elapsed();
+        eprintln!("abandoned pushes released {took:?} after the put failed");
+        assert!(took >= Duration::from_secs(59), "released after {took:?}");
+        // Given back one by one (not forgotten with a closed session).
+        assert_eq!(
+            finished(n2).await + finished(n3).await - finished_before,
+            held
+        );
+        for n in &nodes {
+            assert_eq!(n.connected().await.len(), 2, "{} lost a session", n.name);
+            assert_eq!(n.counter("keepalive_timeouts").await, 0);
+        }
+
+        pass_datagrams(&faults, n1.ip, n2.ip);
+        pass_datagrams(&faults, n1.ip, n3.ip);
+        act(&actions, Action::Bounce(0)).await;
+        all_connected(&nodes).await;
+        let data = payload(SIZE, 8);
+        let id = n1.put(ZoneId::private(), data.clone()).await.unwrap();
+        let got = n3.get(id).await.unwrap();
+        assert!(got == data, "node 3 rebuilt other bytes");
+        assert_eq!(holders().await, 0, "a completed push kept its slot");
     });
 }
