@@ -87,9 +87,9 @@ const MAX_PRE_SESSION: usize = 64 * 1024;
 /// Seconds a get waits for symbols before giving up.
 const GET_TIMEOUT: Duration = Duration::from_secs(20);
 /// How long a get round waits for peers that have not ended their offer. A
-/// peer can be unreachable while its session still looks up (a partition
-/// loses nothing TCP would notice for minutes); the next round asks again for
-/// what is still missing, so the other holders make up for it.
+/// peer can be unreachable while its session still looks up (the keepalive
+/// closes it only after `SESSION_IDLE_TIMEOUT`); the next round asks again
+/// for what is still missing, so the other holders make up for it.
 const ROUND_WAIT: Duration = Duration::from_secs(2);
 /// Datagrams a get keeps while their offer is still in flight.
 const MAX_EARLY_FRAMES: usize = 8192;
