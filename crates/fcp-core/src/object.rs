@@ -267,7 +267,10 @@ impl StoredObject {
             .ok_or(ObjectError::BadContentPrefix)?;
         let (value, body) = cbor::decode_prefix(rest)?;
         let header: ObjectHeader = cbor::from_value(&value)?;
-        if cbor::to_canonical(&header)? != cbor::encode_value(&value) {
+        // decode_prefix checked that the consumed bytes are the value's
+        // canonical encoding; the typed header must re-encode to them too.
+        let consumed = rest.get(..rest.len() - body.len()).unwrap_or_default();
+        if cbor::to_canonical(&header)? != consumed {
             return Err(
                 CborError::TypeMismatch("header is not in its canonical form".into()).into(),
             );
