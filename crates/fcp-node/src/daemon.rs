@@ -1355,8 +1355,13 @@ impl Node {
             if r.k != e.meta.k || !e.expected.contains(&r.esi) || !e.received.insert(r.esi) {
                 continue;
             }
-            e.pending
-                .push(symbol_record(&h, &r, &e.source.node_id, &peer.node_id));
+            e.pending.push(symbol_record(
+                &h,
+                frame.as_bytes(),
+                &r,
+                &e.source.node_id,
+                &peer.node_id,
+            ));
         }
         if e.expected.len() == e.received.len() {
             e.complete.notify_waiters();
@@ -2254,13 +2259,23 @@ fn frames_to_records(frames: &[Bytes], source: &str, from: &str) -> Vec<SymbolRe
             continue;
         };
         let h = *fr.header();
-        out.extend(fr.records().map(|r| symbol_record(&h, &r, source, from)));
+        out.extend(
+            fr.records()
+                .map(|r| symbol_record(&h, fr.as_bytes(), &r, source, from)),
+        );
     }
     out
 }
 
-/// The stored form of one received symbol (the inverse of `record_frame`).
-fn symbol_record(h: &FrameHeader, r: &RecordRef<'_>, source: &str, from: &str) -> SymbolRecord {
+/// The stored form of one received symbol (the inverse of `record_frame`);
+/// its ciphertext shares the frame's buffer instead of being copied.
+fn symbol_record(
+    h: &FrameHeader,
+    frame: &Bytes,
+    r: &RecordRef<'_>,
+    source: &str,
+    from: &str,
+) -> SymbolRecord {
     SymbolRecord {
         object_id: ObjectId::from_bytes(h.object_id),
         esi: r.esi,
@@ -2272,8 +2287,18 @@ fn symbol_record(h: &FrameHeader, r: &RecordRef<'_>, source: &str, from: &str) -
         source_node: source.to_owned(),
         sender_instance_id: h.sender_instance_id,
         frame_seq: h.frame_seq,
-        ciphertext: r.ciphertext.to_vec(),
+        ciphertext: share(frame, r.ciphertext),
         tag: *r.tag,
         from_node: from.to_owned(),
+    }
+}
+
+/// `part` as a zero-copy slice of `whole` when it lies inside it, else a copy.
+fn share(whole: &Bytes, part: &[u8]) -> Bytes {
+    let (w, p) = (whole.as_ptr() as usize, part.as_ptr() as usize);
+    if p >= w && p.saturating_add(part.len()) <= w.saturating_add(whole.len()) {
+        whole.slice_ref(part)
+    } else {
+        Bytes::copy_from_slice(part)
     }
 }

@@ -46,8 +46,8 @@ pub struct SymbolRecord {
     pub sender_instance_id: u64,
     /// Frame sequence number used in the nonce.
     pub frame_seq: u64,
-    /// AEAD ciphertext.
-    pub ciphertext: Vec<u8>,
+    /// AEAD ciphertext (often a zero-copy slice of the frame it came in).
+    pub ciphertext: bytes::Bytes,
     /// AEAD tag.
     pub tag: [u8; 16],
     /// The peer this node received the symbol from.
@@ -211,7 +211,7 @@ impl RunView<'_> {
             source_node: self.source_node.to_owned(),
             sender_instance_id: self.sender_instance_id,
             frame_seq,
-            ciphertext: ct.to_vec(),
+            ciphertext: bytes::Bytes::copy_from_slice(ct),
             tag,
             from_node: self.from_node.to_owned(),
         })
@@ -329,7 +329,7 @@ mod tests {
             source_node: "node-a".into(),
             sender_instance_id: 9,
             frame_seq: 11,
-            ciphertext: vec![0xAB; 40],
+            ciphertext: vec![0xAB; 40].into(),
             tag: [3; 16],
             from_node: "node-b".into(),
         }
@@ -341,7 +341,7 @@ mod tests {
         let mut b = rec();
         b.esi = 7;
         b.frame_seq = 12;
-        b.ciphertext = vec![0xCD; 3];
+        b.ciphertext = vec![0xCD; 3].into();
         let key = run_key(&a.object_id, 0x0102_0304);
         assert_eq!(&key[32..], &[1, 2, 3, 4]);
         assert_eq!(parse_run_key(&key).unwrap(), (a.object_id, 0x0102_0304));

@@ -105,7 +105,7 @@ pub fn symbol(n: u64, esi: u32, zone: &ZoneId, ct_len: usize) -> SymbolRecord {
         source_node: format!("node-{n}"),
         sender_instance_id: n ^ 0x55,
         frame_seq: u64::from(esi) * 3,
-        ciphertext: bytes_from(n.wrapping_mul(1000) + u64::from(esi), ct_len),
+        ciphertext: bytes_from(n.wrapping_mul(1000) + u64::from(esi), ct_len).into(),
         tag: [esi as u8; 16],
         from_node: "peer-b".into(),
     }
