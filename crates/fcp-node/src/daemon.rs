@@ -2302,3 +2302,24 @@ fn share(whole: &Bytes, part: &[u8]) -> Bytes {
         Bytes::copy_from_slice(part)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn share_slices_inside_and_copies_outside() {
+        let whole = Bytes::from((0u8..=255).collect::<Vec<u8>>());
+        let inside = share(&whole, &whole[10..20]);
+        assert_eq!(&inside[..], &whole[10..20]);
+        assert_eq!(inside.as_ptr(), whole[10..].as_ptr(), "a slice, not a copy");
+        let other = vec![7u8; 5];
+        let outside = share(&whole, &other);
+        assert_eq!(&outside[..], &other[..]);
+        assert_ne!(outside.as_ptr(), other.as_ptr());
+        // Empty and boundary slices.
+        assert!(share(&whole, &whole[256..]).is_empty());
+        assert_eq!(share(&whole, &whole[..]).len(), 256);
+    }
+}
