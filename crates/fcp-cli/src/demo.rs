@@ -27,6 +27,21 @@ pub struct NodeProc {
 }
 
 impl NodeProc {
+    /// CPU time (user + system) the node's process has used so far, from
+    /// `/proc/PID/stat` (Linux; `None` elsewhere or once it has exited).
+    /// `/proc` reports it in USER_HZ ticks, 100 per second.
+    pub fn cpu_ms(&self) -> Option<u64> {
+        let pid = self.child.as_ref()?.id();
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        // Fields after the command name, which is in parentheses and may
+        // hold spaces: state is field 3, utime 14 and stime 15.
+        let rest = stat.rsplit_once(')')?.1;
+        let mut f = rest.split_whitespace().skip(11);
+        let utime: u64 = f.next()?.parse().ok()?;
+        let stime: u64 = f.next()?.parse().ok()?;
+        Some((utime + stime) * 10)
+    }
+
     /// Kill the process (SIGKILL) and reap it.
     pub fn kill(&mut self) {
         if let Some(mut c) = self.child.take() {
@@ -317,6 +332,11 @@ pub struct MeshReport {
     get_mib_s: f64,
     put_p50_ms: f64,
     get_p50_ms: f64,
+    /// CPU time all nodes spent on one put (median over the iterations),
+    /// in ms: a steadier figure than throughput on a shared machine.
+    put_cpu_ms: Option<f64>,
+    /// The same for one get.
+    get_cpu_ms: Option<f64>,
 }
 
 /// `fcp bench mesh --nodes N --size BYTES`: put on node 1, get on node N, real
@@ -339,18 +359,22 @@ pub fn bench_mesh(nodes: usize, size: usize, json: bool) -> Result<ExitCode, Fcp
         11
     };
     let (mut puts, mut gets) = (Vec::new(), Vec::new());
+    let (mut put_cpu, mut get_cpu) = (Vec::new(), Vec::new());
+    let cpu = || -> Option<u64> { mesh.nodes.iter().map(NodeProc::cpu_ms).sum() };
     for i in 0..iterations {
         let mut data = test_data(size);
         if let Some(b) = data.first_mut() {
             *b = i as u8; // a new object every round
         }
-        let t = Instant::now();
+        let (c, t) = (cpu(), Instant::now());
         let r = put(&mesh.nodes[0].home, "z:private", &data)?;
         puts.push(t.elapsed().as_secs_f64() * 1000.0);
+        put_cpu.extend(c.zip(cpu()).map(|(a, b)| b.saturating_sub(a) as f64));
         let id = r["object_id"].as_str().unwrap_or_default().to_owned();
-        let t = Instant::now();
+        let (c, t) = (cpu(), Instant::now());
         let back = get(&mesh.nodes[nodes - 1].home, &id)?;
         gets.push(t.elapsed().as_secs_f64() * 1000.0);
+        get_cpu.extend(c.zip(cpu()).map(|(a, b)| b.saturating_sub(a) as f64));
         if back != data {
             return Err(FcpError::new(
                 ErrorCode::ObjectCorrupt,
@@ -358,8 +382,9 @@ pub fn bench_mesh(nodes: usize, size: usize, json: bool) -> Result<ExitCode, Fcp
             ));
         }
     }
-    puts.sort_by(f64::total_cmp);
-    gets.sort_by(f64::total_cmp);
+    for v in [&mut puts, &mut gets, &mut put_cpu, &mut get_cpu] {
+        v.sort_by(f64::total_cmp);
+    }
     let p50 = |v: &[f64]| v.get(v.len() / 2).copied().unwrap_or(0.0);
     let mib_s = |ms: f64| {
         if ms > 0.0 {
@@ -376,6 +401,8 @@ pub fn bench_mesh(nodes: usize, size: usize, json: bool) -> Result<ExitCode, Fcp
         get_mib_s: mib_s(p50(&gets)),
         put_p50_ms: p50(&puts),
         get_p50_ms: p50(&gets),
+        put_cpu_ms: (put_cpu.len() == iterations).then(|| p50(&put_cpu)),
+        get_cpu_ms: (get_cpu.len() == iterations).then(|| p50(&get_cpu)),
     };
     if json {
         println!(
@@ -385,9 +412,21 @@ pub fn bench_mesh(nodes: usize, size: usize, json: bool) -> Result<ExitCode, Fcp
         );
     } else {
         println!(
-            "mesh bench: {} nodes, {} bytes, {} iterations\n  put p50 {:.1} ms  {:.1} MiB/s\n  get p50 {:.1} ms  {:.1} MiB/s",
-            r.nodes, r.size, r.iterations, r.put_p50_ms, r.put_mib_s, r.get_p50_ms, r.get_mib_s
+            "mesh bench: {} nodes, {} bytes, {} iterations\n  put p50 {:.1} ms  {:.1} MiB/s  node CPU {}\n  get p50 {:.1} ms  {:.1} MiB/s  node CPU {}",
+            r.nodes,
+            r.size,
+            r.iterations,
+            r.put_p50_ms,
+            r.put_mib_s,
+            cpu_text(r.put_cpu_ms),
+            r.get_p50_ms,
+            r.get_mib_s,
+            cpu_text(r.get_cpu_ms),
         );
     }
     Ok(ExitCode::SUCCESS)
+}
+
+fn cpu_text(ms: Option<f64>) -> String {
+    ms.map_or_else(|| "n/a".to_owned(), |ms| format!("{ms:.0} ms"))
 }
