@@ -193,7 +193,6 @@ fn run_range(id: &ObjectId) -> ([u8; 36], [u8; 36]) {
     (run_key(id, 0), run_key(id, u32::MAX))
 }
 
-/// Every symbol of `id`, one per ESI, in ESI order.
 /// The symbols of `id` that `choose` picks from the ESIs held (ascending,
 /// each once), in the order it lists them; ESIs not held are skipped. Runs
 /// are parsed in place and only the chosen symbols are copied out.

@@ -6,9 +6,10 @@
 //! they travel.
 //!
 //! Cost model (`fcp bench symbols` compares this path with RaptorQ + AEAD
-//! alone): beyond that work, put and get each hash every byte twice with
-//! BLAKE3 (the chunk's keyed ObjectId and its subtree of the payload hash) and
-//! XXH3 every frame; everything else is kept off the per-byte path. Each
+//! alone): beyond that work, put hashes every byte twice with BLAKE3 (the
+//! chunk's keyed ObjectId and its subtree of the payload hash), get once (the
+//! payload hash; chunk ids only to name a chunk after it fails, decision 58),
+//! and both XXH3 every frame; everything else is kept off the per-byte path. Each
 //! chunk's content is written once into its source block, source symbols are
 //! sealed straight from it into one buffer holding all of an object's frames,
 //! and on get each source symbol is decrypted into its place in the decoded
@@ -429,16 +430,18 @@ impl SymbolPath<'_> {
     /// After a payload-hash mismatch: the error of the first listed chunk
     /// whose rebuilt content does not derive its listed id, else the
     /// mismatch itself (the manifest's hash does not match its own chunks).
+    /// Each distinct id is checked once, on every core.
     fn blame_chunk(
         &self,
         m: &ChunkedObjectManifest,
         by_id: &std::collections::HashMap<ObjectId, &EncodedObject>,
     ) -> PipelineError {
-        m.chunks
-            .iter()
-            .find_map(|id| {
-                let o = by_id.get(id)?;
-                self.open_object(*id, o.k, &o.frames).err()
+        let mut seen = std::collections::HashSet::new();
+        let ids: Vec<&ObjectId> = m.chunks.iter().filter(|id| seen.insert(**id)).collect();
+        ids.par_iter()
+            .find_map_first(|id| {
+                let o = by_id.get(*id)?;
+                self.open_object(**id, o.k, &o.frames).err()
             })
             .unwrap_or_else(|| ChunkError::PayloadHash.into())
     }
