@@ -443,4 +443,35 @@ mod tests {
         assert!(decode(&[0xff, 0x00]).is_err());
         assert!(decode(&[]).is_err());
     }
+
+    proptest::proptest! {
+        /// Hostile bytes from a peer (mutated or cut encodings, or junk) never
+        /// panic, and whatever decodes as a known message is exactly its
+        /// canonical encoding: nothing loose gets through.
+        #[test]
+        fn decode_is_total_and_strict(
+            idx in 0usize..64,
+            flips in proptest::collection::vec((proptest::prelude::any::<usize>(), 1u8..), 0..4),
+            cut in proptest::option::of(proptest::prelude::any::<usize>()),
+            junk in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..96),
+        ) {
+            let all = samples();
+            let base = fcp_core::to_canonical(&all[idx % all.len()]).unwrap();
+            let mut b = base.clone();
+            for (i, x) in flips {
+                let n = b.len();
+                if let Some(byte) = b.get_mut(i % n.max(1)) {
+                    *byte ^= x;
+                }
+            }
+            if let Some(c) = cut {
+                b.truncate(c % (b.len() + 1));
+            }
+            for input in [&b, &junk] {
+                if let Ok(Decoded::Known(c)) = decode(input) {
+                    proptest::prop_assert_eq!(&fcp_core::to_canonical(&c).unwrap(), input);
+                }
+            }
+        }
+    }
 }
