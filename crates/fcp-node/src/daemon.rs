@@ -969,8 +969,12 @@ impl Node {
     /// never finished, giving their StoreRequest slots back (spec §8.4,
     /// decisions 51 and 56). Runs from the peer's session every `PUSH_SWEEP`.
     fn expire_pushes(&self, peer_id: &str) {
+        self.expire_pushes_in(&mut lock(&self.incoming), peer_id);
+    }
+
+    /// [`Self::expire_pushes`] on the already locked table of open pushes.
+    fn expire_pushes_in(&self, inc: &mut HashMap<PeerObject, Incoming>, peer_id: &str) {
         let now = self.now_ms();
-        let mut inc = lock(&self.incoming);
         let stale: Vec<PeerObject> = inc
             .iter()
             .filter(|((from, _), e)| {
@@ -1034,18 +1038,7 @@ impl Node {
                     if !inc.contains_key(&key) {
                         // A push its sender abandoned (it gave up or lost
                         // track) must not hold a slot for ever.
-                        let now = self.now_ms();
-                        let stale: Vec<PeerObject> = inc
-                            .iter()
-                            .filter(|((from, _), e)| {
-                                from == &peer.node_id
-                                    && now.saturating_sub(e.opened_ms) > PUSH_EXPIRY_MS
-                            })
-                            .map(|(k, _)| k.clone())
-                            .collect();
-                        for k in stale {
-                            self.close_push(inc.remove(&k));
-                        }
+                        self.expire_pushes_in(&mut inc, &peer.node_id);
                         // One slot per open push (spec §8.4); a refused
                         // request gets no answer and the pusher times out.
                         let permit = match lock(&self.admission).begin(
