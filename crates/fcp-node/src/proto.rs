@@ -456,8 +456,7 @@ mod tests {
             junk in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..96),
         ) {
             let all = samples();
-            let base = fcp_core::to_canonical(&all[idx % all.len()]).unwrap();
-            let mut b = base.clone();
+            let mut b = fcp_core::to_canonical(&all[idx % all.len()]).unwrap();
             for (i, x) in flips {
                 let n = b.len();
                 if let Some(byte) = b.get_mut(i % n.max(1)) {

@@ -301,6 +301,15 @@ impl Remote {
         rx.await.map_err(|_| gone())?
     }
 
+    /// Put `payload(SIZE, seed)` in z:private here and assert `to` rebuilds
+    /// it byte for byte.
+    async fn round_trip(&self, to: &Remote, seed: u64, what: &str) {
+        let data = payload(SIZE, seed);
+        let id = self.put(ZoneId::private(), data.clone()).await.unwrap();
+        let got = to.get(id).await.unwrap();
+        assert!(got == data, "{what}: {} rebuilt other bytes", to.name);
+    }
+
     async fn status(&self) -> serde_json::Value {
         let (tx, rx) = oneshot::channel();
         let _ = self.tx.send(Cmd::Status(tx));
@@ -564,10 +573,7 @@ fn delivery_clean_and_lossy() {
     mesh(0x5eed_0001).run(|nodes, faults, _| async move {
         all_connected(&nodes).await;
         let (n1, n3) = (&nodes[0], &nodes[2]);
-        let data = payload(SIZE, 1);
-        let id = n1.put(ZoneId::private(), data.clone()).await.unwrap();
-        let got = n3.get(id).await.unwrap();
-        assert!(got == data, "clean: node 3 rebuilt other bytes");
+        n1.round_trip(n3, 1, "clean").await;
         // A clean put only raises the sender's rate (AIMD, no loss reported).
         let st = n1.status().await;
         assert!(
@@ -577,10 +583,7 @@ fn delivery_clean_and_lossy() {
         );
 
         faults.set_loss(50);
-        let data = payload(SIZE, 2);
-        let id = n1.put(ZoneId::private(), data.clone()).await.unwrap();
-        let got = n3.get(id).await.unwrap();
-        assert!(got == data, "lossy: node 3 rebuilt other bytes");
+        n1.round_trip(n3, 2, "lossy").await;
         assert!(faults.lost.load(Ordering::Relaxed) > 0, "nothing was lost");
     });
 }
@@ -789,10 +792,7 @@ fn keepalive_closes_silent_sessions_and_they_reconnect() {
         let t = Instant::now();
         all_connected(&nodes).await;
         eprintln!("reconnected {:?} after the heal", t.elapsed());
-        let data = payload(SIZE, 10);
-        let id = n1.put(ZoneId::private(), data.clone()).await.unwrap();
-        let got = n3.get(id).await.unwrap();
-        assert!(got == data, "node 3 rebuilt other bytes");
+        n1.round_trip(n3, 10, "after the heal").await;
     });
 }
 
@@ -857,10 +857,7 @@ fn abandoned_pushes_expire_and_free_their_slots() {
         pass_datagrams(&faults, n1.ip, n3.ip);
         act(&actions, Action::Bounce(0)).await;
         all_connected(&nodes).await;
-        let data = payload(SIZE, 8);
-        let id = n1.put(ZoneId::private(), data.clone()).await.unwrap();
-        let got = n3.get(id).await.unwrap();
-        assert!(got == data, "node 3 rebuilt other bytes");
+        n1.round_trip(n3, 8, "after the restart").await;
         assert_eq!(holders().await, 0, "a completed push kept its slot");
     });
 }
