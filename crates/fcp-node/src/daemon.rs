@@ -1344,13 +1344,13 @@ impl Node {
                 "frame does not match the store request",
             ));
         }
-        for r in frame.records() {
+        for (i, r) in (0u32..).zip(frame.records()) {
             if r.k != e.meta.k || !e.expected.contains(&r.esi) || !e.received.insert(r.esi) {
                 continue;
             }
             e.pending.push(symbol_record(
-                &h,
-                frame.as_bytes(),
+                &frame,
+                i,
                 &r,
                 &e.source.node_id,
                 &peer.node_id,
@@ -2251,24 +2251,25 @@ fn frames_to_records(frames: &[Bytes], source: &str, from: &str) -> Vec<SymbolRe
         let Ok(fr) = Frame::decode(f.clone()) else {
             continue;
         };
-        let h = *fr.header();
         out.extend(
-            fr.records()
-                .map(|r| symbol_record(&h, fr.as_bytes(), &r, source, from)),
+            (0u32..)
+                .zip(fr.records())
+                .map(|(i, r)| symbol_record(&fr, i, &r, source, from)),
         );
     }
     out
 }
 
-/// The stored form of one received symbol (the inverse of `record_frame`);
-/// its ciphertext shares the frame's buffer instead of being copied.
+/// The stored form of record `i` (`r`) of `frame` (the inverse of
+/// `record_frame`); its ciphertext shares the frame's buffer.
 fn symbol_record(
-    h: &FrameHeader,
-    frame: &Bytes,
+    frame: &Frame,
+    i: u32,
     r: &RecordRef<'_>,
     source: &str,
     from: &str,
 ) -> SymbolRecord {
+    let h = frame.header();
     SymbolRecord {
         object_id: ObjectId::from_bytes(h.object_id),
         esi: r.esi,
@@ -2280,39 +2281,10 @@ fn symbol_record(
         source_node: source.to_owned(),
         sender_instance_id: h.sender_instance_id,
         frame_seq: h.frame_seq,
-        ciphertext: share(frame, r.ciphertext),
+        ciphertext: frame
+            .ciphertext_bytes(i)
+            .unwrap_or_else(|| Bytes::copy_from_slice(r.ciphertext)),
         tag: *r.tag,
         from_node: from.to_owned(),
-    }
-}
-
-/// `part` as a zero-copy slice of `whole` when it lies inside it, else a copy.
-fn share(whole: &Bytes, part: &[u8]) -> Bytes {
-    let (w, p) = (whole.as_ptr() as usize, part.as_ptr() as usize);
-    if p >= w && p.saturating_add(part.len()) <= w.saturating_add(whole.len()) {
-        whole.slice_ref(part)
-    } else {
-        Bytes::copy_from_slice(part)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    #![allow(clippy::unwrap_used)]
-    use super::*;
-
-    #[test]
-    fn share_slices_inside_and_copies_outside() {
-        let whole = Bytes::from((0u8..=255).collect::<Vec<u8>>());
-        let inside = share(&whole, &whole[10..20]);
-        assert_eq!(&inside[..], &whole[10..20]);
-        assert_eq!(inside.as_ptr(), whole[10..].as_ptr(), "a slice, not a copy");
-        let other = vec![7u8; 5];
-        let outside = share(&whole, &other);
-        assert_eq!(&outside[..], &other[..]);
-        assert_ne!(outside.as_ptr(), other.as_ptr());
-        // Empty and boundary slices.
-        assert!(share(&whole, &whole[256..]).is_empty());
-        assert_eq!(share(&whole, &whole[..]).len(), 256);
     }
 }
