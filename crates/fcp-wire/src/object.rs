@@ -224,6 +224,9 @@ pub struct ObjectDecoder {
     result: Option<Vec<u8>>,
     /// Set once the block is rebuilt; stays set after `take`.
     finished: bool,
+    /// Hold repair symbols past `k` until [`ObjectDecoder::solve`] is called,
+    /// so missing source symbols can still complete the block without a solve.
+    defer_solve: bool,
 }
 
 impl std::fmt::Debug for ObjectDecoder {
@@ -269,7 +272,33 @@ impl ObjectDecoder {
             received_unique: 0,
             result: None,
             finished: false,
+            defer_solve: false,
         })
+    }
+
+    /// A decoder that does not run the RaptorQ solver on its own: with `k`
+    /// symbols in but some source symbols missing it keeps taking symbols
+    /// (completing for free if the missing source symbols arrive) until
+    /// [`ObjectDecoder::solve`] is called. For a node fetching from several
+    /// holders, where a solve costs far more than waiting for a source symbol
+    /// already on its way (decision 60).
+    #[must_use]
+    pub fn deferring_solve(mut self) -> Self {
+        self.defer_solve = true;
+        self
+    }
+
+    /// Run the RaptorQ solver now if `k` symbols are in and the block is not
+    /// yet complete; a decoder built by [`ObjectDecoder::deferring_solve`]
+    /// only decodes with repair symbols through this call.
+    pub fn solve(&mut self) -> Progress {
+        if self.finished {
+            return Progress::Complete;
+        }
+        if self.inner.is_some() || self.received_unique < u32::from(self.k) {
+            return Progress::NeedMore;
+        }
+        self.start_raptorq()
     }
 
     /// Source symbols `k` of the object.
@@ -280,6 +309,11 @@ impl ObjectDecoder {
     /// Unique symbols received so far (DecodeStatus `received_unique`, spec §4.4).
     pub fn received_unique(&self) -> u32 {
         self.received_unique
+    }
+
+    /// Source symbols (ESI below `k`) received so far.
+    pub fn sources_received(&self) -> u32 {
+        self.seen.iter().map(|w| w.count_ones()).sum()
     }
 
     /// Symbols needed to decode (DecodeStatus `required`): `k`.
@@ -446,7 +480,7 @@ impl ObjectDecoder {
         if !is_source {
             self.repair.push((esi, owned));
         }
-        if self.received_unique < u32::from(self.k) {
+        if self.received_unique < u32::from(self.k) || self.defer_solve {
             return Ok(Progress::NeedMore);
         }
         Ok(self.start_raptorq())
@@ -657,6 +691,46 @@ mod tests {
             }
             assert!(dec.take().is_err());
         }
+    }
+
+    #[test]
+    fn a_deferring_decoder_waits_for_sources_and_solves_on_request() {
+        let obj: Vec<u8> = (0..40_000u32).map(|i| (i * 11 + (i >> 9)) as u8).collect();
+        let enc = ObjectEncoder::new(&obj, 1024).unwrap();
+        let k = enc.k();
+        let src = enc.source_symbols();
+        let rep = enc.repair_symbols(0, 6);
+        // Repair first, then every source but the last: k symbols are in,
+        // but no solve runs; the last source completes the block for free.
+        let mut dec = ObjectDecoder::new(k, 1024).unwrap().deferring_solve();
+        for (esi, d) in rep.iter().chain(&src[..src.len() - 1]) {
+            assert_eq!(dec.push(*esi, k, d).unwrap(), Progress::NeedMore);
+        }
+        assert!(dec.received_unique() > u32::from(k));
+        let (esi, d) = src.last().unwrap();
+        assert_eq!(dec.push(*esi, k, d).unwrap(), Progress::Complete);
+        assert_eq!(dec.take().unwrap(), obj);
+        // Two sources never come: `solve` rebuilds from the repair symbols,
+        // and only once k symbols are in.
+        let mut dec = ObjectDecoder::new(k, 1024).unwrap().deferring_solve();
+        assert_eq!(dec.solve(), Progress::NeedMore);
+        for (esi, d) in src.iter().skip(2).chain(&rep[..1]) {
+            assert_eq!(dec.push(*esi, k, d).unwrap(), Progress::NeedMore);
+        }
+        assert_eq!(dec.solve(), Progress::NeedMore, "k - 1 symbols");
+        let mut done = false;
+        for (esi, d) in &rep[1..] {
+            // Once a solve has started, later symbols feed it directly.
+            if dec.push(*esi, k, d).unwrap() == Progress::Complete
+                || dec.solve() == Progress::Complete
+            {
+                done = true;
+                break;
+            }
+        }
+        assert!(done);
+        assert_eq!(dec.solve(), Progress::Complete);
+        assert_eq!(dec.take().unwrap(), obj);
     }
 
     #[test]

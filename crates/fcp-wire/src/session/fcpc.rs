@@ -80,15 +80,22 @@ impl FcpcSender {
         self.seq
     }
 
-    /// Seal a serde value as canonical CBOR.
+    /// Seal a serde value as canonical CBOR. The canonical encoder's output
+    /// is one canonical item by construction, so it is not decoded again.
     pub fn seal_value<T: serde::Serialize + ?Sized>(&mut self, value: &T) -> Result<Vec<u8>> {
         let cbor = fcp_core::cbor::to_canonical(value)
             .map_err(|_| SessionError::InvalidConfig("value is not CBOR-encodable"))?;
-        self.seal_cbor(&cbor)
+        self.seal_item(&cbor)
     }
 
     /// Seal one canonical CBOR item (checked) into a frame.
     pub fn seal_cbor(&mut self, cbor: &[u8]) -> Result<Vec<u8>> {
+        check_payload(cbor)?;
+        self.seal_item(cbor)
+    }
+
+    /// Seal bytes known to be one canonical CBOR item.
+    fn seal_item(&mut self, cbor: &[u8]) -> Result<Vec<u8>> {
         let len = cbor.len().saturating_add(TAG_LEN);
         if len > self.max_frame {
             return Err(SessionError::FcpcOversized {
@@ -96,7 +103,6 @@ impl FcpcSender {
                 max: self.max_frame,
             });
         }
-        check_payload(cbor)?;
         if self.seq == u64::MAX {
             return Err(SessionError::SequenceExhausted);
         }
