@@ -61,7 +61,7 @@ use crate::error::NodeError;
 use crate::home::{Home, NodeConfig};
 use crate::net::{Datagrams, Listener, Net, Stream, SystemNet, offload};
 use crate::placement;
-use crate::proto::{Control, Decoded, Meta, Source, esi_part};
+use crate::proto::{Control, Decoded, EsiList, Meta, Source, esi_part};
 
 /// Options of `fcp node run`.
 #[derive(Clone, Debug, Default)]
@@ -184,7 +184,8 @@ impl Peer {
         let _ = self.ctl.send(c);
     }
 
-    /// "I hold nothing of this object for you."
+    /// "I hold nothing of this object for you." An offer of no datagrams
+    /// is complete as sent: no OfferEnd follows (decision 60).
     fn send_empty_offer(&self, object_id: ObjectId) {
         self.send(Control::SymbolOffer {
             object_id,
@@ -192,7 +193,6 @@ impl Peer {
             sources: Vec::new(),
             count: 0,
         });
-        self.send(Control::OfferEnd { object_id });
     }
 }
 
@@ -262,12 +262,16 @@ enum Reply {
     Stream { len: u64, body: GetBody },
 }
 
+/// Bytes of queued control messages one write carries at most.
+const CTL_BURST: usize = 64 * 1024;
+
 /// What a SymbolRequest asks for.
 struct Ask {
     have: Vec<u32>,
     want: u32,
     parts: u32,
     part: u32,
+    sources_only: bool,
 }
 
 /// One object being fetched.
@@ -278,7 +282,9 @@ struct GetState {
     early: Mutex<Vec<Frame>>,
     meta: Mutex<Option<Meta>>,
     sources: Mutex<HashMap<u64, String>>,
-    offers_ended: AtomicU64,
+    /// Peers whose offer of this round is complete (OfferEnd, or an offer
+    /// of nothing).
+    offers_ended: Mutex<HashSet<String>>,
     /// Datagrams routed to this get (quiescence after the offers ended).
     frames_in: AtomicU64,
     /// Datagrams the peers offered in this round.
@@ -858,14 +864,28 @@ impl Node {
             announcements: anns,
         });
         let (mut rd, mut wr) = stream.into_split();
+        // Messages queued while the last write was in flight go out together:
+        // one system call and one TCP segment for a burst (a get asks every
+        // peer per chunk, dozens of chunks at a time), not one each.
         let writer = tokio::spawn(async move {
+            let mut out = Vec::new();
             while let Some(c) = ctl_rx.recv().await {
-                let Ok(frame) = tx_fcpc.seal_value(&c) else {
-                    break;
-                };
-                if wr.write_all(&frame).await.is_err() {
+                let mut next = Some(c);
+                while let Some(c) = next {
+                    let Ok(frame) = tx_fcpc.seal_value(&c) else {
+                        return;
+                    };
+                    out.extend_from_slice(&frame);
+                    next = if out.len() < CTL_BURST {
+                        ctl_rx.try_recv().ok()
+                    } else {
+                        None
+                    };
+                }
+                if wr.write_all(&out).await.is_err() {
                     break;
                 }
+                out.clear();
             }
         });
         let mut buf = vec![0u8; 64 * 1024];
@@ -1072,10 +1092,8 @@ impl Node {
                         );
                     }
                     let Some(e) = inc.get_mut(&key) else { return };
-                    e.expected.extend(esis);
-                    let mut m: Vec<u32> = e.expected.difference(&e.received).copied().collect();
-                    m.sort_unstable();
-                    m
+                    e.expected.extend(esis.into_vec());
+                    EsiList::new(e.expected.difference(&e.received).copied().collect())
                 };
                 // Ready: datagrams sent after this reply are admitted.
                 peer.send(Control::StoreAck { object_id, missing });
@@ -1089,7 +1107,7 @@ impl Node {
                 if let Some(tx) =
                     lock(&self.store_waiters).remove(&(peer.node_id.clone(), object_id))
                 {
-                    let _ = tx.send(missing);
+                    let _ = tx.send(missing.into_vec());
                 }
             }
             Control::SymbolRequest {
@@ -1098,6 +1116,7 @@ impl Node {
                 want,
                 parts,
                 part,
+                sources_only,
             } => {
                 lock(&self.cancels).remove(&(peer.node_id.clone(), object_id));
                 let permit = match lock(&self.admission).begin(
@@ -1115,10 +1134,11 @@ impl Node {
                 let me = self.clone();
                 let peer = peer.clone();
                 let ask = Ask {
-                    have,
+                    have: have.into_vec(),
                     want,
                     parts,
                     part,
+                    sources_only,
                 };
                 tokio::spawn(async move {
                     me.clone().serve(peer, object_id, ask).await;
@@ -1133,6 +1153,10 @@ impl Node {
             } => {
                 if let Some(g) = lock(&self.gets).get(&object_id).cloned() {
                     g.offered.fetch_add(u64::from(count), Ordering::Relaxed);
+                    if count == 0 {
+                        lock(&g.offers_ended).insert(peer.node_id.clone());
+                        g.done.notify_waiters();
+                    }
                     if let Some(m) = meta {
                         let mut gm = lock(&g.meta);
                         if gm.is_none() {
@@ -1155,7 +1179,7 @@ impl Node {
             }
             Control::OfferEnd { object_id } => {
                 if let Some(g) = lock(&self.gets).get(&object_id).cloned() {
-                    g.offers_ended.fetch_add(1, Ordering::Relaxed);
+                    lock(&g.offers_ended).insert(peer.node_id.clone());
                     g.done.notify_waiters();
                 }
             }
@@ -1195,7 +1219,7 @@ impl Node {
             let Some(e) = inc.get_mut(&key) else {
                 peer.send(Control::StoreAck {
                     object_id,
-                    missing: Vec::new(),
+                    missing: EsiList::default(),
                 });
                 return;
             };
@@ -1238,7 +1262,10 @@ impl Node {
                 Err(_) => return,
             }
         }
-        peer.send(Control::StoreAck { object_id, missing });
+        peer.send(Control::StoreAck {
+            object_id,
+            missing: EsiList::new(missing),
+        });
     }
 
     /// Receive datagrams; with UDP GRO one read returns a run of
@@ -1421,7 +1448,13 @@ impl Node {
         let key = self.opener(&meta.zone_id, &source, h.sender_instance_id)?;
         let mut dec = lock(&g.decoder);
         if dec.is_none() {
-            *dec = Some(ObjectDecoder::new(meta.k, meta.symbol_size).map_err(fe)?);
+            // Solves only when asked: a missing source symbol is usually on
+            // its way, and waiting for it costs far less (decision 60).
+            *dec = Some(
+                ObjectDecoder::new(meta.k, meta.symbol_size)
+                    .map_err(fe)?
+                    .deferring_solve(),
+            );
         }
         let Some(d) = dec.as_mut() else { return Ok(()) };
         let progress = fcp_wire::envelope::open_into(frame, &key, d).map_err(fe)?;
@@ -1438,6 +1471,22 @@ impl Node {
             g.done.notify_waiters();
         }
         Ok(())
+    }
+
+    /// Run the RaptorQ solver of a get that has `k` symbols but not every
+    /// source symbol (its decoder defers solving, decision 60).
+    fn solve_get(g: &GetState) {
+        if lock(&g.result).is_some() {
+            return;
+        }
+        let content = lock(&g.decoder).as_mut().and_then(|d| {
+            (d.solve() == Progress::Complete)
+                .then(|| d.take().ok())
+                .flatten()
+        });
+        if let Some(c) = content {
+            lock(&g.result).get_or_insert(c);
+        }
     }
 
     /// Send datagrams to a peer, paced by its AIMD rate. Equal-sized
@@ -1554,16 +1603,26 @@ impl Node {
                 .collect(),
             count: recs.len() as u32,
         });
+        if recs.is_empty() {
+            return;
+        }
         let frames: Vec<Bytes> = recs.iter().filter_map(|r| record_frame(r).ok()).collect();
         self.send_frames(&peer, &frames, Some(&object_id)).await;
         peer.send(Control::OfferEnd { object_id });
     }
 
     /// Which held symbols answer `ask`: not those the requester has, at most
-    /// its stated need and the anti-amplification grant, its part first.
+    /// its stated need and the anti-amplification grant; source symbols
+    /// first (they complete a block without a RaptorQ solve, decision 60),
+    /// each kind with its part first.
     fn choose_symbols(&self, peer: &Peer, ask: &Ask, meta: &ObjectMeta, held: &[u32]) -> Vec<u32> {
         let skip: HashSet<u32> = ask.have.iter().copied().collect();
-        let mut esis: Vec<u32> = held.iter().copied().filter(|e| !skip.contains(e)).collect();
+        let k = u32::from(meta.k);
+        let mut esis: Vec<u32> = held
+            .iter()
+            .copied()
+            .filter(|e| !skip.contains(e) && (!ask.sources_only || *e < k))
+            .collect();
         let limit = if ask.want == 0 {
             usize::MAX
         } else {
@@ -1585,11 +1644,15 @@ impl Node {
             Ok(g) => limit.min(g.symbols as usize),
             Err(_) => 0,
         };
-        if ask.parts > 0 {
-            // Our part first (stable: ESI order within each group). Parts
-            // hash the ESI: placement often gives a holder every other ESI.
-            esis.sort_by_key(|e| esi_part(*e, ask.parts) != ask.part);
-        }
+        // Sources first, and within each kind our part first (stable: ESI
+        // order within each group). Parts hash the ESI: placement often
+        // gives a holder every other ESI.
+        esis.sort_by_key(|e| {
+            (
+                *e >= k,
+                ask.parts > 0 && esi_part(*e, ask.parts) != ask.part,
+            )
+        });
         esis.truncate(limit);
         esis
     }
@@ -1602,7 +1665,7 @@ impl Node {
             .collect()
     }
 
-    /// The put path: seal, keep every symbol locally, place copies on peers.
+    /// The put path: seal, place the symbols on peers, keep the rest locally.
     /// Returns the root object id and the admin API's report.
     async fn put(
         self: Arc<Self>,
@@ -1627,12 +1690,41 @@ impl Node {
             .await
             .map_err(|_| fcp(ErrorCode::Internal, "sealing task failed"))??;
         let (root, objects) = sealed;
-        // Every symbol is kept locally (the writer can serve all of them).
+        // Placement (decision 60): each object's symbols go to its HRW-ranked
+        // peers; the writer keeps only the symbols no peer was assigned, so
+        // the mesh holds `target_coverage` of each object, not that plus a
+        // full local copy. Frames are indexed by ESI once (one record each).
+        let mut placed_objects = Vec::with_capacity(objects.len());
+        let mut local = Vec::with_capacity(objects.len());
+        for (oid, k, frames) in objects.iter().cloned() {
+            let plan = placement::plan(&oid, k, &policy, &peer_ids).map_err(fe)?;
+            let assigned: HashSet<u32> = plan
+                .assignments
+                .iter()
+                .flat_map(|(_, e)| e.iter().copied())
+                .collect();
+            let mut by_esi: HashMap<u32, Bytes> = HashMap::with_capacity(frames.len());
+            let mut kept = Vec::new();
+            for f in frames {
+                let Some(esi) = Frame::decode(f.clone())
+                    .ok()
+                    .and_then(|fr| fr.records().next().map(|r| r.esi))
+                else {
+                    continue;
+                };
+                if !assigned.contains(&esi) {
+                    kept.push(f.clone());
+                }
+                by_esi.insert(esi, f);
+            }
+            local.push((oid, k, kept));
+            placed_objects.push((oid, k, plan, by_esi));
+        }
         let store = self.store.clone();
         let me = self.clone();
         let z = zone.clone();
-        let local = objects.clone();
-        // It is written while the copies travel to the peers (below).
+        // The kept symbols (and every object's metadata, so this node knows
+        // the object's zone and k) are written while the copies travel.
         let local_write = offload(&*self.net, move || {
             let items: Vec<_> = local
                 .iter()
@@ -1659,8 +1751,7 @@ impl Node {
         // Place copies on peers, many objects at a time (holders group-commit).
         let sem = Arc::new(tokio::sync::Semaphore::new(PARALLEL_OBJECTS));
         let mut tasks = tokio::task::JoinSet::new();
-        for (oid, k, frames) in objects.clone() {
-            let plan = placement::plan(&oid, k, &policy, &peer_ids).map_err(fe)?;
+        for (oid, k, plan, by_esi) in placed_objects {
             let permit = sem
                 .clone()
                 .acquire_owned()
@@ -1677,14 +1768,6 @@ impl Node {
                     symbol_size: 1024,
                     created_at: now,
                 };
-                // Frames by ESI, once for every holder (one record each).
-                let by_esi: HashMap<u32, Bytes> = frames
-                    .into_iter()
-                    .filter_map(|f| {
-                        let esi = Frame::decode(f.clone()).ok()?.records().next()?.esi;
-                        Some((esi, f))
-                    })
-                    .collect();
                 let mut placed = 0u32;
                 for (node, esis) in &plan.assignments {
                     let Some(p) = peers.iter().find(|p| &p.node_id == node) else {
@@ -1806,7 +1889,7 @@ impl Node {
                 instance: self.instance,
                 node_id: self.node_id().to_owned(),
             },
-            esis: esis.to_vec(),
+            esis: EsiList::new(esis.to_vec()),
         });
         let mut todo = match tokio::time::timeout(Duration::from_secs(5), rx).await {
             Ok(Ok(m)) => m,
@@ -1854,7 +1937,7 @@ impl Node {
             early: Mutex::new(Vec::new()),
             meta: Mutex::new(None),
             sources: Mutex::new(HashMap::new()),
-            offers_ended: AtomicU64::new(0),
+            offers_ended: Mutex::new(HashSet::new()),
             frames_in: AtomicU64::new(0),
             offered: AtomicU64::new(0),
             round_start: AtomicU64::new(0),
@@ -1900,6 +1983,7 @@ impl Node {
             ));
         }
         let mut round = 0u32;
+        let mut asked_sources = false;
         if lock(&g.result).is_none() {
             lock(&self.gets).insert(oid, g.clone());
             let deadline = tokio::time::Instant::now() + GET_TIMEOUT;
@@ -1909,19 +1993,31 @@ impl Node {
                 if peers.is_empty() {
                     break;
                 }
-                g.offers_ended.store(0, Ordering::Relaxed);
+                lock(&g.offers_ended).clear();
                 g.offered.store(0, Ordering::Relaxed);
                 let round_start = g.frames_in.load(Ordering::Relaxed);
                 g.round_start.store(round_start, Ordering::Relaxed);
-                let mut have: Vec<u32> = lock(&g.got).iter().copied().collect();
-                have.sort_unstable();
-                // Ask each peer for a share of what is still needed, with a
-                // margin for overlap and loss; later rounds ask for the rest.
-                // Before the metadata is known (nothing local), ask for all.
-                let want = lock(&g.decoder).as_ref().map_or(0, |d| {
-                    let need = d.required().saturating_sub(d.received_unique()) + 2;
-                    (need * 5 / 4).div_ceil(peers.len() as u32).max(1)
-                });
+                let have = EsiList::new(lock(&g.got).iter().copied().collect());
+                // With k symbols in but source symbols missing, first ask for
+                // just those (every peer sends the ones it holds): waiting for
+                // them costs less than a RaptorQ solve (decision 60).
+                // Otherwise ask each peer for a share of what is still needed,
+                // with a margin for overlap and loss; later rounds ask for the
+                // rest. Before the metadata is known (nothing local), ask for all.
+                let counts = lock(&g.decoder)
+                    .as_ref()
+                    .map(|d| (d.received_unique(), d.sources_received(), d.required()));
+                let sources_only =
+                    !asked_sources && counts.is_some_and(|(got, src, k)| got >= k && src < k);
+                asked_sources |= sources_only;
+                let want = match counts {
+                    None => 0,
+                    Some((_, src, k)) if sources_only => k - src,
+                    Some((got, _, k)) => {
+                        let need = k.saturating_sub(got) + 2;
+                        (need * 5 / 4).div_ceil(peers.len() as u32).max(1)
+                    }
+                };
                 let parts = peers.len() as u32;
                 for (part, p) in (0u32..).zip(&peers) {
                     p.send(Control::SymbolRequest {
@@ -1930,6 +2026,7 @@ impl Node {
                         want,
                         parts,
                         part,
+                        sources_only,
                     });
                 }
                 // Wait until decoded, or every peer finished its offer and its
@@ -1941,7 +2038,7 @@ impl Node {
                     if lock(&g.result).is_some() {
                         break;
                     }
-                    let ended = g.offers_ended.load(Ordering::Relaxed) >= peers.len() as u64;
+                    let ended = lock(&g.offers_ended).len() >= peers.len();
                     let seen = g.frames_in.load(Ordering::Relaxed);
                     let notified = g.done.notified();
                     if lock(&g.result).is_some() {
@@ -1965,6 +2062,10 @@ impl Node {
                         break;
                     }
                 }
+                // Once the missing sources were asked for, what is in decides.
+                if asked_sources {
+                    Self::solve_get(&g);
+                }
                 if let Some(z) = not_member(&g) {
                     lock(&self.gets).remove(&oid);
                     return Err(fcp(
@@ -1979,10 +2080,16 @@ impl Node {
                 }
             }
             lock(&self.gets).remove(&oid);
+            // Only a peer still sending needs to be told to stop.
+            let ended = std::mem::take(&mut *lock(&g.offers_ended));
             for p in self.connected_peers() {
-                p.send(Control::SymbolAck { object_id: oid });
+                if !ended.contains(&p.node_id) {
+                    p.send(Control::SymbolAck { object_id: oid });
+                }
             }
         }
+        // No peer (left) to ask: rebuild from what is in, if enough.
+        Self::solve_get(&g);
         let Some(content) = lock(&g.result).take() else {
             let (got, need) = lock(&g.decoder)
                 .as_ref()

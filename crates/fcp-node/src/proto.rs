@@ -33,6 +33,70 @@ pub struct Source {
 /// Largest ESI list a single message may carry.
 pub const MAX_ESIS: usize = 1 << 16;
 
+/// A set of ESIs on the wire: one CBOR byte string of strictly ascending
+/// `u32le` values. Reading it is a length check and one scan, where a CBOR
+/// array cost a decoded item per ESI, re-encoded again by the strict check
+/// (decision 60); the ascending order makes the encoding canonical.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct EsiList(Vec<u32>);
+
+impl EsiList {
+    /// The set of `esis` (sorted, duplicates dropped).
+    pub fn new(mut esis: Vec<u32>) -> Self {
+        esis.sort_unstable();
+        esis.dedup();
+        Self(esis)
+    }
+
+    /// The ESIs, ascending.
+    pub fn as_slice(&self) -> &[u32] {
+        &self.0
+    }
+
+    /// The ESIs, ascending.
+    pub fn into_vec(self) -> Vec<u32> {
+        self.0
+    }
+
+    /// Number of ESIs.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Whether the set is empty.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl Serialize for EsiList {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let packed: Vec<u8> = self.0.iter().flat_map(|e| e.to_le_bytes()).collect();
+        fcp_core::cbor::bytes::serialize(&packed, s)
+    }
+}
+
+impl<'de> Deserialize<'de> for EsiList {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::Error;
+        let packed = fcp_core::cbor::bytes::deserialize(d)?;
+        if packed.len() % 4 != 0 {
+            return Err(D::Error::custom("ESI list length is not a multiple of 4"));
+        }
+        if packed.len() / 4 > MAX_ESIS {
+            return Err(D::Error::custom("ESI list too long"));
+        }
+        let esis: Vec<u32> = packed
+            .chunks_exact(4)
+            .map(|c| c.try_into().map_or(0, u32::from_le_bytes))
+            .collect();
+        if esis.windows(2).any(|w| w[0] >= w[1]) {
+            return Err(D::Error::custom("ESI list not strictly ascending"));
+        }
+        Ok(Self(esis))
+    }
+}
+
 /// Control messages between two nodes of one session.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -51,7 +115,7 @@ pub enum Control {
         /// Who sealed the symbols.
         source: Source,
         /// ESIs that will follow as datagrams.
-        esis: Vec<u32>,
+        esis: EsiList,
     },
     /// All datagrams of a StoreRequest were sent.
     StoreEnd {
@@ -63,14 +127,14 @@ pub enum Control {
         /// The object.
         object_id: ObjectId,
         /// ESIs still missing.
-        missing: Vec<u32>,
+        missing: EsiList,
     },
     /// "Send me up to `want` symbols of this object, except these."
     SymbolRequest {
         /// The object.
         object_id: ObjectId,
         /// ESIs the requester already has.
-        have: Vec<u32>,
+        have: EsiList,
         /// Most symbols to send (0: every one held). The requester splits
         /// what it still needs over the peers it asks (spec §4.4).
         #[serde(default, skip_serializing_if = "is_zero")]
@@ -84,6 +148,11 @@ pub enum Control {
         /// This peer's part, `< parts`.
         #[serde(default, skip_serializing_if = "is_zero")]
         part: u32,
+        /// Send source symbols (ESI below `k`) only: the requester has `k`
+        /// symbols and asks for the missing source symbols before it runs
+        /// the RaptorQ solver (decision 60).
+        #[serde(default, skip_serializing_if = "is_false")]
+        sources_only: bool,
     },
     /// What a holder is about to send (count 0: it holds nothing).
     SymbolOffer {
@@ -159,6 +228,10 @@ pub fn esi_part(esi: u32, parts: u32) -> u32 {
 
 fn is_zero(v: &u32) -> bool {
     *v == 0
+}
+
+fn is_false(v: &bool) -> bool {
+    !*v
 }
 
 /// Decode one FCPC message (profile §4.3 carries canonical CBOR). A known
@@ -244,7 +317,7 @@ mod tests {
                 instance: 9,
                 node_id: "node-1".into(),
             },
-            esis: vec![0, 2, 4],
+            esis: EsiList::new(vec![0, 2, 4]),
         };
         let b = fcp_core::to_canonical(&m).unwrap();
         assert_eq!(
@@ -254,23 +327,59 @@ mod tests {
         assert!(m.check_bounds().is_ok());
         let big = Control::SymbolRequest {
             object_id: ObjectId::from_bytes([1; 32]),
-            have: vec![0; MAX_ESIS + 1],
+            have: EsiList::new((0..=MAX_ESIS as u32).collect()),
             want: 0,
             parts: 0,
             part: 0,
+            sources_only: false,
         };
         assert!(big.check_bounds().is_err());
         assert!(fcp_core::cbor::from_canonical_strict::<Control>(&b[..b.len() - 1]).is_err());
     }
 
     #[test]
+    fn esi_lists_are_packed_ascending_and_strict() {
+        let l = EsiList::new(vec![7, 1, 300, 1]);
+        assert_eq!(l.as_slice(), &[1, 7, 300]);
+        let b = fcp_core::to_canonical(&l).unwrap();
+        // One byte string: header 0x4c (12 bytes), then u32le values.
+        assert_eq!(
+            b,
+            [&[0x4c][..], &[1, 0, 0, 0, 7, 0, 0, 0, 44, 1, 0, 0]].concat()
+        );
+        assert_eq!(
+            fcp_core::cbor::from_canonical_strict::<EsiList>(&b).unwrap(),
+            l
+        );
+        let bytes = |v: &[u8]| fcp_core::to_canonical(&serde_bytes_of(v)).unwrap();
+        // Not ascending, a repeat, or a torn value: refused.
+        for bad in [
+            &[7u8, 0, 0, 0, 1, 0, 0, 0][..],
+            &[1, 0, 0, 0, 1, 0, 0, 0],
+            &[1, 0, 0],
+        ] {
+            assert!(fcp_core::cbor::from_canonical_strict::<EsiList>(&bytes(bad)).is_err());
+        }
+        assert!(
+            fcp_core::cbor::from_canonical_strict::<EsiList>(&bytes(&[])).unwrap()
+                == EsiList::default()
+        );
+    }
+
+    /// A byte string value (the wire form of an ESI list's bytes).
+    fn serde_bytes_of(v: &[u8]) -> Value<'static> {
+        Value::ByteString(v.to_vec().into())
+    }
+
+    #[test]
     fn symbol_request_need_fields_are_optional() {
         let full = Control::SymbolRequest {
             object_id: ObjectId::from_bytes([2; 32]),
-            have: vec![1, 3],
+            have: EsiList::new(vec![3, 1, 3]),
             want: 30,
             parts: 2,
             part: 1,
+            sources_only: true,
         };
         let b = fcp_core::to_canonical(&full).unwrap();
         assert_eq!(
@@ -281,14 +390,18 @@ mod tests {
         // request without a need is the same bytes as before the fields.
         let plain = Control::SymbolRequest {
             object_id: ObjectId::from_bytes([2; 32]),
-            have: vec![],
+            have: EsiList::default(),
             want: 0,
             parts: 0,
             part: 0,
+            sources_only: false,
         };
         let b = fcp_core::to_canonical(&plain).unwrap();
         let text = format!("{:?}", fcp_core::cbor::decode_value(&b).unwrap());
-        assert!(!text.contains("want") && !text.contains("parts"), "{text}");
+        assert!(
+            !text.contains("want") && !text.contains("parts") && !text.contains("sources_only"),
+            "{text}"
+        );
         assert_eq!(
             fcp_core::cbor::from_canonical_strict::<Control>(&b).unwrap(),
             plain
@@ -336,19 +449,20 @@ mod tests {
                     instance: 1,
                     node_id: "n".into(),
                 },
-                esis: vec![0],
+                esis: EsiList::new(vec![0]),
             },
             Control::StoreEnd { object_id: oid },
             Control::StoreAck {
                 object_id: oid,
-                missing: vec![],
+                missing: EsiList::default(),
             },
             Control::SymbolRequest {
                 object_id: oid,
-                have: vec![],
+                have: EsiList::default(),
                 want: 0,
                 parts: 0,
                 part: 0,
+                sources_only: false,
             },
             Control::SymbolOffer {
                 object_id: oid,
@@ -428,7 +542,7 @@ mod tests {
         assert!(decode(&encode_value(&extra)).is_err());
         let big = Control::StoreAck {
             object_id: ObjectId::from_bytes([1; 32]),
-            missing: vec![0; MAX_ESIS + 1],
+            missing: EsiList::new((0..=MAX_ESIS as u32).collect()),
         };
         assert!(decode(&fcp_core::to_canonical(&big).unwrap()).is_err());
         // No type at all, or not CBOR.
