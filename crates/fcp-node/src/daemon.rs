@@ -145,6 +145,9 @@ struct Stats {
     pings_sent: AtomicU64,
     /// Control messages of a type this node does not know, skipped.
     control_unknown: AtomicU64,
+    /// Objects a get rebuilt with the RaptorQ solver (some source symbols
+    /// were not to be had; decision 60).
+    gets_solved: AtomicU64,
 }
 
 /// Additive-increase / multiplicative-decrease send rate, in datagrams per
@@ -1475,7 +1478,7 @@ impl Node {
 
     /// Run the RaptorQ solver of a get that has `k` symbols but not every
     /// source symbol (its decoder defers solving, decision 60).
-    fn solve_get(g: &GetState) {
+    fn solve_get(&self, g: &GetState) {
         if lock(&g.result).is_some() {
             return;
         }
@@ -1485,6 +1488,7 @@ impl Node {
                 .flatten()
         });
         if let Some(c) = content {
+            self.stats.gets_solved.fetch_add(1, Ordering::Relaxed);
             lock(&g.result).get_or_insert(c);
         }
     }
@@ -1691,32 +1695,25 @@ impl Node {
             .map_err(|_| fcp(ErrorCode::Internal, "sealing task failed"))??;
         let (root, objects) = sealed;
         // Placement (decision 60): each object's symbols go to its HRW-ranked
-        // peers; the writer keeps only the symbols no peer was assigned, so
-        // the mesh holds `target_coverage` of each object, not that plus a
-        // full local copy. Frames are indexed by ESI once (one record each).
+        // peers; the writer keeps what no peer was assigned and enough of
+        // each share to survive that peer's loss, not a full local copy.
+        // Frames are indexed by ESI once (one record each).
         let mut placed_objects = Vec::with_capacity(objects.len());
         let mut local = Vec::with_capacity(objects.len());
         for (oid, k, frames) in objects.iter().cloned() {
             let plan = placement::plan(&oid, k, &policy, &peer_ids).map_err(fe)?;
-            let assigned: HashSet<u32> = plan
-                .assignments
-                .iter()
-                .flat_map(|(_, e)| e.iter().copied())
+            let by_esi: HashMap<u32, Bytes> = frames
+                .into_iter()
+                .filter_map(|f| {
+                    let esi = Frame::decode(f.clone()).ok()?.records().next()?.esi;
+                    Some((esi, f))
+                })
                 .collect();
-            let mut by_esi: HashMap<u32, Bytes> = HashMap::with_capacity(frames.len());
-            let mut kept = Vec::new();
-            for f in frames {
-                let Some(esi) = Frame::decode(f.clone())
-                    .ok()
-                    .and_then(|fr| fr.records().next().map(|r| r.esi))
-                else {
-                    continue;
-                };
-                if !assigned.contains(&esi) {
-                    kept.push(f.clone());
-                }
-                by_esi.insert(esi, f);
-            }
+            let made = u32::try_from(by_esi.len()).unwrap_or(u32::MAX);
+            let kept: Vec<Bytes> = placement::writer_keeps(&plan, made, k)
+                .iter()
+                .filter_map(|e| by_esi.get(e).cloned())
+                .collect();
             local.push((oid, k, kept));
             placed_objects.push((oid, k, plan, by_esi));
         }
@@ -1983,7 +1980,6 @@ impl Node {
             ));
         }
         let mut round = 0u32;
-        let mut asked_sources = false;
         if lock(&g.result).is_none() {
             lock(&self.gets).insert(oid, g.clone());
             let deadline = tokio::time::Instant::now() + GET_TIMEOUT;
@@ -1998,21 +1994,21 @@ impl Node {
                 let round_start = g.frames_in.load(Ordering::Relaxed);
                 g.round_start.store(round_start, Ordering::Relaxed);
                 let have = EsiList::new(lock(&g.got).iter().copied().collect());
-                // With k symbols in but source symbols missing, first ask for
-                // just those (every peer sends the ones it holds): waiting for
-                // them costs less than a RaptorQ solve (decision 60).
-                // Otherwise ask each peer for a share of what is still needed,
-                // with a margin for overlap and loss; later rounds ask for the
-                // rest. Before the metadata is known (nothing local), ask for all.
+                // The first round asks every peer for the source symbols
+                // still missing (all of them: placement puts each ESI on one
+                // node, so the answers do not overlap, and a peer holding
+                // only repair symbols sends nothing); a block of source
+                // symbols needs no RaptorQ solve (decision 60). Later rounds
+                // ask each peer for a share of what is still needed, any
+                // symbols, with a margin for overlap and loss. Before the
+                // metadata is known (nothing local), ask for every one.
                 let counts = lock(&g.decoder)
                     .as_ref()
                     .map(|d| (d.received_unique(), d.sources_received(), d.required()));
-                let sources_only =
-                    !asked_sources && counts.is_some_and(|(got, src, k)| got >= k && src < k);
-                asked_sources |= sources_only;
+                let sources_only = round == 1;
                 let want = match counts {
                     None => 0,
-                    Some((_, src, k)) if sources_only => k - src,
+                    Some((_, src, k)) if sources_only => k.saturating_sub(src).max(1),
                     Some((got, _, k)) => {
                         let need = k.saturating_sub(got) + 2;
                         (need * 5 / 4).div_ceil(peers.len() as u32).max(1)
@@ -2062,10 +2058,9 @@ impl Node {
                         break;
                     }
                 }
-                // Once the missing sources were asked for, what is in decides.
-                if asked_sources {
-                    Self::solve_get(&g);
-                }
+                // Source symbols not in by now are not coming: decode from
+                // what is in, if enough.
+                self.solve_get(&g);
                 if let Some(z) = not_member(&g) {
                     lock(&self.gets).remove(&oid);
                     return Err(fcp(
@@ -2089,7 +2084,7 @@ impl Node {
             }
         }
         // No peer (left) to ask: rebuild from what is in, if enough.
-        Self::solve_get(&g);
+        self.solve_get(&g);
         let Some(content) = lock(&g.result).take() else {
             let (got, need) = lock(&g.decoder)
                 .as_ref()
@@ -2252,6 +2247,7 @@ impl Node {
                 "handshakes_ok": s.handshakes_ok.load(Ordering::Relaxed),
                 "handshakes_failed": s.handshakes_failed.load(Ordering::Relaxed),
                 "keepalive_timeouts": s.keepalive_timeouts.load(Ordering::Relaxed),
+                "gets_solved": s.gets_solved.load(Ordering::Relaxed),
                 "pings_sent": s.pings_sent.load(Ordering::Relaxed),
                 "control_unknown": s.control_unknown.load(Ordering::Relaxed),
             },

@@ -2,11 +2,13 @@
 //! which symbols of an object, ranked by highest-random-weight hashing so every
 //! node computes the same answer and adding a peer moves few objects.
 //!
-//! The writer keeps every symbol it produced; placement spreads symbols over
-//! the *other* eligible peers so the object survives the writer's loss:
-//! `target_coverage` of `k` symbols in total, no peer above `max_node_fraction`
-//! of `k`, at least `min_nodes` peers, and together at least `k` (otherwise the
-//! object could not be rebuilt without the writer and placement fails).
+//! Placement spreads symbols over the eligible peers other than the writer so
+//! the object survives the writer's loss: `target_coverage` of `k` symbols in
+//! total, no peer above `max_node_fraction` of `k`, at least `min_nodes`
+//! peers, and together at least `k` (otherwise the object could not be rebuilt
+//! without the writer and placement fails). The writer keeps what no peer was
+//! assigned and just enough of each peer's share that losing that peer still
+//! leaves `k + LOSS_MARGIN` distinct symbols ([`writer_keeps`], decision 60).
 
 use fcp_core::{ErrorCode, HasErrorCode, ObjectId, ObjectPlacementPolicy};
 
@@ -121,6 +123,37 @@ pub fn plan(
     })
 }
 
+/// Symbols beyond `k` that must survive the loss of any one holder: RaptorQ
+/// decodes from exactly `k` symbols only most of the time (RFC 6330 §4.4.2
+/// gives about 1 % failure at `k`, about one in a million at `k + 2`).
+pub const LOSS_MARGIN: u32 = 2;
+
+/// ESIs the writer keeps of an object it made `made` symbols of (ESIs
+/// `0..made`), placed by `plan`: every ESI no peer was assigned, and of each
+/// peer's share the highest ESIs (mostly repair symbols, so a get's request
+/// for source symbols rarely finds them twice), as many as losing that peer
+/// would otherwise leave missing below `k + LOSS_MARGIN` distinct symbols.
+/// Ascending.
+pub fn writer_keeps(plan: &Placement, made: u32, k: u16) -> Vec<u32> {
+    let assigned: std::collections::HashSet<u32> = plan
+        .assignments
+        .iter()
+        .flat_map(|(_, e)| e.iter().copied())
+        .collect();
+    let mut keep: Vec<u32> = (0..made).filter(|e| !assigned.contains(e)).collect();
+    let need = u32::from(k) + LOSS_MARGIN;
+    for (_, esis) in &plan.assignments {
+        let mut share: Vec<u32> = esis.iter().copied().filter(|e| *e < made).collect();
+        share.sort_unstable();
+        let without = made.saturating_sub(share.len() as u32);
+        let short = need.saturating_sub(without) as usize;
+        keep.extend(share.iter().rev().take(short));
+    }
+    keep.sort_unstable();
+    keep.dedup();
+    keep
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -187,5 +220,53 @@ mod tests {
             plan(&ObjectId::from_bytes([3; 32]), 1, &bad, &peers(3)),
             Err(PlacementError::Policy(_))
         ));
+    }
+
+    /// Distinct ESIs left when `lost` (a peer's id, or "writer") is gone.
+    fn left(p: &Placement, keeps: &[u32], lost: &str) -> usize {
+        let mut s: std::collections::BTreeSet<u32> = p
+            .assignments
+            .iter()
+            .filter(|(n, _)| n != lost)
+            .flat_map(|(_, e)| e.iter().copied())
+            .collect();
+        if lost != "writer" {
+            s.extend(keeps);
+        }
+        s.len()
+    }
+
+    #[test]
+    fn the_writer_keeps_enough_for_any_one_loss_and_little_more() {
+        let policy = ObjectPlacementPolicy::default();
+        // Three nodes, a 64-symbol chunk with 96 symbols made: the peers hold
+        // 42 each; the writer keeps the 12 unplaced and 12 of each share.
+        let p = plan(&ObjectId::from_bytes([4; 32]), 64, &policy, &peers(2)).unwrap();
+        let keeps = writer_keeps(&p, 96, 64);
+        assert_eq!(keeps.len(), 36);
+        assert!((84..96).all(|e| keeps.contains(&e)));
+        for lost in ["writer", "node-0", "node-1"] {
+            assert!(
+                left(&p, &keeps, lost) >= 66,
+                "{lost}: {}",
+                left(&p, &keeps, lost)
+            );
+        }
+        // Copies of a share are its highest ESIs: 2 source symbols of each.
+        assert_eq!(keeps.iter().filter(|e| **e < 64).count(), 4);
+        // More peers, smaller shares: the writer keeps only a few.
+        for (k, made, n) in [(64u16, 96u32, 5usize), (1, 2, 2), (3, 5, 3), (200, 300, 4)] {
+            let p = plan(&ObjectId::from_bytes([5; 32]), k, &policy, &peers(n)).unwrap();
+            let keeps = writer_keeps(&p, made, k);
+            let need = (usize::from(k) + LOSS_MARGIN as usize).min(made as usize);
+            for (lost, _) in &p.assignments {
+                assert!(left(&p, &keeps, lost) >= need, "k {k} n {n} {lost}");
+            }
+            assert!(keeps.windows(2).all(|w| w[0] < w[1]));
+            assert!(
+                keeps.len() < made as usize / 2 || made < 10,
+                "k {k}: {keeps:?}"
+            );
+        }
     }
 }

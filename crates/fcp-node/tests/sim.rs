@@ -574,6 +574,9 @@ fn delivery_clean_and_lossy() {
         all_connected(&nodes).await;
         let (n1, n3) = (&nodes[0], &nodes[2]);
         n1.round_trip(n3, 1, "clean").await;
+        // Every source symbol was to be had: no chunk needed a RaptorQ
+        // solve (decision 60).
+        assert_eq!(n3.counter("gets_solved").await, 0);
         // A clean put only raises the sender's rate (AIMD, no loss reported).
         let st = n1.status().await;
         assert!(
@@ -690,6 +693,32 @@ fn rejoin_after_crash_and_restart() {
         assert!(got == data, "node 3 rebuilt other bytes");
         // Node 2 served symbols after its restart.
         assert!(n2.counter("datagrams_out").await > 0);
+    });
+}
+
+/// A holder, not the writer, crashes after the put: what the writer kept of
+/// its share (decision 60) and node 3's own symbols still rebuild every
+/// chunk, with repair symbols and the RaptorQ solver.
+#[test]
+fn holder_lost_after_put_writer_margin_rebuilds() {
+    mesh(0x5eed_0008).run(|nodes, _, actions| async move {
+        all_connected(&nodes).await;
+        let (n1, n3) = (&nodes[0], &nodes[2]);
+        let data = payload(SIZE, 9);
+        let id = n1.put(ZoneId::private(), data.clone()).await.unwrap();
+        act(&actions, Action::Crash(1)).await;
+        wait_for(
+            "node 3 to see node 2 gone",
+            Duration::from_secs(20),
+            || async { !n3.connected().await.contains(&"node-2".to_owned()) },
+        )
+        .await;
+        let got = n3.get(id).await.unwrap();
+        assert!(got == data, "node 3 rebuilt other bytes");
+        assert!(
+            n3.counter("gets_solved").await > 0,
+            "without node 2's source symbols some chunk needs a solve"
+        );
     });
 }
 
