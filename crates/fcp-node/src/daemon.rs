@@ -296,6 +296,8 @@ struct GetState {
     round_start: AtomicU64,
     done: Notify,
     result: Mutex<Option<Vec<u8>>>,
+    /// Local repair symbols, opened only if a solve is needed (decision 60).
+    reserve: Mutex<Vec<SymbolRecord>>,
 }
 
 struct Trust {
@@ -1482,6 +1484,11 @@ impl Node {
         if lock(&g.result).is_some() {
             return;
         }
+        let reserve = std::mem::take(&mut *lock(&g.reserve));
+        for r in &reserve {
+            lock(&g.sources).insert(r.sender_instance_id, r.source_node.clone());
+            self.open_local(g, r);
+        }
         let content = lock(&g.decoder).as_mut().and_then(|d| {
             (d.solve() == Progress::Complete)
                 .then(|| d.take().ok())
@@ -1490,6 +1497,17 @@ impl Node {
         if let Some(c) = content {
             self.stats.gets_solved.fetch_add(1, Ordering::Relaxed);
             lock(&g.result).get_or_insert(c);
+        }
+    }
+
+    /// Feed one locally stored symbol to a get (a record the store found
+    /// corrupt is counted and skipped).
+    fn open_local(&self, g: &GetState, r: &SymbolRecord) {
+        if let Ok(f) = record_frame(r)
+            && let Ok(fr) = Frame::decode(f)
+            && self.on_get_frame(g, &fr).is_err()
+        {
+            self.stats.frames_rejected.fetch_add(1, Ordering::Relaxed);
         }
     }
 
@@ -1940,6 +1958,7 @@ impl Node {
             round_start: AtomicU64::new(0),
             done: Notify::new(),
             result: Mutex::new(None),
+            reserve: Mutex::new(Vec::new()),
         });
         // Local symbols first, read and decoded on the blocking pool so the
         // datagram loop keeps its core.
@@ -1955,15 +1974,16 @@ impl Node {
                 symbol_size: m.symbol_size,
                 created_at: m.created_at,
             });
-            for r in &recs {
+            // Source symbols now; repair symbols only if a solve needs them
+            // (they count as held, so no peer sends them).
+            let (sources, repair): (Vec<_>, Vec<_>) =
+                recs.into_iter().partition(|r| r.esi < u32::from(m.k));
+            for r in &sources {
                 lock(&gl.sources).insert(r.sender_instance_id, r.source_node.clone());
-                if let Ok(f) = record_frame(r)
-                    && let Ok(fr) = Frame::decode(f)
-                    && me.on_get_frame(&gl, &fr).is_err()
-                {
-                    me.stats.frames_rejected.fetch_add(1, Ordering::Relaxed);
-                }
+                me.open_local(&gl, r);
             }
+            lock(&gl.got).extend(repair.iter().map(|r| r.esi));
+            *lock(&gl.reserve) = repair;
             Ok::<_, fcp_store::StoreError>(())
         })
         .await
