@@ -19,11 +19,13 @@
 //! uses real sockets, and [`start`] runs the same node on any transport (the
 //! turmoil simulations in `tests/sim.rs`), driven through a [`NodeHandle`].
 //!
-//! Puts spread each object's symbols over the other peers by HRW placement and
-//! complete when every holder acknowledged durable storage; gets ask every
-//! connected peer in parallel (multipath), decode as soon as `k` symbols are in,
-//! and send SymbolAck so holders stop. Senders pace datagrams with AIMD driven
-//! by the holders' acknowledgements.
+//! Puts spread each object's symbols over the other peers by HRW placement
+//! (the writer keeps a loss margin, decision 60) and complete when every
+//! holder acknowledged durable storage; gets ask every connected peer in
+//! parallel (multipath), first for the missing source symbols, decode once a
+//! source block is whole (or solve with repair symbols when a round ends short
+//! of it), and send SymbolAck so holders still sending stop. Senders pace
+//! datagrams with AIMD driven by the holders' acknowledgements.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::SocketAddr;
@@ -1500,6 +1502,30 @@ impl Node {
         }
     }
 
+    /// A get's local symbols: metadata and source symbols into the decoder;
+    /// repair symbols only if a solve needs them (they count as held, so no
+    /// peer sends them).
+    fn load_local(&self, g: &GetState, oid: ObjectId) -> Result<(), fcp_store::StoreError> {
+        let (Some(m), recs) = (self.store.meta(&oid)?, self.store.symbols(&oid)?) else {
+            return Ok(());
+        };
+        *lock(&g.meta) = Some(Meta {
+            zone_id: m.zone_id.clone(),
+            k: m.k,
+            symbol_size: m.symbol_size,
+            created_at: m.created_at,
+        });
+        let (sources, repair): (Vec<_>, Vec<_>) =
+            recs.into_iter().partition(|r| r.esi < u32::from(m.k));
+        for r in &sources {
+            lock(&g.sources).insert(r.sender_instance_id, r.source_node.clone());
+            self.open_local(g, r);
+        }
+        lock(&g.got).extend(repair.iter().map(|r| r.esi));
+        *lock(&g.reserve) = repair;
+        Ok(())
+    }
+
     /// Feed one locally stored symbol to a get (a record the store found
     /// corrupt is counted and skipped).
     fn open_local(&self, g: &GetState, r: &SymbolRecord) {
@@ -1587,23 +1613,25 @@ impl Node {
     }
 
     /// Answer a symbol request with the symbols this node holds.
+    ///
+    /// The store read runs right here, not on the blocking pool: one
+    /// object's symbols are tens of microseconds from redb's cache, and
+    /// handing each read to another thread and back cost more than the read
+    /// (a fifth of a mesh get's CPU). Writes and sealing stay offloaded.
     async fn serve(self: Arc<Self>, peer: Arc<Peer>, object_id: ObjectId, ask: Ask) {
-        let me = self.clone();
-        let asker = peer.clone();
         // Only the symbols chosen are copied out of the store.
-        let got = offload(&*self.net, move || {
-            let Some(meta) = me.store.meta(&object_id)? else {
+        let got = (|| {
+            let Some(meta) = self.store.meta(&object_id)? else {
                 return Ok(None);
             };
             let mut holds = false;
-            let recs = me.store.symbols_chosen(&object_id, |held| {
+            let recs = self.store.symbols_chosen(&object_id, |held| {
                 holds = !held.is_empty();
-                me.choose_symbols(&asker, &ask, &meta, held)
+                self.choose_symbols(&peer, &ask, &meta, held)
             })?;
             Ok::<_, fcp_store::StoreError>(holds.then_some((meta, recs)))
-        })
-        .await;
-        let Ok(Ok(Some((meta, recs)))) = got else {
+        })();
+        let Ok(Some((meta, recs))) = got else {
             peer.send_empty_offer(object_id);
             return;
         };
@@ -1687,7 +1715,7 @@ impl Node {
             .collect()
     }
 
-    /// The put path: seal, place the symbols on peers, keep the rest locally.
+    /// The put path: seal, place the symbols on peers, keep a loss margin.
     /// Returns the root object id and the admin API's report.
     async fn put(
         self: Arc<Self>,
@@ -1960,35 +1988,9 @@ impl Node {
             result: Mutex::new(None),
             reserve: Mutex::new(Vec::new()),
         });
-        // Local symbols first, read and decoded on the blocking pool so the
-        // datagram loop keeps its core.
-        let me = self.clone();
-        let gl = g.clone();
-        offload(&*self.net, move || {
-            let (Some(m), recs) = (me.store.meta(&oid)?, me.store.symbols(&oid)?) else {
-                return Ok(());
-            };
-            *lock(&gl.meta) = Some(Meta {
-                zone_id: m.zone_id.clone(),
-                k: m.k,
-                symbol_size: m.symbol_size,
-                created_at: m.created_at,
-            });
-            // Source symbols now; repair symbols only if a solve needs them
-            // (they count as held, so no peer sends them).
-            let (sources, repair): (Vec<_>, Vec<_>) =
-                recs.into_iter().partition(|r| r.esi < u32::from(m.k));
-            for r in &sources {
-                lock(&gl.sources).insert(r.sender_instance_id, r.source_node.clone());
-                me.open_local(&gl, r);
-            }
-            lock(&gl.got).extend(repair.iter().map(|r| r.esi));
-            *lock(&gl.reserve) = repair;
-            Ok::<_, fcp_store::StoreError>(())
-        })
-        .await
-        .map_err(|_| fcp(ErrorCode::Internal, "store task"))?
-        .map_err(fe)?;
+        // Local symbols first, read and opened here (one object's worth; see
+        // `serve` on why not on the blocking pool).
+        self.load_local(&g, oid).map_err(fe)?;
         let zone_of = |g: &GetState| lock(&g.meta).as_ref().map(|m| m.zone_id.clone());
         // Holding ciphertext is not membership: without the zone's keys, stop early.
         let not_member =
