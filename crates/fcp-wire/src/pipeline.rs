@@ -11,10 +11,16 @@
 //! payload hash; chunk ids only to name a chunk after it fails, decision 58),
 //! and both XXH3 every frame; everything else is kept off the per-byte path. Each
 //! chunk's content is written once into its source block, source symbols are
-//! sealed straight from it into one buffer holding all of an object's frames,
-//! and on get each source symbol is decrypted into its place in the decoded
-//! block, checked there (header parsed once per payload), hashed and copied
-//! once into the output.
+//! sealed straight from it into one buffer holding all of an object's frames.
+//! On get a chunk's whole source block except its payload bytes is predicted
+//! from the root's header ([`ChunkBlockHead`]), so each source symbol is
+//! decrypted straight into its place in the output (the few that overlap the
+//! predicted prefix or the padding through one scratch symbol, compared
+//! there) and the chunk is hashed there while hot: no per-chunk block, no
+//! copy. A chunk that needs repair symbols, or whose frames or header differ
+//! from the prediction, takes the generic path instead (decoded in its own
+//! block, header parsed once per payload, checked and copied), which is what
+//! decides its errors.
 
 use bytes::Bytes;
 use fcp_core::{ObjectId, ObjectIdKey, StorageMeta, StoredObject, ZoneIdHash};
@@ -22,10 +28,10 @@ use fcp_crypto::SymbolKey;
 use rayon::prelude::*;
 
 use crate::chunk::{
-    ChunkError, ChunkParams, ChunkPlan, ChunkedObjectManifest, PayloadMeta, PayloadRoot, can_merge,
-    chunk_cv, merged_payload_hash, parse_chunk_content, parse_root,
+    ChunkBlockHead, ChunkError, ChunkParams, ChunkPlan, ChunkedObjectManifest, PayloadMeta,
+    PayloadRoot, can_merge, chunk_cv, merged_payload_hash, parse_chunk_content, parse_root,
 };
-use crate::envelope::{EnvelopeError, Sealer, SymbolContext, open_ref_into};
+use crate::envelope::{EnvelopeError, Sealer, SymbolContext, check_header, open_ref_into};
 use crate::error::WireError;
 use crate::frame::{FrameBuilder, FrameRef};
 use crate::object::{
@@ -337,6 +343,87 @@ impl SymbolPath<'_> {
         Ok(dec)
     }
 
+    /// The fast path of a chunk whose source block is the predicted
+    /// `prefix || dst || zero padding` (see [`ChunkBlockHead`]): each source
+    /// symbol is opened straight into its place in `dst`, the few that
+    /// overlap the prefix or the padding through a scratch symbol, where those
+    /// bytes must equal the prediction. It runs the same checks, on the same
+    /// frames in the same order, as [`Self::decode_frames`] does until it
+    /// completes, so `true` means the generic path would have rebuilt this
+    /// very block and accepted it as chunk content of `dst.len()` bytes.
+    /// Anything else (a repair symbol needed, a duplicate, another header, a
+    /// frame or symbol that fails a check) returns `false` with `dst` partly
+    /// written: the caller then runs the generic path, which rebuilds what it
+    /// rebuilds and reports the errors it reports.
+    fn decode_chunk_into(
+        &self,
+        id: ObjectId,
+        k: u16,
+        frames: &[Bytes],
+        prefix: &[u8],
+        dst: &mut [u8],
+    ) -> bool {
+        let t = self.params.symbol_size;
+        let ctx = self.zone.symbols(id, t);
+        let t = usize::from(t);
+        let (off, end) = (prefix.len(), prefix.len() + dst.len());
+        if end.div_ceil(t) != usize::from(k) {
+            return false;
+        }
+        let mut seen = vec![false; usize::from(k)];
+        let mut have = 0;
+        let mut scratch = Vec::new();
+        for f in frames {
+            let Ok(frame) = FrameRef::decode(f) else {
+                return false;
+            };
+            let h = frame.header();
+            if check_header(h, &ctx).is_err()
+                || h.sender_instance_id != self.key.sender_instance_id()
+            {
+                return false;
+            }
+            for r in frame.records() {
+                let Some(seen) = seen.get_mut(r.esi as usize).filter(|s| !**s) else {
+                    return false; // repair symbol or duplicate
+                };
+                if r.k != k || r.ciphertext.len() != t {
+                    return false;
+                }
+                let aad = fcp_crypto::symbol_aad(
+                    &id,
+                    r.esi,
+                    k,
+                    &ctx.zone_id_hash,
+                    &h.zone_key_id,
+                    h.epoch_id,
+                );
+                let open = |buf: &mut [u8]| {
+                    buf.copy_from_slice(r.ciphertext);
+                    self.key
+                        .open_in_place(h.frame_seq, r.esi, &aad, buf, r.tag)
+                        .is_ok()
+                };
+                let at = r.esi as usize * t;
+                let opened = if at >= off && at + t <= end {
+                    dst.get_mut(at - off..at - off + t).is_some_and(open)
+                } else {
+                    scratch.resize(t, 0);
+                    open(&mut scratch) && place_edge_symbol(&scratch, at, prefix, dst)
+                };
+                if !opened {
+                    return false;
+                }
+                *seen = true;
+                have += 1;
+                if have == usize::from(k) {
+                    return true;
+                }
+            }
+        }
+        false
+    }
+
     /// Decode one object from its frames (any order, any subset holding at
     /// least `k` symbols) and check its id.
     pub fn open_object(
@@ -371,14 +458,12 @@ impl SymbolPath<'_> {
             .first()
             .filter(|o| o.object_id == sealed.root)
             .ok_or(PipelineError::IdMismatch(sealed.root))?;
-        let m = match parse_root(&self.open_object(
-            root_enc.object_id,
-            root_enc.k,
-            &root_enc.frames,
-        )?)? {
+        let root = self.open_object(root_enc.object_id, root_enc.k, &root_enc.frames)?;
+        let m = match parse_root(&root)? {
             PayloadRoot::Inline(bytes) => return Ok(bytes),
             PayloadRoot::Manifest(m) => m,
         };
+        let head = ChunkBlockHead::for_root(&root.header).ok();
         // The chunks can hold no more than their source blocks: a manifest
         // claiming more is rejected before allocating.
         let t = u64::from(self.params.symbol_size);
@@ -396,22 +481,30 @@ impl SymbolPath<'_> {
         let cs =
             usize::try_from(m.chunk_size).map_err(|_| ChunkError::BadManifest("chunk_size"))?;
         let header = std::sync::OnceLock::new();
-        // Each chunk is decoded in its own source block, checked, hashed (one
-        // subtree of the payload hash) and copied to its place while hot.
+        // Each chunk is opened straight into its place in the output when its
+        // block is the predicted one, else decoded in its own source block,
+        // checked and copied there; then hashed (one subtree of the payload
+        // hash) while hot.
         let cvs: Vec<Option<blake3::hazmat::ChainingValue>> = out
             .par_chunks_mut(cs.max(1))
             .zip(m.chunks.par_iter())
             .enumerate()
             .map(|(i, (dst, id))| {
                 let o = by_id.get(id).ok_or(PipelineError::IdMismatch(*id))?;
-                let (block, range) = self.decode_frames(*id, o.k, &o.frames)?.take_block()?;
-                let content = block.get(range).unwrap_or_default();
-                let bytes = parse_chunk_content(content, &header)?.body(&m, i)?;
-                if bytes.len() != dst.len() {
-                    return Err(ChunkError::BadManifest("total_len").into());
+                let direct = head
+                    .as_ref()
+                    .and_then(|h| h.block_prefix(dst.len()))
+                    .is_some_and(|p| self.decode_chunk_into(*id, o.k, &o.frames, &p, dst));
+                if !direct {
+                    let (block, range) = self.decode_frames(*id, o.k, &o.frames)?.take_block()?;
+                    let content = block.get(range).unwrap_or_default();
+                    let bytes = parse_chunk_content(content, &header)?.body(&m, i)?;
+                    if bytes.len() != dst.len() {
+                        return Err(ChunkError::BadManifest("total_len").into());
+                    }
+                    dst.copy_from_slice(bytes);
                 }
-                dst.copy_from_slice(bytes);
-                Ok(merge.then(|| chunk_cv(bytes, i, m.chunk_size)))
+                Ok(merge.then(|| chunk_cv(dst, i, m.chunk_size)))
             })
             .collect::<Result<_, PipelineError>>()?;
         if cvs.len() != m.chunks.len() {
@@ -445,6 +538,32 @@ impl SymbolPath<'_> {
             })
             .unwrap_or_else(|| ChunkError::PayloadHash.into())
     }
+}
+
+/// Place a source symbol at block offset `at` that overlaps the predicted
+/// `prefix` or the zero padding after `dst` (see
+/// [`SymbolPath::decode_chunk_into`]): its prefix bytes must equal `prefix`,
+/// its padding bytes must be zero (profile §4.1), its payload bytes go to
+/// their place in `dst`.
+fn place_edge_symbol(sym: &[u8], at: usize, prefix: &[u8], dst: &mut [u8]) -> bool {
+    let (off, end, sym_end) = (prefix.len(), prefix.len() + dst.len(), at + sym.len());
+    let head_ok = at >= off || sym.get(..off.min(sym_end) - at) == prefix.get(at..off.min(sym_end));
+    let (from, to) = (at.max(off), sym_end.min(end));
+    let body_ok = from >= to
+        || match (
+            dst.get_mut(from - off..to - off),
+            sym.get(from - at..to - at),
+        ) {
+            (Some(d), Some(s)) => {
+                d.copy_from_slice(s);
+                true
+            }
+            _ => false,
+        };
+    let pad_ok = sym
+        .get(end.max(at) - at..)
+        .is_none_or(|pad| pad.iter().all(|b| *b == 0));
+    head_ok && body_ok && pad_ok
 }
 
 #[cfg(test)]
@@ -621,5 +740,147 @@ mod tests {
         let mut rewrapped = sealed.clone();
         rewrapped.objects[2] = reseal(same_bytes.content().unwrap(), 40_000);
         assert_eq!(p.get_payload(&rewrapped).unwrap(), payload);
+    }
+
+    /// The generic path for one chunk: its bytes as chunk `i` of `m`, or an error.
+    fn generic_chunk(
+        p: &SymbolPath<'_>,
+        m: &ChunkedObjectManifest,
+        i: usize,
+        o: &EncodedObject,
+    ) -> Option<Vec<u8>> {
+        let (block, range) = p
+            .decode_frames(o.object_id, o.k, &o.frames)
+            .ok()?
+            .take_block()
+            .ok()?;
+        let content = block.get(range)?;
+        let cache = std::sync::OnceLock::new();
+        let bytes = parse_chunk_content(content, &cache).ok()?.body(m, i).ok()?;
+        Some(bytes.to_vec())
+    }
+
+    fn chunked_fixture(
+        p: &SymbolPath<'_>,
+        meta: &PayloadMeta,
+    ) -> (
+        Vec<u8>,
+        SealedPayload,
+        ChunkedObjectManifest,
+        ChunkBlockHead,
+    ) {
+        let payload: Vec<u8> = (0..4 * 65_536 + 999u32)
+            .map(|i| (i.wrapping_mul(2_654_435_761) >> 11) as u8)
+            .collect();
+        let sealed = p.put_payload(&payload, meta, &mut 0).unwrap();
+        let root = p
+            .open_object(sealed.root, sealed.objects[0].k, &sealed.objects[0].frames)
+            .unwrap();
+        let PayloadRoot::Manifest(m) = parse_root(&root).unwrap() else {
+            panic!("not chunked");
+        };
+        let head = ChunkBlockHead::for_root(&root.header).unwrap();
+        (payload, sealed, m, head)
+    }
+
+    /// The predicted block prefix is what the put path writes before each
+    /// chunk's bytes, and the chunks the put path seals take the direct path.
+    #[test]
+    fn predicted_chunk_blocks_are_the_put_paths() {
+        let (key, oik, meta) = fixture();
+        let p = path(&key, &oik);
+        let (payload, sealed, m, head) = chunked_fixture(&p, &meta);
+        let plan = ChunkPlan::new(&payload, &meta, &oik, ChunkParams::default()).unwrap();
+        for i in 0..plan.count() {
+            let mut expected = (plan.content_len(i) as u32).to_le_bytes().to_vec();
+            plan.with_content_parts(i, |parts| {
+                for part in &parts[..parts.len() - 1] {
+                    expected.extend_from_slice(part);
+                }
+            });
+            let len = plan.chunk_bytes(i).len();
+            let prefix = head.block_prefix(len).unwrap();
+            assert_eq!(prefix, expected);
+            let o = &sealed.objects[i + 1];
+            let mut dst = vec![0u8; len];
+            assert!(p.decode_chunk_into(o.object_id, o.k, &o.frames, &prefix, &mut dst));
+            assert_eq!(dst, plan.chunk_bytes(i));
+            assert_eq!(generic_chunk(&p, &m, i, o).unwrap(), dst);
+        }
+        // A lost source frame needs a repair symbol: the generic path
+        // rebuilds that chunk and the get still succeeds.
+        let mut lossy = sealed.clone();
+        lossy.objects[2].frames.remove(3);
+        let o = &lossy.objects[2];
+        let prefix = head.block_prefix(65_536).unwrap();
+        let mut dst = vec![0u8; 65_536];
+        assert!(!p.decode_chunk_into(o.object_id, o.k, &o.frames, &prefix, &mut dst));
+        assert_eq!(p.get_payload(&lossy).unwrap(), payload);
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+        /// Whatever is done to a chunk's frames (bits flipped anywhere,
+        /// frames dropped, repeated or reordered, another chunk's frames,
+        /// another length), the direct path never panics, and when it
+        /// accepts, the generic path accepts the same bytes.
+        #[test]
+        fn direct_path_accepts_only_what_the_generic_path_accepts(
+            chunk in 0usize..5,
+            as_index in 0usize..5,
+            flips in proptest::collection::vec((0usize..100, 0usize..1300, 1u8..=255), 0..3),
+            drop in proptest::option::of(0usize..100),
+            dup in proptest::option::of(0usize..100),
+            swap in proptest::option::of((0usize..100, 0usize..100)),
+        ) {
+            let (key, oik, meta) = fixture();
+            let p = path(&key, &oik);
+            let (_, sealed, m, head) = chunked_fixture(&p, &meta);
+            let mut o = sealed.objects[chunk + 1].clone();
+            let n = o.frames.len();
+            for (f, b, x) in flips {
+                let mut bytes = o.frames[f % n].to_vec();
+                let at = b % bytes.len();
+                bytes[at] ^= x;
+                o.frames[f % n] = Bytes::from(bytes);
+            }
+            if let Some(d) = dup {
+                let f = o.frames[d % n].clone();
+                o.frames.insert(d % n, f);
+            }
+            if let Some((a, b)) = swap {
+                let len = o.frames.len();
+                o.frames.swap(a % len, b % len);
+            }
+            if let Some(d) = drop {
+                let len = o.frames.len();
+                o.frames.remove(d % len);
+            }
+            let len = usize::try_from(m.chunk_len(as_index)).unwrap();
+            let prefix = head.block_prefix(len).unwrap();
+            let mut dst = vec![0u8; len];
+            if p.decode_chunk_into(o.object_id, o.k, &o.frames, &prefix, &mut dst) {
+                proptest::prop_assert_eq!(generic_chunk(&p, &m, as_index, &o), Some(dst));
+            }
+        }
+
+        /// Random bytes as frames and as a prefix never panic the direct path.
+        #[test]
+        fn direct_path_survives_random_input(
+            frames in proptest::collection::vec(proptest::collection::vec(proptest::prelude::any::<u8>(), 0..1400), 0..4),
+            prefix in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..1100),
+            len in 0usize..3000,
+            k in 1u16..6,
+        ) {
+            let (key, oik, _) = fixture();
+            let p = path(&key, &oik);
+            let frames: Vec<Bytes> = frames.into_iter().map(Bytes::from).collect();
+            let mut dst = vec![0u8; len];
+            let _ = p.decode_chunk_into(ObjectId::from_bytes([1; 32]), k, &frames, &prefix, &mut dst);
+            let sym: Vec<u8> = prefix.iter().copied().cycle().take(1024).collect();
+            for at in [0, 512, 1024, 2048] {
+                let _ = place_edge_symbol(&sym, at, &prefix, &mut dst);
+            }
+        }
     }
 }
