@@ -711,6 +711,49 @@ impl ChunkBlockHead {
     }
 }
 
+/// `SchemaHash(RawChunk) || {"bytes": `: what every chunk's content holds
+/// right before the head of its byte string (profile §3).
+pub fn raw_chunk_marker() -> Result<Vec<u8>, ChunkError> {
+    let mut m = schema(RAW_CHUNK_SCHEMA)?.hash().as_bytes().to_vec();
+    m.extend_from_slice(&RawChunk::PREFIX);
+    Ok(m)
+}
+
+/// Where a chunk's payload seems to lie in its source block, read from the
+/// block's first source symbol `sym`: `(prefix length, payload length)` when
+/// it starts `u32le(len(content)) || "FCP2-OBJECT-V1"`, holds `marker`
+/// ([`raw_chunk_marker`]) followed by a byte-string head, and the lengths
+/// agree. Only a guess (the header is not parsed): the get path keeps a chunk
+/// decoded this way only if the bytes before the payload equal
+/// [`ChunkBlockHead::block_prefix`].
+pub fn guess_chunk_split(sym: &[u8], marker: &[u8]) -> Option<(usize, usize)> {
+    let domain = fcp_core::ids::domain::OBJECT_CONTENT;
+    let content_len = u32::from_le_bytes(sym.get(..4)?.try_into().ok()?) as usize;
+    let from = 4 + domain.len();
+    if sym.get(4..from)? != domain || marker.is_empty() {
+        return None;
+    }
+    let at = from
+        + sym
+            .get(from..)?
+            .windows(marker.len())
+            .position(|w| w == marker)?;
+    let head = at + marker.len();
+    let be = |n: usize| -> Option<usize> {
+        let b = sym.get(head + 1..head + 1 + n)?;
+        Some(b.iter().fold(0usize, |acc, x| (acc << 8) | usize::from(*x)))
+    };
+    let (len, n) = match *sym.get(head)? {
+        ib @ 0x40..=0x57 => (usize::from(ib - 0x40), 1),
+        0x58 => (be(1)?, 2),
+        0x59 => (be(2)?, 3),
+        0x5a => (be(4)?, 5),
+        _ => return None,
+    };
+    let off = head + n;
+    (content_len == off - 4 + len).then_some((off, len))
+}
+
 /// The parsed object header of a payload's chunks, shared by every chunk that
 /// carries the same header bytes (a payload's chunks normally all do), so the
 /// canonical CBOR header is parsed and checked once per payload, not per chunk.

@@ -17,10 +17,14 @@
 //! decrypted straight into its place in the output (the few that overlap the
 //! predicted prefix or the padding through one scratch symbol, compared
 //! there) and the chunk is hashed there while hot: no per-chunk block, no
-//! copy. A chunk that needs repair symbols, or whose frames or header differ
-//! from the prediction, takes the generic path instead (decoded in its own
-//! block, header parsed once per payload, checked and copied), which is what
-//! decides its errors.
+//! copy. While the root is opened and parsed (the only serial step), the
+//! other core zero-fills the output and starts on the chunks in the order
+//! the put path sends them, each one's prefix read from its first symbol; a
+//! chunk decoded early is kept only if the manifest lists it at that index
+//! and its prefix is the predicted one. A chunk that needs repair symbols,
+//! or whose frames or header differ from the prediction, takes the generic
+//! path instead (decoded in its own block, header parsed once per payload,
+//! checked and copied), which is what decides its errors (decision 60).
 
 use bytes::Bytes;
 use fcp_core::{ObjectId, ObjectIdKey, StorageMeta, StoredObject, ZoneIdHash};
@@ -29,7 +33,8 @@ use rayon::prelude::*;
 
 use crate::chunk::{
     ChunkBlockHead, ChunkError, ChunkParams, ChunkPlan, ChunkedObjectManifest, PayloadMeta,
-    PayloadRoot, can_merge, chunk_cv, merged_payload_hash, parse_chunk_content, parse_root,
+    PayloadRoot, can_merge, chunk_cv, guess_chunk_split, merged_payload_hash, parse_chunk_content,
+    parse_root, raw_chunk_marker,
 };
 use crate::envelope::{EnvelopeError, Sealer, SymbolContext, check_header, open_ref_into};
 use crate::error::WireError;
@@ -343,52 +348,58 @@ impl SymbolPath<'_> {
         Ok(dec)
     }
 
-    /// The fast path of a chunk whose source block is the predicted
-    /// `prefix || dst || zero padding` (see [`ChunkBlockHead`]): each source
-    /// symbol is opened straight into its place in `dst`, the few that
-    /// overlap the prefix or the padding through a scratch symbol, where those
-    /// bytes must equal the prediction. It runs the same checks, on the same
-    /// frames in the same order, as [`Self::decode_frames`] does until it
-    /// completes, so `true` means the generic path would have rebuilt this
-    /// very block and accepted it as chunk content of `dst.len()` bytes.
-    /// Anything else (a repair symbol needed, a duplicate, another header, a
-    /// frame or symbol that fails a check) returns `false` with `dst` partly
-    /// written: the caller then runs the generic path, which rebuilds what it
-    /// rebuilds and reports the errors it reports.
+    /// The fast path of a chunk whose source block is
+    /// `prefix || payload || zero padding` with the payload in `dst`: each
+    /// source symbol is opened straight into its place in `dst`, the few that
+    /// overlap the prefix or the padding through a scratch symbol, where
+    /// those bytes must equal the prefix or be zero. The prefix is `known`
+    /// (predicted from the root, [`ChunkBlockHead`]; the payload fills
+    /// `dst`), or else read from source symbol 0, which must come first
+    /// ([`guess_chunk_split`] with `marker`; the payload may be shorter than
+    /// `dst`). Returns the prefix and the payload length.
+    ///
+    /// It runs the same checks, on the same frames in the same order, as
+    /// [`Self::decode_frames`] does until it completes, so a result means the
+    /// generic path would have rebuilt this very block (as chunk content, if
+    /// the prefix is the predicted one). Anything else (a repair symbol
+    /// needed, a duplicate, another layout, a frame or symbol that fails a
+    /// check) returns `None` with `dst` partly written: the caller then runs
+    /// the generic path, which rebuilds what it rebuilds and reports the
+    /// errors it reports.
     fn decode_chunk_into(
         &self,
         id: ObjectId,
         k: u16,
         frames: &[Bytes],
-        prefix: &[u8],
+        known: Option<&[u8]>,
+        marker: &[u8],
         dst: &mut [u8],
-    ) -> bool {
+    ) -> Option<(Vec<u8>, usize)> {
         let t = self.params.symbol_size;
         let ctx = self.zone.symbols(id, t);
         let t = usize::from(t);
-        let (off, end) = (prefix.len(), prefix.len() + dst.len());
-        if end.div_ceil(t) != usize::from(k) {
-            return false;
+        let room = dst.len();
+        let fits = |off: usize, n: usize| n <= room && (off + n).div_ceil(t) == usize::from(k);
+        let mut layout = known.map(|p| (p.to_vec(), room));
+        if layout.as_ref().is_some_and(|(p, n)| !fits(p.len(), *n)) {
+            return None;
         }
         let mut seen = vec![false; usize::from(k)];
         let mut have = 0;
-        let mut scratch = Vec::new();
+        let mut scratch = vec![0u8; t];
         for f in frames {
-            let Ok(frame) = FrameRef::decode(f) else {
-                return false;
-            };
+            let frame = FrameRef::decode(f).ok()?;
             let h = frame.header();
             if check_header(h, &ctx).is_err()
                 || h.sender_instance_id != self.key.sender_instance_id()
             {
-                return false;
+                return None;
             }
             for r in frame.records() {
-                let Some(seen) = seen.get_mut(r.esi as usize).filter(|s| !**s) else {
-                    return false; // repair symbol or duplicate
-                };
+                // A repair symbol or a duplicate leaves the fast path.
+                let seen = seen.get_mut(r.esi as usize).filter(|s| !**s)?;
                 if r.k != k || r.ciphertext.len() != t {
-                    return false;
+                    return None;
                 }
                 let aad = fcp_crypto::symbol_aad(
                     &id,
@@ -405,23 +416,38 @@ impl SymbolPath<'_> {
                         .is_ok()
                 };
                 let at = r.esi as usize * t;
-                let opened = if at >= off && at + t <= end {
-                    dst.get_mut(at - off..at - off + t).is_some_and(open)
-                } else {
-                    scratch.resize(t, 0);
-                    open(&mut scratch) && place_edge_symbol(&scratch, at, prefix, dst)
+                let opened = match &layout {
+                    Some((p, n)) => {
+                        let (off, end) = (p.len(), p.len() + n);
+                        let dst = dst.get_mut(..*n)?;
+                        if at >= off && at + t <= end {
+                            dst.get_mut(at - off..at - off + t).is_some_and(open)
+                        } else {
+                            open(&mut scratch) && place_edge_symbol(&scratch, at, p, dst)
+                        }
+                    }
+                    None => {
+                        if r.esi != 0 || !open(&mut scratch) {
+                            return None;
+                        }
+                        let (off, n) = guess_chunk_split(&scratch, marker)?;
+                        let p = scratch.get(..off).filter(|_| fits(off, n))?.to_vec();
+                        let placed = place_edge_symbol(&scratch, 0, &p, dst.get_mut(..n)?);
+                        layout = Some((p, n));
+                        placed
+                    }
                 };
                 if !opened {
-                    return false;
+                    return None;
                 }
                 *seen = true;
                 have += 1;
                 if have == usize::from(k) {
-                    return true;
+                    return layout;
                 }
             }
         }
-        false
+        None
     }
 
     /// Decode one object from its frames (any order, any subset holding at
@@ -458,43 +484,104 @@ impl SymbolPath<'_> {
             .first()
             .filter(|o| o.object_id == sealed.root)
             .ok_or(PipelineError::IdMismatch(sealed.root))?;
-        let root = self.open_object(root_enc.object_id, root_enc.k, &root_enc.frames)?;
-        let m = match parse_root(&root)? {
+        let t = u64::from(self.params.symbol_size);
+        let room: u64 = sealed.objects.iter().map(|o| u64::from(o.k) * t).sum();
+        // While the root is opened and parsed (serial), the other core
+        // indexes the objects, zero-fills the output at the size their blocks
+        // suggest, bounded by the bytes their frames really hold (a claimed
+        // `k` costs the caller nothing), and starts on the chunks: taken in
+        // the order the put path sends them, at its chunk size, each one's
+        // layout read from its first symbol. A chunk decoded early is kept
+        // only where the manifest then agrees (that object listed at that
+        // index, same chunk size and length, the predicted prefix); every
+        // other slot is decoded again below.
+        let others = sealed.objects.get(1..).unwrap_or_default();
+        let guess = others
+            .iter()
+            .map(|o| (u64::from(o.k) * t).min(o.frames.iter().map(|f| f.len() as u64).sum()))
+            .sum::<u64>();
+        let cs_guess = self.params.chunk.chunk_size;
+        let marker = raw_chunk_marker().ok();
+        let (root, (mut out, by_id, early)) = rayon::join(
+            || -> Result<_, PipelineError> {
+                let root = self.open_object(root_enc.object_id, root_enc.k, &root_enc.frames)?;
+                let parsed = parse_root(&root)?;
+                Ok((root, parsed))
+            },
+            || {
+                let by_id: std::collections::HashMap<ObjectId, &EncodedObject> =
+                    sealed.objects.iter().map(|o| (o.object_id, o)).collect();
+                let mut out = zeroed(usize::try_from(guess).unwrap_or_default());
+                let early: Vec<Option<EarlyChunk>> = match marker.as_deref() {
+                    Some(marker) if cs_guess > 0 => out
+                        .par_chunks_mut(cs_guess as usize)
+                        .zip(others.par_iter())
+                        .enumerate()
+                        .map(|(i, (dst, o))| {
+                            let (prefix, n) = self.decode_chunk_into(
+                                o.object_id,
+                                o.k,
+                                &o.frames,
+                                None,
+                                marker,
+                                dst,
+                            )?;
+                            let cv = chunk_cv(dst.get(..n)?, i, cs_guess);
+                            Some(EarlyChunk { prefix, cv })
+                        })
+                        .collect(),
+                    _ => Vec::new(),
+                };
+                (out, by_id, early)
+            },
+        );
+        let (root, parsed) = root?;
+        let m = match parsed {
             PayloadRoot::Inline(bytes) => return Ok(bytes),
             PayloadRoot::Manifest(m) => m,
         };
         let head = ChunkBlockHead::for_root(&root.header).ok();
         // The chunks can hold no more than their source blocks: a manifest
-        // claiming more is rejected before allocating.
-        let t = u64::from(self.params.symbol_size);
-        let room: u64 = sealed.objects.iter().map(|o| u64::from(o.k) * t).sum();
+        // claiming more is rejected before the output grows to it.
         let out_len = usize::try_from(m.total_len)
             .ok()
             .filter(|_| m.total_len <= room)
             .ok_or(ChunkError::BadManifest("total_len"))?;
-        let mut out = vec![0u8; out_len];
-        let by_id: std::collections::HashMap<ObjectId, &EncodedObject> =
-            sealed.objects.iter().map(|o| (o.object_id, o)).collect();
+        out.resize(out_len, 0);
         let merge = can_merge(m.total_len, m.chunk_size);
+        // Chunk `i` of `n` bytes decoded early, with the predicted prefix, in
+        // its slot (so the direct path would have accepted it): its cv.
+        let early_cv = |i: usize, id: &ObjectId, n: usize| {
+            let e = early.get(i)?.as_ref()?;
+            let listed = by_id
+                .get(id)
+                .is_some_and(|o| others.get(i).is_some_and(|x| std::ptr::eq(*o, x)));
+            let prefix = head.as_ref()?.block_prefix(n)?;
+            (listed && m.chunk_size == cs_guess && e.prefix == prefix).then_some(e.cv)
+        };
         // parse_root checked chunk_size > 0 and that the chunk list covers
         // total_len, so the output splits into one slot per chunk.
         let cs =
             usize::try_from(m.chunk_size).map_err(|_| ChunkError::BadManifest("chunk_size"))?;
         let header = std::sync::OnceLock::new();
-        // Each chunk is opened straight into its place in the output when its
-        // block is the predicted one, else decoded in its own source block,
-        // checked and copied there; then hashed (one subtree of the payload
-        // hash) while hot.
+        // Each other chunk is opened straight into its place in the output
+        // when its block is the predicted one, else decoded in its own source
+        // block, checked and copied there; then hashed (one subtree of the
+        // payload hash) while hot.
         let cvs: Vec<Option<blake3::hazmat::ChainingValue>> = out
             .par_chunks_mut(cs.max(1))
             .zip(m.chunks.par_iter())
             .enumerate()
             .map(|(i, (dst, id))| {
+                if let Some(cv) = early_cv(i, id, dst.len()) {
+                    return Ok(merge.then_some(cv));
+                }
                 let o = by_id.get(id).ok_or(PipelineError::IdMismatch(*id))?;
                 let direct = head
                     .as_ref()
                     .and_then(|h| h.block_prefix(dst.len()))
-                    .is_some_and(|p| self.decode_chunk_into(*id, o.k, &o.frames, &p, dst));
+                    .and_then(|p| self.decode_chunk_into(*id, o.k, &o.frames, Some(&p), &[], dst))
+                    .is_some();
                 if !direct {
                     let (block, range) = self.decode_frames(*id, o.k, &o.frames)?.take_block()?;
                     let content = block.get(range).unwrap_or_default();
@@ -538,6 +625,26 @@ impl SymbolPath<'_> {
             })
             .unwrap_or_else(|| ChunkError::PayloadHash.into())
     }
+}
+
+/// `n` zero bytes, zero-filled on every core (safe Rust cannot skip the
+/// fill; this keeps it off a single core's critical path).
+fn zeroed(n: usize) -> Vec<u8> {
+    const PAGE: usize = 4096;
+    let pages: Vec<[u8; PAGE]> = (0..n.div_ceil(PAGE))
+        .into_par_iter()
+        .map(|_| [0u8; PAGE])
+        .collect();
+    let mut out = pages.into_flattened();
+    out.truncate(n);
+    out
+}
+
+/// A chunk decoded before the manifest was read: the bytes its block holds
+/// before the payload, and the payload's chaining value at its guessed index.
+struct EarlyChunk {
+    prefix: Vec<u8>,
+    cv: blake3::hazmat::ChainingValue,
 }
 
 /// Place a source symbol at block offset `at` that overlaps the predicted
@@ -803,9 +910,18 @@ mod tests {
             assert_eq!(prefix, expected);
             let o = &sealed.objects[i + 1];
             let mut dst = vec![0u8; len];
-            assert!(p.decode_chunk_into(o.object_id, o.k, &o.frames, &prefix, &mut dst));
+            let known =
+                p.decode_chunk_into(o.object_id, o.k, &o.frames, Some(&prefix), &[], &mut dst);
+            assert_eq!(known, Some((prefix.clone(), len)));
             assert_eq!(dst, plan.chunk_bytes(i));
             assert_eq!(generic_chunk(&p, &m, i, o).unwrap(), dst);
+            // Read from the first symbol instead, into a larger slot.
+            let marker = raw_chunk_marker().unwrap();
+            let mut slot = vec![0u8; 65_536];
+            let learned =
+                p.decode_chunk_into(o.object_id, o.k, &o.frames, None, &marker, &mut slot);
+            assert_eq!(learned, Some((prefix, len)));
+            assert_eq!(&slot[..len], plan.chunk_bytes(i));
         }
         // A lost source frame needs a repair symbol: the generic path
         // rebuilds that chunk and the get still succeeds.
@@ -814,7 +930,8 @@ mod tests {
         let o = &lossy.objects[2];
         let prefix = head.block_prefix(65_536).unwrap();
         let mut dst = vec![0u8; 65_536];
-        assert!(!p.decode_chunk_into(o.object_id, o.k, &o.frames, &prefix, &mut dst));
+        let direct = p.decode_chunk_into(o.object_id, o.k, &o.frames, Some(&prefix), &[], &mut dst);
+        assert!(direct.is_none());
         assert_eq!(p.get_payload(&lossy).unwrap(), payload);
     }
 
@@ -859,8 +976,19 @@ mod tests {
             let len = usize::try_from(m.chunk_len(as_index)).unwrap();
             let prefix = head.block_prefix(len).unwrap();
             let mut dst = vec![0u8; len];
-            if p.decode_chunk_into(o.object_id, o.k, &o.frames, &prefix, &mut dst) {
-                proptest::prop_assert_eq!(generic_chunk(&p, &m, as_index, &o), Some(dst));
+            let generic = generic_chunk(&p, &m, as_index, &o);
+            if p.decode_chunk_into(o.object_id, o.k, &o.frames, Some(&prefix), &[], &mut dst).is_some() {
+                proptest::prop_assert_eq!(&generic, &Some(dst));
+            }
+            // Layout read from the first symbol: kept only with the
+            // predicted prefix, then the same bytes as the generic path.
+            let marker = raw_chunk_marker().unwrap();
+            let mut slot = vec![0u8; 65_536];
+            if let Some((learned, n)) = p.decode_chunk_into(o.object_id, o.k, &o.frames, None, &marker, &mut slot)
+                && head.block_prefix(n) == Some(learned)
+                && n == len
+            {
+                proptest::prop_assert_eq!(&generic, &Some(slot[..n].to_vec()));
             }
         }
 
@@ -876,8 +1004,13 @@ mod tests {
             let p = path(&key, &oik);
             let frames: Vec<Bytes> = frames.into_iter().map(Bytes::from).collect();
             let mut dst = vec![0u8; len];
-            let _ = p.decode_chunk_into(ObjectId::from_bytes([1; 32]), k, &frames, &prefix, &mut dst);
+            let id = ObjectId::from_bytes([1; 32]);
+            let _ = p.decode_chunk_into(id, k, &frames, Some(&prefix), &[], &mut dst);
+            let _ = p.decode_chunk_into(id, k, &frames, None, &prefix, &mut dst);
             let sym: Vec<u8> = prefix.iter().copied().cycle().take(1024).collect();
+            for m in [&[][..], &prefix[..prefix.len().min(39)]] {
+                let _ = guess_chunk_split(&sym, m);
+            }
             for at in [0, 512, 1024, 2048] {
                 let _ = place_edge_symbol(&sym, at, &prefix, &mut dst);
             }
