@@ -506,7 +506,7 @@ impl SymbolPath<'_> {
             || -> Result<_, PipelineError> {
                 let root = self.open_object(root_enc.object_id, root_enc.k, &root_enc.frames)?;
                 let parsed = parse_root(&root)?;
-                Ok((root, parsed))
+                Ok((parsed, ChunkBlockHead::for_root(&root.header).ok()))
             },
             || {
                 let by_id: std::collections::HashMap<ObjectId, &EncodedObject> =
@@ -535,12 +535,11 @@ impl SymbolPath<'_> {
                 (out, by_id, early)
             },
         );
-        let (root, parsed) = root?;
+        let (parsed, head) = root?;
         let m = match parsed {
             PayloadRoot::Inline(bytes) => return Ok(bytes),
             PayloadRoot::Manifest(m) => m,
         };
-        let head = ChunkBlockHead::for_root(&root.header).ok();
         // The chunks can hold no more than their source blocks: a manifest
         // claiming more is rejected before the output grows to it.
         let out_len = usize::try_from(m.total_len)
