@@ -516,6 +516,10 @@ impl SymbolPath<'_> {
                     Some(marker) if cs_guess > 0 => out
                         .par_chunks_mut(cs_guess as usize)
                         .zip(others.par_iter())
+                        // One job per chunk: a chunk is ~80 µs of work, and
+                        // rayon's default halving leaves runs of several
+                        // chunks that the core done with the root cannot take.
+                        .with_max_len(1)
                         .enumerate()
                         .map(|(i, (dst, o))| {
                             let (prefix, n) = self.decode_chunk_into(
@@ -570,6 +574,7 @@ impl SymbolPath<'_> {
         let cvs: Vec<Option<blake3::hazmat::ChainingValue>> = out
             .par_chunks_mut(cs.max(1))
             .zip(m.chunks.par_iter())
+            .with_max_len(1)
             .enumerate()
             .map(|(i, (dst, id))| {
                 if let Some(cv) = early_cv(i, id, dst.len()) {
