@@ -939,6 +939,51 @@ mod tests {
         assert_eq!(p.get_payload(&lossy).unwrap(), payload);
     }
 
+    /// Chunks decoded before the manifest is read are kept only where it
+    /// agrees: reordered objects, another chunk size or another header all
+    /// still return the payload (through the direct or generic path).
+    #[test]
+    fn early_chunks_are_kept_only_where_the_manifest_agrees() {
+        let (key, oik, meta) = fixture();
+        let p = path(&key, &oik);
+        let (payload, sealed, _, _) = chunked_fixture(&p, &meta);
+        // Chunks in reverse order: every early slot holds another chunk.
+        let mut reversed = sealed.clone();
+        reversed.objects[1..].reverse();
+        assert_eq!(p.get_payload(&reversed).unwrap(), payload);
+        // A chunk sent twice: the early slots after it are shifted.
+        let mut dup = sealed.clone();
+        dup.objects.insert(3, sealed.objects[3].clone());
+        assert_eq!(p.get_payload(&dup).unwrap(), payload);
+        // Put with 32 KiB chunks, got with a path expecting 64 KiB ones.
+        let mut small = path(&key, &oik);
+        small.params.chunk.chunk_size = 32 * 1024;
+        let s = small.put_payload(&payload, &meta, &mut 100).unwrap();
+        assert_eq!(p.get_payload(&s).unwrap(), payload);
+        // Chunks under another header than the root's: the prefix read from
+        // each chunk is not the predicted one, the generic path decodes them.
+        let later = PayloadMeta {
+            created_at: meta.created_at + 7,
+            ..meta.clone()
+        };
+        let other = p.put_payload(&payload, &later, &mut 200).unwrap();
+        let mut mixed = sealed.clone();
+        for (i, o) in other.objects.iter().enumerate().skip(1) {
+            let enc = ObjectEncoder::new(
+                &p.open_object(o.object_id, o.k, &o.frames)
+                    .unwrap()
+                    .content()
+                    .unwrap(),
+                p.params.symbol_size,
+            )
+            .unwrap();
+            mixed.objects[i] = p
+                .seal_encoder(sealed.objects[i].object_id, &enc, 300 + 100 * i as u64)
+                .unwrap();
+        }
+        assert_eq!(p.get_payload(&mixed).unwrap(), payload);
+    }
+
     proptest::proptest! {
         #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
         /// Whatever is done to a chunk's frames (bits flipped anywhere,
