@@ -567,37 +567,50 @@ impl SymbolPath<'_> {
         let cs =
             usize::try_from(m.chunk_size).map_err(|_| ChunkError::BadManifest("chunk_size"))?;
         let header = std::sync::OnceLock::new();
-        // Each other chunk is opened straight into its place in the output
-        // when its block is the predicted one, else decoded in its own source
-        // block, checked and copied there; then hashed (one subtree of the
-        // payload hash) while hot.
-        let cvs: Vec<Option<blake3::hazmat::ChainingValue>> = out
-            .par_chunks_mut(cs.max(1))
-            .zip(m.chunks.par_iter())
-            .with_max_len(1)
-            .enumerate()
-            .map(|(i, (dst, id))| {
-                if let Some(cv) = early_cv(i, id, dst.len()) {
-                    return Ok(merge.then_some(cv));
+        // Chunks not kept from the early pass are opened straight into their
+        // place in the output when their block is the predicted one, else
+        // decoded in their own source block, checked and copied there; then
+        // hashed (one subtree of the payload hash) while hot.
+        let finish = |(i, (dst, id)): (usize, (&mut [u8], &ObjectId))| {
+            if let Some(cv) = early_cv(i, id, dst.len()) {
+                return Ok(merge.then_some(cv));
+            }
+            let o = by_id.get(id).ok_or(PipelineError::IdMismatch(*id))?;
+            let direct = head
+                .as_ref()
+                .and_then(|h| h.block_prefix(dst.len()))
+                .and_then(|p| self.decode_chunk_into(*id, o.k, &o.frames, Some(&p), &[], dst))
+                .is_some();
+            if !direct {
+                let (block, range) = self.decode_frames(*id, o.k, &o.frames)?.take_block()?;
+                let content = block.get(range).unwrap_or_default();
+                let bytes = parse_chunk_content(content, &header)?.body(&m, i)?;
+                if bytes.len() != dst.len() {
+                    return Err(ChunkError::BadManifest("total_len").into());
                 }
-                let o = by_id.get(id).ok_or(PipelineError::IdMismatch(*id))?;
-                let direct = head
-                    .as_ref()
-                    .and_then(|h| h.block_prefix(dst.len()))
-                    .and_then(|p| self.decode_chunk_into(*id, o.k, &o.frames, Some(&p), &[], dst))
-                    .is_some();
-                if !direct {
-                    let (block, range) = self.decode_frames(*id, o.k, &o.frames)?.take_block()?;
-                    let content = block.get(range).unwrap_or_default();
-                    let bytes = parse_chunk_content(content, &header)?.body(&m, i)?;
-                    if bytes.len() != dst.len() {
-                        return Err(ChunkError::BadManifest("total_len").into());
-                    }
-                    dst.copy_from_slice(bytes);
-                }
-                Ok(merge.then(|| chunk_cv(dst, i, m.chunk_size)))
-            })
-            .collect::<Result<_, PipelineError>>()?;
+                dst.copy_from_slice(bytes);
+            }
+            Ok(merge.then(|| chunk_cv(dst, i, m.chunk_size)))
+        };
+        // When every chunk was kept (the common case) nothing is left to
+        // decode: no second trip to the other core.
+        let all_early = m.chunks.iter().enumerate().all(|(i, id)| {
+            usize::try_from(m.chunk_len(i)).is_ok_and(|n| early_cv(i, id, n).is_some())
+        });
+        let cvs: Vec<Option<blake3::hazmat::ChainingValue>> = if all_early {
+            out.chunks_mut(cs.max(1))
+                .zip(&m.chunks)
+                .enumerate()
+                .map(finish)
+                .collect::<Result<_, PipelineError>>()?
+        } else {
+            out.par_chunks_mut(cs.max(1))
+                .zip(m.chunks.par_iter())
+                .with_max_len(1)
+                .enumerate()
+                .map(finish)
+                .collect::<Result<_, PipelineError>>()?
+        };
         if cvs.len() != m.chunks.len() {
             return Err(ChunkError::BadManifest("total_len").into());
         }
