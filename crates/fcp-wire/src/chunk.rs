@@ -666,6 +666,94 @@ pub fn check_chunk<'o>(
     Ok(bytes)
 }
 
+/// What precedes a chunk's bytes in its RaptorQ source block when the chunk
+/// carries the header the put path gives every chunk of a payload
+/// ([`ChunkPlan`]: the root's header with the RawChunk schema and no refs):
+/// `u32le(len(content))` (profile §4.1), then its content (profile §3) up to
+/// the RawChunk byte string's bytes. With it the get path knows a chunk's
+/// whole source block except the payload bytes before decoding it.
+#[derive(Clone, Debug)]
+pub struct ChunkBlockHead {
+    /// `"FCP2-OBJECT-V1" || canonical_cbor(header) || SchemaHash || {"bytes": `.
+    head: Vec<u8>,
+}
+
+impl ChunkBlockHead {
+    /// The head of the chunks of the payload whose root has header `root`.
+    pub fn for_root(root: &ObjectHeader) -> Result<Self, ChunkError> {
+        let raw = schema(RAW_CHUNK_SCHEMA)?;
+        let raw_hash = raw.hash();
+        let header = ObjectHeader {
+            schema: raw,
+            refs: Vec::new(),
+            ..root.clone()
+        };
+        let cbor = fcp_core::to_canonical(&header).map_err(ObjectError::from)?;
+        let mut head = fcp_core::ids::domain::OBJECT_CONTENT.to_vec();
+        head.extend_from_slice(&cbor);
+        head.extend_from_slice(raw_hash.as_bytes());
+        head.extend_from_slice(&RawChunk::PREFIX);
+        Ok(Self { head })
+    }
+
+    /// The source-block bytes before the payload of a chunk of `len` bytes:
+    /// `u32le(len(content)) || head || bstr_head(len)`; `None` if the content
+    /// would not fit the length prefix.
+    pub fn block_prefix(&self, len: usize) -> Option<Vec<u8>> {
+        let (bh, bl) = bstr_head(len as u64);
+        let bstr = bh.get(..bl).unwrap_or_default();
+        let content_len = u32::try_from(self.head.len() + bstr.len() + len).ok()?;
+        let mut out = Vec::with_capacity(4 + self.head.len() + bstr.len());
+        out.extend_from_slice(&content_len.to_le_bytes());
+        out.extend_from_slice(&self.head);
+        out.extend_from_slice(bstr);
+        Some(out)
+    }
+}
+
+/// `SchemaHash(RawChunk) || {"bytes": `: what every chunk's content holds
+/// right before the head of its byte string (profile §3).
+pub fn raw_chunk_marker() -> Result<Vec<u8>, ChunkError> {
+    let mut m = schema(RAW_CHUNK_SCHEMA)?.hash().as_bytes().to_vec();
+    m.extend_from_slice(&RawChunk::PREFIX);
+    Ok(m)
+}
+
+/// Where a chunk's payload seems to lie in its source block, read from the
+/// block's first source symbol `sym`: `(prefix length, payload length)` when
+/// it starts `u32le(len(content)) || "FCP2-OBJECT-V1"`, holds `marker`
+/// ([`raw_chunk_marker`]) followed by a byte-string head, and the lengths
+/// agree. Only a guess (the header is not parsed): the get path keeps a chunk
+/// decoded this way only if the bytes before the payload equal
+/// [`ChunkBlockHead::block_prefix`].
+pub fn guess_chunk_split(sym: &[u8], marker: &[u8]) -> Option<(usize, usize)> {
+    let domain = fcp_core::ids::domain::OBJECT_CONTENT;
+    let content_len = u32::from_le_bytes(sym.get(..4)?.try_into().ok()?) as usize;
+    let from = 4 + domain.len();
+    if sym.get(4..from)? != domain || marker.is_empty() {
+        return None;
+    }
+    let at = from
+        + sym
+            .get(from..)?
+            .windows(marker.len())
+            .position(|w| w == marker)?;
+    let head = at + marker.len();
+    let be = |n: usize| -> Option<usize> {
+        let b = sym.get(head + 1..head + 1 + n)?;
+        Some(b.iter().fold(0usize, |acc, x| (acc << 8) | usize::from(*x)))
+    };
+    let (len, n) = match *sym.get(head)? {
+        ib @ 0x40..=0x57 => (usize::from(ib - 0x40), 1),
+        0x58 => (be(1)?, 2),
+        0x59 => (be(2)?, 3),
+        0x5a => (be(4)?, 5),
+        _ => return None,
+    };
+    let off = head + n;
+    (content_len == off - 4 + len).then_some((off, len))
+}
+
 /// The parsed object header of a payload's chunks, shared by every chunk that
 /// carries the same header bytes (a payload's chunks normally all do), so the
 /// canonical CBOR header is parsed and checked once per payload, not per chunk.
