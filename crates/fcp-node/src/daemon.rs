@@ -1449,10 +1449,23 @@ impl Node {
             // Everything offered in this round is in.
             g.done.notify_waiters();
         }
+        self.open_for_get(g, &meta, &source, &h, || frame.records())
+    }
+
+    /// Open the symbols `records()` yields, sealed under header `h`, into a
+    /// get's decoder (received in a frame, or read from the local store).
+    fn open_for_get<'r, I: Iterator<Item = RecordRef<'r>>>(
+        &self,
+        g: &GetState,
+        meta: &Meta,
+        source: &str,
+        h: &FrameHeader,
+        records: impl Fn() -> I,
+    ) -> Result<(), FcpError> {
         if h.zone_id_hash != *meta.zone_id.hash().as_bytes() {
             return Err(fcp(ErrorCode::SymbolInvalid, "frame of another zone"));
         }
-        let key = self.opener(&meta.zone_id, &source, h.sender_instance_id)?;
+        let key = self.opener(&meta.zone_id, source, h.sender_instance_id)?;
         let mut dec = lock(&g.decoder);
         if dec.is_none() {
             // Solves only when asked: a missing source symbol is usually on
@@ -1464,7 +1477,7 @@ impl Node {
             );
         }
         let Some(d) = dec.as_mut() else { return Ok(()) };
-        let progress = fcp_wire::envelope::open_into(frame, &key, d).map_err(fe)?;
+        let progress = fcp_wire::envelope::open_records_into(h, records(), &key, d).map_err(fe)?;
         let content = if progress == Progress::Complete {
             Some(d.take().map_err(fe)?)
         } else {
@@ -1472,7 +1485,7 @@ impl Node {
         };
         // Lock order: never hold the decoder while taking another lock.
         drop(dec);
-        lock(&g.got).extend(frame.records().map(|r| r.esi));
+        lock(&g.got).extend(records().map(|r| r.esi));
         if let Some(content) = content {
             lock(&g.result).get_or_insert(content);
             g.done.notify_waiters();
@@ -1526,13 +1539,25 @@ impl Node {
         Ok(())
     }
 
-    /// Feed one locally stored symbol to a get (a record the store found
-    /// corrupt is counted and skipped).
+    /// Feed one locally stored symbol to a get, straight from its record
+    /// (no frame built and parsed again); one that fails to open is counted
+    /// and skipped.
     fn open_local(&self, g: &GetState, r: &SymbolRecord) {
-        if let Ok(f) = record_frame(r)
-            && let Ok(fr) = Frame::decode(f)
-            && self.on_get_frame(g, &fr).is_err()
-        {
+        let meta = lock(&g.meta).clone();
+        let rec = RecordRef {
+            esi: r.esi,
+            k: r.k,
+            ciphertext: &r.ciphertext,
+            tag: &r.tag,
+        };
+        let opened = meta
+            .ok_or_else(|| fcp(ErrorCode::Internal, "no metadata"))
+            .and_then(|m| {
+                self.open_for_get(g, &m, &r.source_node, &record_header(r), || {
+                    std::iter::once(rec)
+                })
+            });
+        if opened.is_err() {
             self.stats.frames_rejected.fetch_add(1, Ordering::Relaxed);
         }
     }
@@ -2349,8 +2374,9 @@ impl Node {
 }
 
 /// Rebuild the FCPS frame a stored symbol came in (one record per frame).
-fn record_frame(r: &SymbolRecord) -> Result<Bytes, FcpError> {
-    let header = FrameHeader {
+/// The frame header a stored symbol was sealed under.
+fn record_header(r: &SymbolRecord) -> FrameHeader {
+    FrameHeader {
         flags: FrameFlags::ENCRYPTED.union(FrameFlags::RAPTORQ),
         object_id: *r.object_id.as_bytes(),
         symbol_size: r.symbol_size,
@@ -2359,7 +2385,11 @@ fn record_frame(r: &SymbolRecord) -> Result<Bytes, FcpError> {
         epoch_id: r.epoch_id,
         sender_instance_id: r.sender_instance_id,
         frame_seq: r.frame_seq,
-    };
+    }
+}
+
+fn record_frame(r: &SymbolRecord) -> Result<Bytes, FcpError> {
+    let header = record_header(r);
     let mut b = FrameBuilder::new(
         &header,
         FrameBuilder::DEFAULT_MAX_FRAME.max(fcp_wire::frame::encoded_len(r.symbol_size, 1)),
