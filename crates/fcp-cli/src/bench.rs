@@ -9,13 +9,11 @@
 //! The limit uses the same RaptorQ wrappers as the real path
 //! (`ObjectEncoder`, `ObjectDecoder`), so an improvement there speeds up both
 //! sides alike, and it decrypts each symbol straight into the decoder's
-//! buffer and takes the decoded block without shifting it. The get path goes
-//! one step further when a chunk's block is the predicted one: it decrypts
-//! straight into the contiguous output, so it allocates one zeroed output
-//! where the limit allocates one zeroed block per chunk, and neither copies.
-//! What separates the two is the protocol's own work — per chunk a
-//! keyed-BLAKE3 ObjectId and a BLAKE3 payload-hash subtree on each side,
-//! object headers, framing and the XXH3 frame checksum, and the manifest.
+//! buffer and takes the decoded block without shifting it, as the get path
+//! does: neither side pays a copy the other avoids. What separates the two is
+//! the protocol's own work — per chunk a keyed-BLAKE3 ObjectId and a BLAKE3
+//! payload-hash subtree on each side, object headers, framing and the XXH3
+//! frame checksum, the manifest, and the get path's contiguous output.
 
 use std::time::Instant;
 

@@ -11,20 +11,10 @@
 //! payload hash; chunk ids only to name a chunk after it fails, decision 58),
 //! and both XXH3 every frame; everything else is kept off the per-byte path. Each
 //! chunk's content is written once into its source block, source symbols are
-//! sealed straight from it into one buffer holding all of an object's frames.
-//! On get a chunk's whole source block except its payload bytes is predicted
-//! from the root's header ([`ChunkBlockHead`]), so each source symbol is
-//! decrypted straight into its place in the output (the few that overlap the
-//! predicted prefix or the padding through one scratch symbol, compared
-//! there) and the chunk is hashed there while hot: no per-chunk block, no
-//! copy. While the root is opened and parsed (the only serial step), the
-//! other core zero-fills the output and starts on the chunks in the order
-//! the put path sends them, each one's prefix read from its first symbol; a
-//! chunk decoded early is kept only if the manifest lists it at that index
-//! and its prefix is the predicted one. A chunk that needs repair symbols,
-//! or whose frames or header differ from the prediction, takes the generic
-//! path instead (decoded in its own block, header parsed once per payload,
-//! checked and copied), which is what decides its errors (decision 61).
+//! sealed straight from it into one buffer holding all of an object's frames,
+//! and on get each source symbol is decrypted into its place in the decoded
+//! block, checked there (header parsed once per payload), hashed and copied
+//! once into the output.
 
 use bytes::Bytes;
 use fcp_core::{ObjectId, ObjectIdKey, StorageMeta, StoredObject, ZoneIdHash};
@@ -32,11 +22,10 @@ use fcp_crypto::SymbolKey;
 use rayon::prelude::*;
 
 use crate::chunk::{
-    ChunkBlockHead, ChunkError, ChunkParams, ChunkPlan, ChunkedObjectManifest, PayloadMeta,
-    PayloadRoot, can_merge, chunk_cv, guess_chunk_split, merged_payload_hash, parse_chunk_content,
-    parse_root, raw_chunk_marker,
+    ChunkError, ChunkParams, ChunkPlan, ChunkedObjectManifest, PayloadMeta, PayloadRoot, can_merge,
+    chunk_cv, merged_payload_hash, parse_chunk_content, parse_root,
 };
-use crate::envelope::{EnvelopeError, Sealer, SymbolContext, check_header, open_ref_into};
+use crate::envelope::{EnvelopeError, Sealer, SymbolContext, open_ref_into};
 use crate::error::WireError;
 use crate::frame::{FrameBuilder, FrameRef};
 use crate::object::{
@@ -348,108 +337,6 @@ impl SymbolPath<'_> {
         Ok(dec)
     }
 
-    /// The fast path of a chunk whose source block is
-    /// `prefix || payload || zero padding` with the payload in `dst`: each
-    /// source symbol is opened straight into its place in `dst`, the few that
-    /// overlap the prefix or the padding through a scratch symbol, where
-    /// those bytes must equal the prefix or be zero. The prefix is `known`
-    /// (predicted from the root, [`ChunkBlockHead`]; the payload fills
-    /// `dst`), or else read from source symbol 0, which must come first
-    /// ([`guess_chunk_split`] with `marker`; the payload may be shorter than
-    /// `dst`). Returns the prefix and the payload length.
-    ///
-    /// It runs the same checks, on the same frames in the same order, as
-    /// [`Self::decode_frames`] does until it completes, so a result means the
-    /// generic path would have rebuilt this very block (as chunk content, if
-    /// the prefix is the predicted one). Anything else (a repair symbol
-    /// needed, a duplicate, another layout, a frame or symbol that fails a
-    /// check) returns `None` with `dst` partly written: the caller then runs
-    /// the generic path, which rebuilds what it rebuilds and reports the
-    /// errors it reports.
-    fn decode_chunk_into(
-        &self,
-        id: ObjectId,
-        k: u16,
-        frames: &[Bytes],
-        known: Option<&[u8]>,
-        marker: &[u8],
-        dst: &mut [u8],
-    ) -> Option<(Vec<u8>, usize)> {
-        let t = self.params.symbol_size;
-        let ctx = self.zone.symbols(id, t);
-        let t = usize::from(t);
-        let room = dst.len();
-        let fits = |off: usize, n: usize| n <= room && (off + n).div_ceil(t) == usize::from(k);
-        let mut layout = known.map(|p| (p.to_vec(), room));
-        if layout.as_ref().is_some_and(|(p, n)| !fits(p.len(), *n)) {
-            return None;
-        }
-        let mut seen = vec![false; usize::from(k)];
-        let mut have = 0;
-        let mut scratch = vec![0u8; t];
-        for f in frames {
-            let frame = FrameRef::decode(f).ok()?;
-            let h = frame.header();
-            if check_header(h, &ctx).is_err()
-                || h.sender_instance_id != self.key.sender_instance_id()
-            {
-                return None;
-            }
-            for r in frame.records() {
-                // A repair symbol or a duplicate leaves the fast path.
-                let seen = seen.get_mut(r.esi as usize).filter(|s| !**s)?;
-                if r.k != k || r.ciphertext.len() != t {
-                    return None;
-                }
-                let aad = fcp_crypto::symbol_aad(
-                    &id,
-                    r.esi,
-                    k,
-                    &ctx.zone_id_hash,
-                    &h.zone_key_id,
-                    h.epoch_id,
-                );
-                let open = |buf: &mut [u8]| {
-                    buf.copy_from_slice(r.ciphertext);
-                    self.key
-                        .open_in_place(h.frame_seq, r.esi, &aad, buf, r.tag)
-                        .is_ok()
-                };
-                let at = r.esi as usize * t;
-                let opened = match &layout {
-                    Some((p, n)) => {
-                        let (off, end) = (p.len(), p.len() + n);
-                        let dst = dst.get_mut(..*n)?;
-                        if at >= off && at + t <= end {
-                            dst.get_mut(at - off..at - off + t).is_some_and(open)
-                        } else {
-                            open(&mut scratch) && place_edge_symbol(&scratch, at, p, dst)
-                        }
-                    }
-                    None => {
-                        if r.esi != 0 || !open(&mut scratch) {
-                            return None;
-                        }
-                        let (off, n) = guess_chunk_split(&scratch, marker)?;
-                        let p = scratch.get(..off).filter(|_| fits(off, n))?.to_vec();
-                        let placed = place_edge_symbol(&scratch, 0, &p, dst.get_mut(..n)?);
-                        layout = Some((p, n));
-                        placed
-                    }
-                };
-                if !opened {
-                    return None;
-                }
-                *seen = true;
-                have += 1;
-                if have == usize::from(k) {
-                    return layout;
-                }
-            }
-        }
-        None
-    }
-
     /// Decode one object from its frames (any order, any subset holding at
     /// least `k` symbols) and check its id.
     pub fn open_object(
@@ -484,104 +371,39 @@ impl SymbolPath<'_> {
             .first()
             .filter(|o| o.object_id == sealed.root)
             .ok_or(PipelineError::IdMismatch(sealed.root))?;
-        let t = u64::from(self.params.symbol_size);
-        let room: u64 = sealed.objects.iter().map(|o| u64::from(o.k) * t).sum();
-        // While the root is opened and parsed (serial), the other core
-        // indexes the objects, zero-fills the output at the size their blocks
-        // suggest, bounded by the bytes their frames really hold (a claimed
-        // `k` costs the caller nothing), and starts on the chunks: taken in
-        // the order the put path sends them, at its chunk size, each one's
-        // layout read from its first symbol. A chunk decoded early is kept
-        // only where the manifest then agrees (that object listed at that
-        // index, same chunk size and length, the predicted prefix); every
-        // other slot is decoded again below.
-        let others = sealed.objects.get(1..).unwrap_or_default();
-        let guess = others
-            .iter()
-            .map(|o| (u64::from(o.k) * t).min(o.frames.iter().map(|f| f.len() as u64).sum()))
-            .sum::<u64>();
-        let cs_guess = self.params.chunk.chunk_size;
-        let marker = raw_chunk_marker().ok();
-        let (root, (mut out, by_id, early)) = rayon::join(
-            || -> Result<_, PipelineError> {
-                let root = self.open_object(root_enc.object_id, root_enc.k, &root_enc.frames)?;
-                let parsed = parse_root(&root)?;
-                Ok((parsed, ChunkBlockHead::for_root(&root.header).ok()))
-            },
-            || {
-                let by_id: std::collections::HashMap<ObjectId, &EncodedObject> =
-                    sealed.objects.iter().map(|o| (o.object_id, o)).collect();
-                let mut out = zeroed(usize::try_from(guess).unwrap_or_default());
-                let early: Vec<Option<EarlyChunk>> = match marker.as_deref() {
-                    Some(marker) if cs_guess > 0 => out
-                        .par_chunks_mut(cs_guess as usize)
-                        .zip(others.par_iter())
-                        // One job per chunk: a chunk is ~80 µs of work, and
-                        // rayon's default halving leaves runs of several
-                        // chunks that the core done with the root cannot take.
-                        .with_max_len(1)
-                        .enumerate()
-                        .map(|(i, (dst, o))| {
-                            let (prefix, n) = self.decode_chunk_into(
-                                o.object_id,
-                                o.k,
-                                &o.frames,
-                                None,
-                                marker,
-                                dst,
-                            )?;
-                            let cv = chunk_cv(dst.get(..n)?, i, cs_guess);
-                            Some(EarlyChunk { prefix, cv })
-                        })
-                        .collect(),
-                    _ => Vec::new(),
-                };
-                (out, by_id, early)
-            },
-        );
-        let (parsed, head) = root?;
-        let m = match parsed {
+        let m = match parse_root(&self.open_object(
+            root_enc.object_id,
+            root_enc.k,
+            &root_enc.frames,
+        )?)? {
             PayloadRoot::Inline(bytes) => return Ok(bytes),
             PayloadRoot::Manifest(m) => m,
         };
         // The chunks can hold no more than their source blocks: a manifest
-        // claiming more is rejected before the output grows to it.
+        // claiming more is rejected before allocating.
+        let t = u64::from(self.params.symbol_size);
+        let room: u64 = sealed.objects.iter().map(|o| u64::from(o.k) * t).sum();
         let out_len = usize::try_from(m.total_len)
             .ok()
             .filter(|_| m.total_len <= room)
             .ok_or(ChunkError::BadManifest("total_len"))?;
-        out.resize(out_len, 0);
+        let mut out = vec![0u8; out_len];
+        let by_id: std::collections::HashMap<ObjectId, &EncodedObject> =
+            sealed.objects.iter().map(|o| (o.object_id, o)).collect();
         let merge = can_merge(m.total_len, m.chunk_size);
-        // Chunk `i` of `n` bytes decoded early, with the predicted prefix, in
-        // its slot (so the direct path would have accepted it): its cv.
-        let early_cv = |i: usize, id: &ObjectId, n: usize| {
-            let e = early.get(i)?.as_ref()?;
-            let listed = by_id
-                .get(id)
-                .is_some_and(|o| others.get(i).is_some_and(|x| std::ptr::eq(*o, x)));
-            let prefix = head.as_ref()?.block_prefix(n)?;
-            (listed && m.chunk_size == cs_guess && e.prefix == prefix).then_some(e.cv)
-        };
         // parse_root checked chunk_size > 0 and that the chunk list covers
         // total_len, so the output splits into one slot per chunk.
         let cs =
             usize::try_from(m.chunk_size).map_err(|_| ChunkError::BadManifest("chunk_size"))?;
         let header = std::sync::OnceLock::new();
-        // Chunks not kept from the early pass are opened straight into their
-        // place in the output when their block is the predicted one, else
-        // decoded in their own source block, checked and copied there; then
-        // hashed (one subtree of the payload hash) while hot.
-        let finish = |(i, (dst, id)): (usize, (&mut [u8], &ObjectId))| {
-            if let Some(cv) = early_cv(i, id, dst.len()) {
-                return Ok(merge.then_some(cv));
-            }
-            let o = by_id.get(id).ok_or(PipelineError::IdMismatch(*id))?;
-            let direct = head
-                .as_ref()
-                .and_then(|h| h.block_prefix(dst.len()))
-                .and_then(|p| self.decode_chunk_into(*id, o.k, &o.frames, Some(&p), &[], dst))
-                .is_some();
-            if !direct {
+        // Each chunk is decoded in its own source block, checked, hashed (one
+        // subtree of the payload hash) and copied to its place while hot.
+        let cvs: Vec<Option<blake3::hazmat::ChainingValue>> = out
+            .par_chunks_mut(cs.max(1))
+            .zip(m.chunks.par_iter())
+            .enumerate()
+            .map(|(i, (dst, id))| {
+                let o = by_id.get(id).ok_or(PipelineError::IdMismatch(*id))?;
                 let (block, range) = self.decode_frames(*id, o.k, &o.frames)?.take_block()?;
                 let content = block.get(range).unwrap_or_default();
                 let bytes = parse_chunk_content(content, &header)?.body(&m, i)?;
@@ -589,28 +411,9 @@ impl SymbolPath<'_> {
                     return Err(ChunkError::BadManifest("total_len").into());
                 }
                 dst.copy_from_slice(bytes);
-            }
-            Ok(merge.then(|| chunk_cv(dst, i, m.chunk_size)))
-        };
-        // When every chunk was kept (the common case) nothing is left to
-        // decode: no second trip to the other core.
-        let all_early = m.chunks.iter().enumerate().all(|(i, id)| {
-            usize::try_from(m.chunk_len(i)).is_ok_and(|n| early_cv(i, id, n).is_some())
-        });
-        let cvs: Vec<Option<blake3::hazmat::ChainingValue>> = if all_early {
-            out.chunks_mut(cs.max(1))
-                .zip(&m.chunks)
-                .enumerate()
-                .map(finish)
-                .collect::<Result<_, PipelineError>>()?
-        } else {
-            out.par_chunks_mut(cs.max(1))
-                .zip(m.chunks.par_iter())
-                .with_max_len(1)
-                .enumerate()
-                .map(finish)
-                .collect::<Result<_, PipelineError>>()?
-        };
+                Ok(merge.then(|| chunk_cv(bytes, i, m.chunk_size)))
+            })
+            .collect::<Result<_, PipelineError>>()?;
         if cvs.len() != m.chunks.len() {
             return Err(ChunkError::BadManifest("total_len").into());
         }
@@ -642,52 +445,6 @@ impl SymbolPath<'_> {
             })
             .unwrap_or_else(|| ChunkError::PayloadHash.into())
     }
-}
-
-/// `n` zero bytes, zero-filled on every core (safe Rust cannot skip the
-/// fill; this keeps it off a single core's critical path).
-fn zeroed(n: usize) -> Vec<u8> {
-    const PAGE: usize = 4096;
-    let pages: Vec<[u8; PAGE]> = (0..n.div_ceil(PAGE))
-        .into_par_iter()
-        .map(|_| [0u8; PAGE])
-        .collect();
-    let mut out = pages.into_flattened();
-    out.truncate(n);
-    out
-}
-
-/// A chunk decoded before the manifest was read: the bytes its block holds
-/// before the payload, and the payload's chaining value at its guessed index.
-struct EarlyChunk {
-    prefix: Vec<u8>,
-    cv: blake3::hazmat::ChainingValue,
-}
-
-/// Place a source symbol at block offset `at` that overlaps the predicted
-/// `prefix` or the zero padding after `dst` (see
-/// [`SymbolPath::decode_chunk_into`]): its prefix bytes must equal `prefix`,
-/// its padding bytes must be zero (profile §4.1), its payload bytes go to
-/// their place in `dst`.
-fn place_edge_symbol(sym: &[u8], at: usize, prefix: &[u8], dst: &mut [u8]) -> bool {
-    let (off, end, sym_end) = (prefix.len(), prefix.len() + dst.len(), at + sym.len());
-    let head_ok = at >= off || sym.get(..off.min(sym_end) - at) == prefix.get(at..off.min(sym_end));
-    let (from, to) = (at.max(off), sym_end.min(end));
-    let body_ok = from >= to
-        || match (
-            dst.get_mut(from - off..to - off),
-            sym.get(from - at..to - at),
-        ) {
-            (Some(d), Some(s)) => {
-                d.copy_from_slice(s);
-                true
-            }
-            _ => false,
-        };
-    let pad_ok = sym
-        .get(end.max(at) - at..)
-        .is_none_or(|pad| pad.iter().all(|b| *b == 0));
-    head_ok && body_ok && pad_ok
 }
 
 #[cfg(test)]
@@ -864,218 +621,5 @@ mod tests {
         let mut rewrapped = sealed.clone();
         rewrapped.objects[2] = reseal(same_bytes.content().unwrap(), 40_000);
         assert_eq!(p.get_payload(&rewrapped).unwrap(), payload);
-    }
-
-    /// The generic path for one chunk: its bytes as chunk `i` of `m`, or an error.
-    fn generic_chunk(
-        p: &SymbolPath<'_>,
-        m: &ChunkedObjectManifest,
-        i: usize,
-        o: &EncodedObject,
-    ) -> Option<Vec<u8>> {
-        let (block, range) = p
-            .decode_frames(o.object_id, o.k, &o.frames)
-            .ok()?
-            .take_block()
-            .ok()?;
-        let content = block.get(range)?;
-        let cache = std::sync::OnceLock::new();
-        let bytes = parse_chunk_content(content, &cache).ok()?.body(m, i).ok()?;
-        Some(bytes.to_vec())
-    }
-
-    fn chunked_fixture(
-        p: &SymbolPath<'_>,
-        meta: &PayloadMeta,
-    ) -> (
-        Vec<u8>,
-        SealedPayload,
-        ChunkedObjectManifest,
-        ChunkBlockHead,
-    ) {
-        let payload: Vec<u8> = (0..4 * 65_536 + 999u32)
-            .map(|i| (i.wrapping_mul(2_654_435_761) >> 11) as u8)
-            .collect();
-        let sealed = p.put_payload(&payload, meta, &mut 0).unwrap();
-        let root = p
-            .open_object(sealed.root, sealed.objects[0].k, &sealed.objects[0].frames)
-            .unwrap();
-        let PayloadRoot::Manifest(m) = parse_root(&root).unwrap() else {
-            panic!("not chunked");
-        };
-        let head = ChunkBlockHead::for_root(&root.header).unwrap();
-        (payload, sealed, m, head)
-    }
-
-    /// The predicted block prefix is what the put path writes before each
-    /// chunk's bytes, and the chunks the put path seals take the direct path.
-    #[test]
-    fn predicted_chunk_blocks_are_the_put_paths() {
-        let (key, oik, meta) = fixture();
-        let p = path(&key, &oik);
-        let (payload, sealed, m, head) = chunked_fixture(&p, &meta);
-        let plan = ChunkPlan::new(&payload, &meta, &oik, ChunkParams::default()).unwrap();
-        for i in 0..plan.count() {
-            let mut expected = (plan.content_len(i) as u32).to_le_bytes().to_vec();
-            plan.with_content_parts(i, |parts| {
-                for part in &parts[..parts.len() - 1] {
-                    expected.extend_from_slice(part);
-                }
-            });
-            let len = plan.chunk_bytes(i).len();
-            let prefix = head.block_prefix(len).unwrap();
-            assert_eq!(prefix, expected);
-            let o = &sealed.objects[i + 1];
-            let mut dst = vec![0u8; len];
-            let known =
-                p.decode_chunk_into(o.object_id, o.k, &o.frames, Some(&prefix), &[], &mut dst);
-            assert_eq!(known, Some((prefix.clone(), len)));
-            assert_eq!(dst, plan.chunk_bytes(i));
-            assert_eq!(generic_chunk(&p, &m, i, o).unwrap(), dst);
-            // Read from the first symbol instead, into a larger slot.
-            let marker = raw_chunk_marker().unwrap();
-            let mut slot = vec![0u8; 65_536];
-            let learned =
-                p.decode_chunk_into(o.object_id, o.k, &o.frames, None, &marker, &mut slot);
-            assert_eq!(learned, Some((prefix, len)));
-            assert_eq!(&slot[..len], plan.chunk_bytes(i));
-        }
-        // A lost source frame needs a repair symbol: the generic path
-        // rebuilds that chunk and the get still succeeds.
-        let mut lossy = sealed.clone();
-        lossy.objects[2].frames.remove(3);
-        let o = &lossy.objects[2];
-        let prefix = head.block_prefix(65_536).unwrap();
-        let mut dst = vec![0u8; 65_536];
-        let direct = p.decode_chunk_into(o.object_id, o.k, &o.frames, Some(&prefix), &[], &mut dst);
-        assert!(direct.is_none());
-        assert_eq!(p.get_payload(&lossy).unwrap(), payload);
-    }
-
-    /// Chunks decoded before the manifest is read are kept only where it
-    /// agrees: reordered objects, another chunk size or another header all
-    /// still return the payload (through the direct or generic path).
-    #[test]
-    fn early_chunks_are_kept_only_where_the_manifest_agrees() {
-        let (key, oik, meta) = fixture();
-        let p = path(&key, &oik);
-        let (payload, sealed, _, _) = chunked_fixture(&p, &meta);
-        // Chunks in reverse order: every early slot holds another chunk.
-        let mut reversed = sealed.clone();
-        reversed.objects[1..].reverse();
-        assert_eq!(p.get_payload(&reversed).unwrap(), payload);
-        // A chunk sent twice: the early slots after it are shifted.
-        let mut dup = sealed.clone();
-        dup.objects.insert(3, sealed.objects[3].clone());
-        assert_eq!(p.get_payload(&dup).unwrap(), payload);
-        // Put with 32 KiB chunks, got with a path expecting 64 KiB ones.
-        let mut small = path(&key, &oik);
-        small.params.chunk.chunk_size = 32 * 1024;
-        let s = small.put_payload(&payload, &meta, &mut 100).unwrap();
-        assert_eq!(p.get_payload(&s).unwrap(), payload);
-        // Chunks under another header than the root's: the prefix read from
-        // each chunk is not the predicted one, the generic path decodes them.
-        let later = PayloadMeta {
-            created_at: meta.created_at + 7,
-            ..meta.clone()
-        };
-        let other = p.put_payload(&payload, &later, &mut 200).unwrap();
-        let mut mixed = sealed.clone();
-        for (i, o) in other.objects.iter().enumerate().skip(1) {
-            let enc = ObjectEncoder::new(
-                &p.open_object(o.object_id, o.k, &o.frames)
-                    .unwrap()
-                    .content()
-                    .unwrap(),
-                p.params.symbol_size,
-            )
-            .unwrap();
-            mixed.objects[i] = p
-                .seal_encoder(sealed.objects[i].object_id, &enc, 300 + 100 * i as u64)
-                .unwrap();
-        }
-        assert_eq!(p.get_payload(&mixed).unwrap(), payload);
-    }
-
-    proptest::proptest! {
-        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
-        /// Whatever is done to a chunk's frames (bits flipped anywhere,
-        /// frames dropped, repeated or reordered, another chunk's frames,
-        /// another length), the direct path never panics, and when it
-        /// accepts, the generic path accepts the same bytes.
-        #[test]
-        fn direct_path_accepts_only_what_the_generic_path_accepts(
-            chunk in 0usize..5,
-            as_index in 0usize..5,
-            flips in proptest::collection::vec((0usize..100, 0usize..1300, 1u8..=255), 0..3),
-            drop in proptest::option::of(0usize..100),
-            dup in proptest::option::of(0usize..100),
-            swap in proptest::option::of((0usize..100, 0usize..100)),
-        ) {
-            let (key, oik, meta) = fixture();
-            let p = path(&key, &oik);
-            let (_, sealed, m, head) = chunked_fixture(&p, &meta);
-            let mut o = sealed.objects[chunk + 1].clone();
-            let n = o.frames.len();
-            for (f, b, x) in flips {
-                let mut bytes = o.frames[f % n].to_vec();
-                let at = b % bytes.len();
-                bytes[at] ^= x;
-                o.frames[f % n] = Bytes::from(bytes);
-            }
-            if let Some(d) = dup {
-                let f = o.frames[d % n].clone();
-                o.frames.insert(d % n, f);
-            }
-            if let Some((a, b)) = swap {
-                let len = o.frames.len();
-                o.frames.swap(a % len, b % len);
-            }
-            if let Some(d) = drop {
-                let len = o.frames.len();
-                o.frames.remove(d % len);
-            }
-            let len = usize::try_from(m.chunk_len(as_index)).unwrap();
-            let prefix = head.block_prefix(len).unwrap();
-            let mut dst = vec![0u8; len];
-            let generic = generic_chunk(&p, &m, as_index, &o);
-            if p.decode_chunk_into(o.object_id, o.k, &o.frames, Some(&prefix), &[], &mut dst).is_some() {
-                proptest::prop_assert_eq!(&generic, &Some(dst));
-            }
-            // Layout read from the first symbol: kept only with the
-            // predicted prefix, then the same bytes as the generic path.
-            let marker = raw_chunk_marker().unwrap();
-            let mut slot = vec![0u8; 65_536];
-            if let Some((learned, n)) = p.decode_chunk_into(o.object_id, o.k, &o.frames, None, &marker, &mut slot)
-                && head.block_prefix(n) == Some(learned)
-                && n == len
-            {
-                proptest::prop_assert_eq!(&generic, &Some(slot[..n].to_vec()));
-            }
-        }
-
-        /// Random bytes as frames and as a prefix never panic the direct path.
-        #[test]
-        fn direct_path_survives_random_input(
-            frames in proptest::collection::vec(proptest::collection::vec(proptest::prelude::any::<u8>(), 0..1400), 0..4),
-            prefix in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..1100),
-            len in 0usize..3000,
-            k in 1u16..6,
-        ) {
-            let (key, oik, _) = fixture();
-            let p = path(&key, &oik);
-            let frames: Vec<Bytes> = frames.into_iter().map(Bytes::from).collect();
-            let mut dst = vec![0u8; len];
-            let id = ObjectId::from_bytes([1; 32]);
-            let _ = p.decode_chunk_into(id, k, &frames, Some(&prefix), &[], &mut dst);
-            let _ = p.decode_chunk_into(id, k, &frames, None, &prefix, &mut dst);
-            let sym: Vec<u8> = prefix.iter().copied().cycle().take(1024).collect();
-            for m in [&[][..], &prefix[..prefix.len().min(39)]] {
-                let _ = guess_chunk_split(&sym, m);
-            }
-            for at in [0, 512, 1024, 2048] {
-                let _ = place_edge_symbol(&sym, at, &prefix, &mut dst);
-            }
-        }
     }
 }

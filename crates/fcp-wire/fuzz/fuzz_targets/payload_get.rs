@@ -1,9 +1,8 @@
 //! A sealed chunked payload whose frames a hostile holder mutated (bytes
 //! flipped, frames dropped, repeated, moved between objects, objects
-//! reordered, `k` changed) goes through the whole-payload get path, with its
-//! fast direct-into-output decoding (decision 61): it must never panic, and
-//! whatever it returns must be the original payload, because the root id
-//! binds the payload hash.
+//! reordered, `k` changed) goes through the whole-payload get path: it must
+//! never panic, and whatever it returns must be the original payload, because
+//! the root id binds the payload hash (decision 58).
 #![no_main]
 
 use std::sync::OnceLock;
