@@ -272,6 +272,7 @@ const CTL_BURST: usize = 64 * 1024;
 
 /// What a SymbolRequest asks for.
 struct Ask {
+    /// Ascending.
     have: Vec<u32>,
     want: u32,
     parts: u32,
@@ -1500,9 +1501,10 @@ impl Node {
             return;
         }
         let reserve = std::mem::take(&mut *lock(&g.reserve));
-        for r in &reserve {
-            lock(&g.sources).insert(r.sender_instance_id, r.source_node.clone());
-            self.open_local(g, r);
+        if let Some(meta) = lock(&g.meta).clone() {
+            for r in &reserve {
+                self.open_local(g, &meta, r);
+            }
         }
         let content = lock(&g.decoder).as_mut().and_then(|d| {
             (d.solve() == Progress::Complete)
@@ -1522,17 +1524,17 @@ impl Node {
         let (Some(m), recs) = (self.store.meta(&oid)?, self.store.symbols(&oid)?) else {
             return Ok(());
         };
-        *lock(&g.meta) = Some(Meta {
+        let meta = Meta {
             zone_id: m.zone_id.clone(),
             k: m.k,
             symbol_size: m.symbol_size,
             created_at: m.created_at,
-        });
+        };
+        *lock(&g.meta) = Some(meta.clone());
         let (sources, repair): (Vec<_>, Vec<_>) =
             recs.into_iter().partition(|r| r.esi < u32::from(m.k));
         for r in &sources {
-            lock(&g.sources).insert(r.sender_instance_id, r.source_node.clone());
-            self.open_local(g, r);
+            self.open_local(g, &meta, r);
         }
         lock(&g.got).extend(repair.iter().map(|r| r.esi));
         *lock(&g.reserve) = repair;
@@ -1540,23 +1542,18 @@ impl Node {
     }
 
     /// Feed one locally stored symbol to a get, straight from its record
-    /// (no frame built and parsed again); one that fails to open is counted
-    /// and skipped.
-    fn open_local(&self, g: &GetState, r: &SymbolRecord) {
-        let meta = lock(&g.meta).clone();
+    /// (no frame built and parsed again; the record names its sealer, so no
+    /// offer has to); one that fails to open is counted and skipped.
+    fn open_local(&self, g: &GetState, meta: &Meta, r: &SymbolRecord) {
         let rec = RecordRef {
             esi: r.esi,
             k: r.k,
             ciphertext: &r.ciphertext,
             tag: &r.tag,
         };
-        let opened = meta
-            .ok_or_else(|| fcp(ErrorCode::Internal, "no metadata"))
-            .and_then(|m| {
-                self.open_for_get(g, &m, &r.source_node, &record_header(r), || {
-                    std::iter::once(rec)
-                })
-            });
+        let opened = self.open_for_get(g, meta, &r.source_node, &record_header(r), || {
+            std::iter::once(rec)
+        });
         if opened.is_err() {
             self.stats.frames_rejected.fetch_add(1, Ordering::Relaxed);
         }
@@ -1691,12 +1688,12 @@ impl Node {
     /// first (they complete a block without a RaptorQ solve, decision 60),
     /// each kind with its part first.
     fn choose_symbols(&self, peer: &Peer, ask: &Ask, meta: &ObjectMeta, held: &[u32]) -> Vec<u32> {
-        let skip: HashSet<u32> = ask.have.iter().copied().collect();
         let k = u32::from(meta.k);
+        // `have` is ascending (an EsiList on the wire).
         let mut esis: Vec<u32> = held
             .iter()
             .copied()
-            .filter(|e| !skip.contains(e) && (!ask.sources_only || *e < k))
+            .filter(|e| ask.have.binary_search(e).is_err() && (!ask.sources_only || *e < k))
             .collect();
         let limit = if ask.want == 0 {
             usize::MAX
@@ -1769,9 +1766,10 @@ impl Node {
         // peers; the writer keeps what no peer was assigned and enough of
         // each share to survive that peer's loss, not a full local copy.
         // Frames are indexed by ESI once (one record each).
+        let ids: Vec<ObjectId> = objects.iter().map(|(oid, _, _)| *oid).collect();
         let mut placed_objects = Vec::with_capacity(objects.len());
         let mut local = Vec::with_capacity(objects.len());
-        for (oid, k, frames) in objects.iter().cloned() {
+        for (oid, k, frames) in objects {
             let plan = placement::plan(&oid, k, &policy, &peer_ids).map_err(fe)?;
             let by_esi: HashMap<u32, Bytes> = frames
                 .into_iter()
@@ -1855,18 +1853,18 @@ impl Node {
         local_write
             .await
             .map_err(|_| fcp(ErrorCode::Internal, "store task failed"))??;
-        let coverage = objects
+        let coverage = ids
             .iter()
-            .filter_map(|(o, k, _)| {
+            .filter_map(|o| {
                 lock(&self.placed)
                     .get(o)
-                    .map(|(_, n)| u64::from(*n) * 10_000 / u64::from((*k).max(1)))
+                    .map(|(k, n)| u64::from(*n) * 10_000 / u64::from((*k).max(1)))
             })
             .min()
             .unwrap_or(0);
         let report = serde_json::json!({
             "object_id": root.to_hex(),
-            "objects": objects.len(),
+            "objects": ids.len(),
             "peers": peer_ids,
             "min_coverage_bps": coverage,
         });
@@ -2373,7 +2371,6 @@ impl Node {
     }
 }
 
-/// Rebuild the FCPS frame a stored symbol came in (one record per frame).
 /// The frame header a stored symbol was sealed under.
 fn record_header(r: &SymbolRecord) -> FrameHeader {
     FrameHeader {
@@ -2388,6 +2385,7 @@ fn record_header(r: &SymbolRecord) -> FrameHeader {
     }
 }
 
+/// Rebuild the FCPS frame a stored symbol came in (one record per frame).
 fn record_frame(r: &SymbolRecord) -> Result<Bytes, FcpError> {
     let header = record_header(r);
     let mut b = FrameBuilder::new(

@@ -148,13 +148,14 @@ pub enum Control {
         /// This peer's part, `< parts`.
         #[serde(default, skip_serializing_if = "is_zero")]
         part: u32,
-        /// Send source symbols (ESI below `k`) only: the requester has `k`
-        /// symbols and asks for the missing source symbols before it runs
-        /// the RaptorQ solver (decision 60).
+        /// Send source symbols (ESI below `k`) only: a get's first round
+        /// asks every peer for the source symbols it lacks, so it rarely
+        /// needs the RaptorQ solver (decision 60).
         #[serde(default, skip_serializing_if = "is_false")]
         sources_only: bool,
     },
-    /// What a holder is about to send (count 0: it holds nothing).
+    /// What a holder is about to send (count 0: nothing, and no OfferEnd
+    /// follows).
     SymbolOffer {
         /// The object.
         object_id: ObjectId,

@@ -205,7 +205,7 @@ pub fn open_into(
     key: &SymbolKey,
     decoder: &mut ObjectDecoder,
 ) -> Result<Progress, EnvelopeError> {
-    open_records(frame.header(), frame.records(), key, decoder)
+    open_records_into(frame.header(), frame.records(), key, decoder)
 }
 
 /// [`open_into`] for a borrowed frame.
@@ -214,21 +214,12 @@ pub fn open_ref_into(
     key: &SymbolKey,
     decoder: &mut ObjectDecoder,
 ) -> Result<Progress, EnvelopeError> {
-    open_records(frame.header(), frame.records(), key, decoder)
+    open_records_into(frame.header(), frame.records(), key, decoder)
 }
 
 /// [`open_into`] for records held apart from their frame (a node's stored
 /// symbols): `h` carries the frame header fields they were sealed under.
 pub fn open_records_into<'r>(
-    h: &FrameHeader,
-    records: impl Iterator<Item = RecordRef<'r>>,
-    key: &SymbolKey,
-    decoder: &mut ObjectDecoder,
-) -> Result<Progress, EnvelopeError> {
-    open_records(h, records, key, decoder)
-}
-
-fn open_records<'r>(
     h: &FrameHeader,
     records: impl Iterator<Item = RecordRef<'r>>,
     key: &SymbolKey,
