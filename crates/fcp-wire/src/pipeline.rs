@@ -371,23 +371,33 @@ impl SymbolPath<'_> {
             .first()
             .filter(|o| o.object_id == sealed.root)
             .ok_or(PipelineError::IdMismatch(sealed.root))?;
-        let m = match parse_root(&self.open_object(
-            root_enc.object_id,
-            root_enc.k,
-            &root_enc.frames,
-        )?)? {
+        // The root is opened and parsed on one core (the only serial step)
+        // while the other zero-fills the output at the most the chunk
+        // objects can hold: each no more than its source block and no more
+        // than its frames' bytes, so a claimed `k` costs nothing.
+        let t = u64::from(self.params.symbol_size);
+        let bound: u64 = sealed
+            .objects
+            .iter()
+            .filter(|o| o.object_id != sealed.root)
+            .map(|o| (u64::from(o.k) * t).min(o.frames.iter().map(|f| f.len() as u64).sum()))
+            .sum();
+        let (root, mut out) = rayon::join(
+            || self.open_object(root_enc.object_id, root_enc.k, &root_enc.frames),
+            || vec![0u8; usize::try_from(bound).unwrap_or(0)],
+        );
+        let m = match parse_root(&root?)? {
             PayloadRoot::Inline(bytes) => return Ok(bytes),
             PayloadRoot::Manifest(m) => m,
         };
         // The chunks can hold no more than their source blocks: a manifest
-        // claiming more is rejected before allocating.
-        let t = u64::from(self.params.symbol_size);
+        // claiming more is rejected before the output grows to it.
         let room: u64 = sealed.objects.iter().map(|o| u64::from(o.k) * t).sum();
         let out_len = usize::try_from(m.total_len)
             .ok()
             .filter(|_| m.total_len <= room)
             .ok_or(ChunkError::BadManifest("total_len"))?;
-        let mut out = vec![0u8; out_len];
+        out.resize(out_len, 0);
         let by_id: std::collections::HashMap<ObjectId, &EncodedObject> =
             sealed.objects.iter().map(|o| (o.object_id, o)).collect();
         let merge = can_merge(m.total_len, m.chunk_size);
