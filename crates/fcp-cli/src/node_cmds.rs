@@ -154,8 +154,30 @@ pub fn join(home: &Home, bundle: &Path, json: bool) -> Result<ExitCode, FcpError
     Ok(ExitCode::SUCCESS)
 }
 
+/// mimalloc's option for how long freed memory stays mapped before it goes
+/// back to the kernel, and the daemon's value for it.
+const PURGE_DELAY_VAR: &str = "MIMALLOC_PURGE_DELAY";
+const PURGE_DELAY_MS: &str = "10000";
+
 /// `fcp node run` (foreground; logs to stderr).
 pub fn run(home: Home, drop_permille: u16) -> Result<ExitCode, FcpError> {
+    // A put or get frees a few hundred MiB of buffers and the next one
+    // allocates them again. mimalloc hands freed pages back to the kernel
+    // after 1 s by default, so every transfer page-faulted and zeroed its
+    // memory afresh (a fifth of a put's CPU). The daemon keeps them 10 s.
+    // mimalloc reads the option from the environment only, before `main`:
+    // set it and exec this same command again (same pid). If the exec
+    // fails, run with the default.
+    if std::env::var_os(PURGE_DELAY_VAR).is_none()
+        && let Ok(exe) = std::env::current_exe()
+    {
+        use std::os::unix::process::CommandExt as _;
+        let e = std::process::Command::new(exe)
+            .args(std::env::args_os().skip(1))
+            .env(PURGE_DELAY_VAR, PURGE_DELAY_MS)
+            .exec();
+        eprintln!("fcp node run: could not re-exec with {PURGE_DELAY_VAR} set: {e}");
+    }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
