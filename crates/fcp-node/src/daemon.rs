@@ -19,8 +19,9 @@
 //! uses real sockets, and [`start`] runs the same node on any transport (the
 //! turmoil simulations in `tests/sim.rs`), driven through a [`NodeHandle`].
 //!
-//! Puts spread each object's symbols over the other peers by HRW placement
-//! (the writer keeps a loss margin, decision 60) and complete when every
+//! Puts spread each object's symbols evenly over the writer and its peers by
+//! HRW placement (each ESI on one node, any one loss leaves `k + 2`, decision
+//! 61) and complete when every
 //! holder acknowledged durable storage; gets ask every connected peer in
 //! parallel (multipath), first for the missing source symbols, decode once a
 //! source block is whole (or solve with repair symbols when a round ends short
@@ -1737,7 +1738,7 @@ impl Node {
             .collect()
     }
 
-    /// The put path: seal, place the symbols on peers, keep a loss margin.
+    /// The put path: seal, place the peers' shares, keep the writer's.
     /// Returns the root object id and the admin API's report.
     async fn put(
         self: Arc<Self>,
@@ -1754,7 +1755,7 @@ impl Node {
         let policy = ObjectPlacementPolicy::default();
         let peer_ids: Vec<String> = peers.iter().map(|p| p.node_id.clone()).collect();
         // Fail early, before any work, when the mesh cannot hold the object.
-        placement::plan(&ObjectId::from_bytes([0; 32]), 64, &policy, &peer_ids).map_err(fe)?;
+        placement::plan(&ObjectId::from_bytes([0; 32]), 64, 99, &policy, &peer_ids).map_err(fe)?;
         let now = self.net.now_secs();
         let me = self.clone();
         let z = zone.clone();
@@ -1762,15 +1763,14 @@ impl Node {
             .await
             .map_err(|_| fcp(ErrorCode::Internal, "sealing task failed"))??;
         let (root, objects) = sealed;
-        // Placement (decision 60): each object's symbols go to its HRW-ranked
-        // peers; the writer keeps what no peer was assigned and enough of
-        // each share to survive that peer's loss, not a full local copy.
-        // Frames are indexed by ESI once (one record each).
+        // Placement (decision 61): each object's symbols are spread evenly
+        // over its HRW-ranked peers and the writer, each ESI on one node, so
+        // that losing any one node leaves k + 2. Frames are indexed by ESI
+        // once (one record each).
         let ids: Vec<ObjectId> = objects.iter().map(|(oid, _, _)| *oid).collect();
         let mut placed_objects = Vec::with_capacity(objects.len());
         let mut local = Vec::with_capacity(objects.len());
         for (oid, k, frames) in objects {
-            let plan = placement::plan(&oid, k, &policy, &peer_ids).map_err(fe)?;
             let by_esi: HashMap<u32, Bytes> = frames
                 .into_iter()
                 .filter_map(|f| {
@@ -1779,7 +1779,9 @@ impl Node {
                 })
                 .collect();
             let made = u32::try_from(by_esi.len()).unwrap_or(u32::MAX);
-            let kept: Vec<Bytes> = placement::writer_keeps(&plan, made, k)
+            let plan = placement::plan(&oid, k, made, &policy, &peer_ids).map_err(fe)?;
+            let kept: Vec<Bytes> = plan
+                .writer
                 .iter()
                 .filter_map(|e| by_esi.get(e).cloned())
                 .collect();
@@ -1897,6 +1899,9 @@ impl Node {
             repair_ratio_bps: u16::try_from(policy.target_coverage_bps.saturating_sub(10_000))
                 .unwrap_or(5_000)
                 .max(500),
+            // An even spread over the writer and two peers holds k + 2 after
+            // any one loss only with 1.5 · k + 3 symbols (decision 61).
+            extra_repair: placement::EXTRA_REPAIR,
             ..SymbolParams::default()
         };
         let path = SymbolPath {

@@ -2,13 +2,15 @@
 //! which symbols of an object, ranked by highest-random-weight hashing so every
 //! node computes the same answer and adding a peer moves few objects.
 //!
-//! Placement spreads symbols over the eligible peers other than the writer so
-//! the object survives the writer's loss: `target_coverage` of `k` symbols in
-//! total, no peer above `max_node_fraction` of `k`, at least `min_nodes`
-//! peers, and together at least `k` (otherwise the object could not be rebuilt
-//! without the writer and placement fails). The writer keeps what no peer was
-//! assigned and just enough of each peer's share that losing that peer still
-//! leaves `k + LOSS_MARGIN` distinct symbols ([`writer_keeps`], decision 60).
+//! Placement spreads an object's symbols over the writer and its eligible
+//! peers, each ESI on exactly one node (decision 61, amends 37 and 60): every
+//! node but one together hold `k + LOSS_MARGIN` distinct symbols, so losing
+//! any one node, writer or holder, still leaves enough for RaptorQ; all nodes
+//! together hold at least `target_coverage` of `k`; no peer holds more than
+//! `max_node_fraction` of `k`; at least `min_nodes` peers are used, and the
+//! peers alone hold at least `k` (otherwise the object could not be rebuilt
+//! without the writer and placement fails). With three nodes and k = 65 the
+//! two peers hold 34 each and the writer 33.
 
 use fcp_core::{ErrorCode, HasErrorCode, ObjectId, ObjectPlacementPolicy};
 
@@ -33,17 +35,21 @@ pub fn rank<'a>(object: &ObjectId, nodes: impl IntoIterator<Item = &'a str>) -> 
     v.into_iter().map(|(n, _)| n).collect()
 }
 
-/// Which ESIs each chosen peer stores.
+/// Which ESIs each chosen peer stores, and which the writer keeps.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Placement {
-    /// `(node, esis)` in HRW order.
+    /// `(node, esis)` in HRW order, each ascending.
     pub assignments: Vec<(String, Vec<u32>)>,
-    /// Symbols placed in total (ESIs `0..total`: source, then repair).
+    /// The writer's own share, ascending.
+    pub writer: Vec<u32>,
+    /// Symbols placed in total, the writer's share included (ESIs
+    /// `0..total`: source, then repair).
     pub total: u32,
 }
 
 impl Placement {
-    /// Placed symbols per source symbol, in basis points.
+    /// Placed symbols per source symbol, the writer's share included, in
+    /// basis points.
     pub fn coverage_bps(&self, k: u16) -> u32 {
         if k == 0 {
             return 0;
@@ -78,10 +84,32 @@ impl HasErrorCode for PlacementError {
     }
 }
 
-/// Plan where the symbols of an object of `k` source symbols go.
+/// Symbols beyond `k` that must survive the loss of any one node: RaptorQ
+/// decodes from exactly `k` symbols only most of the time (RFC 6330 §4.4.2
+/// gives about 1 % failure at `k`, about one in a million at `k + 2`).
+pub const LOSS_MARGIN: u32 = 2;
+
+/// Repair symbols a writer makes beyond `target_coverage` so that an even
+/// spread over itself and two peers can hold `k + LOSS_MARGIN` after any
+/// one loss: 1.5 · (k + 2) is 1.5 · k + 3 (see [`plan`]).
+pub const EXTRA_REPAIR: u16 = 3;
+
+/// Plan where the `made` symbols (ESIs `0..made`) of an object of `k` source
+/// symbols go: `n` peers (HRW order) get `p` each and the writer `w`, where
+///
+/// - `p = min(cap, max(ceil((k + 2) / n), ceil(target / (n + 1))))`: the
+///   peers alone hold `k + 2` after the writer's loss, and the spread is even;
+/// - `w = max(k + 2 - (n - 1) · p, target - n · p)`: the writer and the other
+///   peers hold `k + 2` after a peer's loss, and all reach `target`;
+///
+/// with `cap = max_node_fraction · k` and `target = target_coverage · k`.
+/// ESIs go round-robin over the peers and then the writer, skipping full
+/// shares, so each node holds source and repair symbols alike. Fewer than
+/// `n · p + w` made symbols are spread the same way as far as they go.
 pub fn plan(
     object: &ObjectId,
     k: u16,
+    made: u32,
     policy: &ObjectPlacementPolicy,
     peers: &[String],
 ) -> Result<Placement, PlacementError> {
@@ -98,60 +126,56 @@ pub fn plan(
     let wanted_nodes = (target.div_ceil(cap) as usize).max(usize::from(policy.min_nodes));
     let n = wanted_nodes.min(ranked.len());
     // Without the writer the placed symbols alone must rebuild the object.
-    let need = (k.div_ceil(cap) as usize).max(usize::from(policy.min_nodes));
-    if n < need {
+    let need_nodes = (k.div_ceil(cap) as usize).max(usize::from(policy.min_nodes));
+    if n < need_nodes {
         return Err(PlacementError::TooFewPeers {
             have: ranked.len(),
-            need,
+            need: need_nodes,
         });
     }
-    let total = target.min(cap * n as u64);
-    let mut assignments: Vec<(String, Vec<u32>)> = ranked
-        .iter()
-        .take(n)
-        .map(|p| ((*p).to_owned(), Vec::new()))
-        .collect();
-    // Round-robin: every node gets source and repair symbols alike.
+    let nodes = n as u64;
+    let need = k + u64::from(LOSS_MARGIN);
+    let p = need
+        .div_ceil(nodes)
+        .max(target.div_ceil(nodes + 1))
+        .min(cap);
+    let w = need
+        .saturating_sub((nodes - 1) * p)
+        .max(target.saturating_sub(nodes * p));
+    let total = (nodes * p + w).min(u64::from(made));
+    // Slots 0..n are the peers in HRW order, slot n the writer.
+    let quota = |slot: usize| if slot < n { p } else { w };
+    let mut shares: Vec<Vec<u32>> = vec![Vec::new(); n + 1];
+    let mut slot = 0;
+    let has_room = |shares: &[Vec<u32>], slot: usize| {
+        shares
+            .get(slot)
+            .is_some_and(|s| (s.len() as u64) < quota(slot))
+    };
     for esi in 0..total as u32 {
-        if let Some((_, v)) = assignments.get_mut(esi as usize % n) {
-            v.push(esi);
+        // `total` never exceeds the quotas' sum, so a slot with room exists.
+        for _ in 0..=n {
+            if has_room(&shares, slot) {
+                break;
+            }
+            slot = (slot + 1) % (n + 1);
         }
+        if let Some(s) = shares.get_mut(slot) {
+            s.push(esi);
+        }
+        slot = (slot + 1) % (n + 1);
     }
+    let writer = shares.pop().unwrap_or_default();
     Ok(Placement {
-        assignments,
+        assignments: ranked
+            .iter()
+            .take(n)
+            .map(|p| (*p).to_owned())
+            .zip(shares)
+            .collect(),
+        writer,
         total: total as u32,
     })
-}
-
-/// Symbols beyond `k` that must survive the loss of any one holder: RaptorQ
-/// decodes from exactly `k` symbols only most of the time (RFC 6330 §4.4.2
-/// gives about 1 % failure at `k`, about one in a million at `k + 2`).
-pub const LOSS_MARGIN: u32 = 2;
-
-/// ESIs the writer keeps of an object it made `made` symbols of (ESIs
-/// `0..made`), placed by `plan`: every ESI no peer was assigned, and of each
-/// peer's share the highest ESIs (mostly repair symbols, so a get's request
-/// for source symbols rarely finds them twice), as many as losing that peer
-/// would otherwise leave missing below `k + LOSS_MARGIN` distinct symbols.
-/// Ascending.
-pub fn writer_keeps(plan: &Placement, made: u32, k: u16) -> Vec<u32> {
-    let assigned: std::collections::HashSet<u32> = plan
-        .assignments
-        .iter()
-        .flat_map(|(_, e)| e.iter().copied())
-        .collect();
-    let mut keep: Vec<u32> = (0..made).filter(|e| !assigned.contains(e)).collect();
-    let need = u32::from(k) + LOSS_MARGIN;
-    for (_, esis) in &plan.assignments {
-        let mut share: Vec<u32> = esis.iter().copied().filter(|e| *e < made).collect();
-        share.sort_unstable();
-        let without = made.saturating_sub(share.len() as u32);
-        let short = need.saturating_sub(without) as usize;
-        keep.extend(share.iter().rev().take(short));
-    }
-    keep.sort_unstable();
-    keep.dedup();
-    keep
 }
 
 #[cfg(test)]
@@ -162,43 +186,144 @@ mod tests {
         (0..n).map(|i| format!("node-{i}")).collect()
     }
 
+    /// Symbols a writer makes for `k` (the put path's ratio plus the extra).
+    fn made(k: u16) -> u32 {
+        u32::from(k) + u32::from(k).div_ceil(2) + u32::from(EXTRA_REPAIR)
+    }
+
+    /// Distinct ESIs left when `lost` (a peer's id, or "writer") is gone.
+    fn left(p: &Placement, lost: &str) -> usize {
+        let mut s: std::collections::BTreeSet<u32> = p
+            .assignments
+            .iter()
+            .filter(|(n, _)| n != lost)
+            .flat_map(|(_, e)| e.iter().copied())
+            .collect();
+        if lost != "writer" {
+            s.extend(&p.writer);
+        }
+        s.len()
+    }
+
+    /// Every ESI `0..total` on exactly one node, each share ascending.
+    fn assert_partition(p: &Placement) {
+        let mut all: Vec<u32> = p
+            .assignments
+            .iter()
+            .flat_map(|(_, e)| e.iter().copied())
+            .chain(p.writer.iter().copied())
+            .collect();
+        for share in p.assignments.iter().map(|(_, e)| e).chain([&p.writer]) {
+            assert!(share.windows(2).all(|w| w[0] < w[1]), "{share:?}");
+        }
+        all.sort_unstable();
+        assert_eq!(all, (0..p.total).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn three_nodes_share_evenly_and_survive_any_one_loss() {
+        let policy = ObjectPlacementPolicy::default();
+        // A 64 KiB chunk: k = 65, 101 symbols made, 34 + 34 on the peers
+        // and 33 on the writer, where decision 60 stored 43 + 43 + 36.
+        let p = plan(
+            &ObjectId::from_bytes([4; 32]),
+            65,
+            made(65),
+            &policy,
+            &peers(2),
+        )
+        .unwrap();
+        assert_partition(&p);
+        assert_eq!(p.total, 101);
+        let sizes: Vec<usize> = p.assignments.iter().map(|(_, e)| e.len()).collect();
+        assert_eq!(sizes, [34, 34]);
+        assert_eq!(p.writer.len(), 33);
+        for lost in ["writer", "node-0", "node-1"] {
+            assert!(left(&p, lost) >= 67, "{lost}: {}", left(&p, lost));
+        }
+        // Source symbols are spread too: each node holds about a third.
+        for share in p.assignments.iter().map(|(_, e)| e).chain([&p.writer]) {
+            let sources = share.iter().filter(|e| **e < 65).count();
+            assert!((21..=22).contains(&sources), "{sources}");
+        }
+        assert!(p.coverage_bps(65) >= policy.target_coverage_bps);
+    }
+
     #[test]
     fn two_peers_hold_enough_without_the_writer() {
         let p = plan(
             &ObjectId::from_bytes([1; 32]),
             100,
+            made(100),
             &ObjectPlacementPolicy::default(),
             &peers(2),
         )
         .unwrap();
+        assert_partition(&p);
         assert_eq!(p.assignments.len(), 2);
-        assert_eq!(p.total, 134);
+        assert_eq!(p.total, 153);
         for (_, esis) in &p.assignments {
             assert!(esis.len() <= 67, "max_node_fraction 0.67");
         }
-        // Either peer alone is not enough, both are.
-        let all: std::collections::BTreeSet<u32> = p
-            .assignments
-            .iter()
-            .flat_map(|(_, e)| e.iter().copied())
-            .collect();
-        assert_eq!(all.len(), 134);
-        assert_eq!(p.coverage_bps(100), 13_400);
+        assert!(left(&p, "writer") >= 102);
+        assert_eq!(p.coverage_bps(100), 15_300);
     }
 
     #[test]
     fn many_peers_reach_target_coverage_and_hrw_is_stable() {
         let policy = ObjectPlacementPolicy::default();
         let oid = ObjectId::from_bytes([2; 32]);
-        let p = plan(&oid, 65, &policy, &peers(6)).unwrap();
+        let p = plan(&oid, 65, made(65), &policy, &peers(6)).unwrap();
+        assert_partition(&p);
         assert_eq!(p.total, 98); // ceil(65 * 1.5)
         assert_eq!(p.assignments.len(), 3); // ceil(98 / 43)
+        assert_eq!(p.writer.len(), 23);
+        for (lost, _) in &p.assignments {
+            assert!(left(&p, lost) >= 67);
+        }
         // Deterministic, and independent of the order candidates are listed in.
-        let again = plan(&oid, 65, &policy, &peers(6)).unwrap();
+        let again = plan(&oid, 65, made(65), &policy, &peers(6)).unwrap();
         assert_eq!(p, again);
         let mut shuffled = peers(6);
         shuffled.reverse();
-        assert_eq!(plan(&oid, 65, &policy, &shuffled).unwrap(), p);
+        assert_eq!(plan(&oid, 65, made(65), &policy, &shuffled).unwrap(), p);
+    }
+
+    #[test]
+    fn any_one_loss_leaves_the_margin_whenever_the_cap_allows() {
+        let policy = ObjectPlacementPolicy::default();
+        for k in [1u16, 2, 3, 10, 63, 64, 65, 200, 1000] {
+            for n in 2..=6 {
+                let p = plan(
+                    &ObjectId::from_bytes([5; 32]),
+                    k,
+                    made(k),
+                    &policy,
+                    &peers(n),
+                )
+                .unwrap();
+                assert_partition(&p);
+                let need = usize::from(k) + LOSS_MARGIN as usize;
+                // The peers alone rebuild the object: k always, k + 2 unless
+                // max_node_fraction caps them (tiny k).
+                let cap = (usize::from(k) * 6700 / 10_000).max(1);
+                let peers_only = left(&p, "writer");
+                assert!(peers_only >= usize::from(k), "k {k} n {n}");
+                assert!(
+                    peers_only >= need || p.assignments.iter().all(|(_, e)| e.len() == cap),
+                    "k {k} n {n}: {peers_only}"
+                );
+                for (lost, esis) in &p.assignments {
+                    assert!(esis.len() <= cap, "k {k} n {n}");
+                    assert!(left(&p, lost) >= need, "k {k} n {n} {lost}");
+                }
+                assert!(p.total as usize >= usize::from(k) * 3 / 2, "k {k} n {n}");
+            }
+        }
+        // Fewer symbols made than planned: spread as far as they go.
+        let p = plan(&ObjectId::from_bytes([6; 32]), 65, 70, &policy, &peers(2)).unwrap();
+        assert_partition(&p);
+        assert_eq!(p.total, 70);
     }
 
     #[test]
@@ -206,6 +331,7 @@ mod tests {
         let e = plan(
             &ObjectId::from_bytes([3; 32]),
             100,
+            made(100),
             &ObjectPlacementPolicy::default(),
             &peers(1),
         )
@@ -217,56 +343,8 @@ mod tests {
             ..Default::default()
         };
         assert!(matches!(
-            plan(&ObjectId::from_bytes([3; 32]), 1, &bad, &peers(3)),
+            plan(&ObjectId::from_bytes([3; 32]), 1, 4, &bad, &peers(3)),
             Err(PlacementError::Policy(_))
         ));
-    }
-
-    /// Distinct ESIs left when `lost` (a peer's id, or "writer") is gone.
-    fn left(p: &Placement, keeps: &[u32], lost: &str) -> usize {
-        let mut s: std::collections::BTreeSet<u32> = p
-            .assignments
-            .iter()
-            .filter(|(n, _)| n != lost)
-            .flat_map(|(_, e)| e.iter().copied())
-            .collect();
-        if lost != "writer" {
-            s.extend(keeps);
-        }
-        s.len()
-    }
-
-    #[test]
-    fn the_writer_keeps_enough_for_any_one_loss_and_little_more() {
-        let policy = ObjectPlacementPolicy::default();
-        // Three nodes, a 64-symbol chunk with 96 symbols made: the peers hold
-        // 42 each; the writer keeps the 12 unplaced and 12 of each share.
-        let p = plan(&ObjectId::from_bytes([4; 32]), 64, &policy, &peers(2)).unwrap();
-        let keeps = writer_keeps(&p, 96, 64);
-        assert_eq!(keeps.len(), 36);
-        assert!((84..96).all(|e| keeps.contains(&e)));
-        for lost in ["writer", "node-0", "node-1"] {
-            assert!(
-                left(&p, &keeps, lost) >= 66,
-                "{lost}: {}",
-                left(&p, &keeps, lost)
-            );
-        }
-        // Copies of a share are its highest ESIs: 2 source symbols of each.
-        assert_eq!(keeps.iter().filter(|e| **e < 64).count(), 4);
-        // More peers, smaller shares: the writer keeps only a few.
-        for (k, made, n) in [(64u16, 96u32, 5usize), (1, 2, 2), (3, 5, 3), (200, 300, 4)] {
-            let p = plan(&ObjectId::from_bytes([5; 32]), k, &policy, &peers(n)).unwrap();
-            let keeps = writer_keeps(&p, made, k);
-            let need = (usize::from(k) + LOSS_MARGIN as usize).min(made as usize);
-            for (lost, _) in &p.assignments {
-                assert!(left(&p, &keeps, lost) >= need, "k {k} n {n} {lost}");
-            }
-            assert!(keeps.windows(2).all(|w| w[0] < w[1]));
-            assert!(
-                keeps.len() < made as usize / 2 || made < 10,
-                "k {k}: {keeps:?}"
-            );
-        }
     }
 }

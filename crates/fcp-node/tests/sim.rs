@@ -696,8 +696,8 @@ fn rejoin_after_crash_and_restart() {
     });
 }
 
-/// A holder, not the writer, crashes after the put: what the writer kept of
-/// its share (decision 60) and node 3's own symbols still rebuild every
+/// A holder, not the writer, crashes after the put: the writer's share
+/// (decision 61) and node 3's own symbols still rebuild every
 /// chunk, with repair symbols and the RaptorQ solver.
 #[test]
 fn holder_lost_after_put_writer_margin_rebuilds() {

@@ -40,10 +40,20 @@ pub struct SymbolParams {
     pub symbol_size: u16,
     /// Repair symbols in basis points of `k`.
     pub repair_ratio_bps: u16,
+    /// Repair symbols made beyond the ratio's count (a placement's loss
+    /// margin; 0 by default).
+    pub extra_repair: u16,
     /// Maximum FCPS frame length.
     pub max_frame_len: usize,
     /// Chunking.
     pub chunk: ChunkParams,
+}
+
+impl SymbolParams {
+    /// Repair symbols made for an object of `k` source symbols.
+    pub fn repair_for(&self, k: u16) -> u32 {
+        repair_count(k, self.repair_ratio_bps).saturating_add(u32::from(self.extra_repair))
+    }
 }
 
 impl Default for SymbolParams {
@@ -51,6 +61,7 @@ impl Default for SymbolParams {
         Self {
             symbol_size: DEFAULT_SYMBOL_SIZE,
             repair_ratio_bps: DEFAULT_REPAIR_RATIO_BPS,
+            extra_repair: 0,
             max_frame_len: FrameBuilder::DEFAULT_MAX_FRAME,
             chunk: ChunkParams::default(),
         }
@@ -134,7 +145,7 @@ const OVERLAP_MANIFEST_MAX: usize = 8 << 20;
 pub fn frame_count(len: usize, p: &SymbolParams) -> Result<u64, WireError> {
     let k = source_symbol_count(len, p.symbol_size)?;
     let cap = u64::from(FrameBuilder::capacity_for(p.symbol_size, p.max_frame_len).max(1));
-    let n = u64::from(k) + u64::from(repair_count(k, p.repair_ratio_bps));
+    let n = u64::from(k) + u64::from(p.repair_for(k));
     Ok(n.div_ceil(cap))
 }
 
@@ -171,7 +182,7 @@ impl SymbolPath<'_> {
     ) -> Result<EncodedObject, PipelineError> {
         let p = &self.params;
         // Source symbols straight from the encoder's source block, then repair.
-        let repair = enc.repair_symbols(0, repair_count(enc.k(), p.repair_ratio_bps));
+        let repair = enc.repair_symbols(0, p.repair_for(enc.k()));
         let symbols: Vec<(u32, &[u8])> = enc
             .source_slices()
             .chain(repair.iter().map(|(esi, d)| (*esi, d.as_slice())))
