@@ -31,8 +31,11 @@
 //!
 //! Symbols are stored in runs: the symbols of one object that one write
 //! brought from one sealer through one peer share a single value (layout
-//! v2), so a 64 KiB chunk's ~100 symbols cost one B-tree insert instead of a
-//! hundred (decision 54 in `docs/spec-decisions.md`). A run number counts up
+//! v2), so a 64 KiB chunk's symbols cost one or two B-tree inserts instead
+//! of one per symbol (decision 54 in `docs/spec-decisions.md`). A run with
+//! more than one symbol stays within [`MAX_RUN_BYTES`] (32 KiB less a leaf
+//! header): redb gives a large value a leaf of `4 KiB · 2^n` bytes and
+//! writes all of it, so a 36 KB run cost a 64 KiB page (decision 62). A run number counts up
 //! per object; `(object_id, esi)` stays the identity of a symbol: a write
 //! skips ESIs the object already holds, and reads return one record per ESI.
 //!
@@ -110,10 +113,12 @@ use redb::{
 
 pub use error::{Result, StoreError};
 pub use record::{
-    GcReport, MAX_NODE_ID_LEN, MAX_RUN_SYMBOLS, ObjectMeta, PutSymbols, SYMBOL_LAYOUT_V2,
-    SymbolRecord,
+    GcReport, MAX_NODE_ID_LEN, MAX_RUN_BYTES, MAX_RUN_SYMBOLS, ObjectMeta, PutSymbols,
+    SYMBOL_LAYOUT_V2, SymbolRecord,
 };
-use record::{encode_run, parse_run, parse_run_key, run_key, same_run};
+use record::{
+    encode_run, parse_run, parse_run_key, run_header_len, run_key, run_symbol_len, same_run,
+};
 
 /// Version of the table layout written to the `format` table (2: symbol runs).
 pub const FORMAT_VERSION: u64 = 2;
@@ -361,7 +366,8 @@ impl<'t> W<'t> {
         type Held = (BTreeSet<u32>, u32, Option<[u8; 32]>);
         let mut objects: BTreeMap<ObjectId, Held> = BTreeMap::new();
         let mut charges: BTreeMap<[u8; 32], u64> = BTreeMap::new();
-        let mut runs: Vec<([u8; 36], Vec<&SymbolRecord>)> = Vec::new();
+        // Each run with its value's length so far.
+        let mut runs: Vec<([u8; 36], Vec<&SymbolRecord>, usize)> = Vec::new();
         for r in records {
             let obj = match objects.entry(r.object_id) {
                 std::collections::btree_map::Entry::Occupied(e) => e.into_mut(),
@@ -385,17 +391,22 @@ impl<'t> W<'t> {
             let c = charges.entry(r.zone_id_hash).or_insert(0);
             *c = c.saturating_add(r.quota_bytes());
             // Extend the last run of this object if the record fits it.
-            let extend = runs.last().is_some_and(|(_, run)| {
-                run.len() < MAX_RUN_SYMBOLS && run.first().is_some_and(|f| same_run(f, r))
+            let extend = runs.last().is_some_and(|(_, run, len)| {
+                run.len() < MAX_RUN_SYMBOLS
+                    && len + run_symbol_len(r) <= MAX_RUN_BYTES
+                    && run.first().is_some_and(|f| same_run(f, r))
             });
             match runs.last_mut() {
-                Some((_, run)) if extend => run.push(r),
+                Some((_, run, len)) if extend => {
+                    run.push(r);
+                    *len += run_symbol_len(r);
+                }
                 _ => {
                     let key = run_key(&r.object_id, obj.1);
                     obj.1 = obj.1.checked_add(1).ok_or_else(|| {
                         StoreError::InvalidRecord("symbol run numbers exhausted".into())
                     })?;
-                    runs.push((key, vec![r]));
+                    runs.push((key, vec![r], run_header_len(r) + run_symbol_len(r)));
                 }
             }
             report.inserted += 1;
@@ -403,7 +414,7 @@ impl<'t> W<'t> {
         for (hash, bytes) in &charges {
             self.charge(hash, *bytes)?;
         }
-        for (key, run) in &runs {
+        for (key, run, _) in &runs {
             let value = encode_run(run)?;
             self.symbols.insert(key.as_slice(), value.as_slice())?;
         }

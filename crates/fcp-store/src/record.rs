@@ -15,6 +15,23 @@ pub const MAX_NODE_ID_LEN: usize = 255;
 /// Most symbols one run value holds (bounds a value at a few MiB).
 pub const MAX_RUN_SYMBOLS: usize = 4096;
 
+/// Most bytes one run value holds when it has more than one symbol. redb
+/// gives a large value a leaf of its own, `4 KiB · 2^n` bytes, and allocates,
+/// zeroes and writes all of it: a 36 KB run took a 64 KiB page. Runs split
+/// before they outgrow 32 KiB (with room for the leaf's header), so a 64 KiB
+/// chunk's 34 symbols take 32 + 8 KiB (decision 62).
+pub const MAX_RUN_BYTES: usize = 32 * 1024 - 512;
+
+/// Bytes a run's value takes before its symbols.
+pub(crate) fn run_header_len(first: &SymbolRecord) -> usize {
+    1 + 2 + 2 + 32 + 8 + 8 + 8 + 1 + first.source_node.len() + 1 + first.from_node.len() + 4
+}
+
+/// Bytes one symbol takes inside a run.
+pub(crate) fn run_symbol_len(r: &SymbolRecord) -> usize {
+    RUN_SYMBOL_FIXED_LEN + r.ciphertext.len()
+}
+
 /// Length of a symbols-table key: `object_id(32) || run_no(4, big-endian)`.
 pub(crate) const RUN_KEY_LEN: usize = 36;
 
@@ -114,12 +131,8 @@ pub(crate) fn encode_run(records: &[&SymbolRecord]) -> Result<Vec<u8>> {
             )));
         }
     }
-    let body: usize = records
-        .iter()
-        .map(|r| RUN_SYMBOL_FIXED_LEN + r.ciphertext.len())
-        .sum();
-    let mut out =
-        Vec::with_capacity(64 + first.source_node.len() + first.from_node.len() + 4 + body);
+    let body: usize = records.iter().map(|r| run_symbol_len(r)).sum();
+    let mut out = Vec::with_capacity(run_header_len(first) + body);
     out.push(SYMBOL_LAYOUT_V2);
     out.extend_from_slice(&first.k.to_be_bytes());
     out.extend_from_slice(&first.symbol_size.to_be_bytes());

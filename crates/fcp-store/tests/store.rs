@@ -6,7 +6,7 @@ mod common;
 
 use common::{TempDir, meta, object, oid, symbol, zone};
 use fcp_core::{ErrorCode, HasErrorCode, RetentionClass, ZoneId};
-use fcp_store::{PutSymbols, Store, StoreError};
+use fcp_store::{MAX_RUN_BYTES, PutSymbols, Store, StoreError};
 
 const EPH: RetentionClass = RetentionClass::Ephemeral;
 
@@ -240,6 +240,36 @@ fn gc_keeps_reachable_and_respects_retention() {
         .unwrap();
     s.gc(u64::MAX).unwrap();
     assert!(s.meta(&oid(11)).unwrap().is_some());
+}
+
+/// A 64 KiB chunk's share (34 symbols of 1024 bytes) is written as runs of
+/// at most `MAX_RUN_BYTES`, so redb allocates 32 + 8 KiB for it instead of
+/// one 64 KiB leaf (decision 62); reads still return every symbol in order.
+#[test]
+fn runs_split_to_fit_redb_pages() {
+    let dir = TempDir::new("runsplit");
+    let z = zone(0);
+    {
+        let s = Store::open(dir.db()).unwrap();
+        let recs: Vec<_> = (0..34u32).map(|e| symbol(3, e * 3, &z, 1024)).collect();
+        assert_eq!(s.put_symbols(&recs).unwrap().inserted, 34);
+        let back = s.symbols(&oid(3)).unwrap();
+        assert_eq!(back, recs);
+    }
+    let db = redb::Database::create(dir.db()).unwrap();
+    let txn = db.begin_read().unwrap();
+    use redb::ReadableTable as _;
+    let t: redb::ReadOnlyTable<&[u8], &[u8]> = txn
+        .open_table(redb::TableDefinition::new("symbol_runs"))
+        .unwrap();
+    let lens: Vec<usize> = t
+        .iter()
+        .unwrap()
+        .map(|e| e.unwrap().1.value().len())
+        .collect();
+    assert_eq!(lens.len(), 2, "{lens:?}");
+    assert!(lens.iter().all(|l| *l <= MAX_RUN_BYTES), "{lens:?}");
+    assert!(lens[0] > 30 * 1024, "the first run is filled: {lens:?}");
 }
 
 #[test]
