@@ -45,7 +45,7 @@ use fcp_core::{
 };
 use fcp_crypto::{Ed25519PublicKey, SymbolKey, signed};
 use fcp_store::{ObjectMeta, Store, SymbolRecord};
-use fcp_wire::chunk::{PayloadMeta, PayloadRoot, check_chunk, parse_root};
+use fcp_wire::chunk::{PayloadMeta, PayloadRoot, parse_chunk_content, parse_root};
 use fcp_wire::frame::{Frame, FrameBuilder, FrameFlags, FrameHeader, RecordRef};
 use fcp_wire::object::{ObjectDecoder, Progress};
 use fcp_wire::pipeline::{SymbolParams, SymbolPath, ZoneContext};
@@ -79,6 +79,13 @@ fn fcp(code: ErrorCode, msg: impl Into<String>) -> FcpError {
 
 fn fe<E: HasErrorCode + std::fmt::Display>(e: E) -> FcpError {
     FcpError::from_err(&e)
+}
+
+fn id_mismatch(oid: ObjectId) -> FcpError {
+    fcp(
+        ErrorCode::ObjectIdMismatch,
+        format!("rebuilt bytes do not hash to {oid}"),
+    )
 }
 
 fn io_err(e: std::io::Error) -> FcpError {
@@ -2002,6 +2009,34 @@ impl Node {
 
     /// Fetch and rebuild one object (local symbols first, then every peer).
     async fn fetch_object(self: Arc<Self>, oid: ObjectId) -> Result<StoredObject, FcpError> {
+        let (content, zone) = self.clone().fetch_content(oid).await?;
+        let obj = StoredObject::from_content(
+            &content,
+            StorageMeta {
+                retention: RetentionClass::Ephemeral,
+            },
+            self.object_id_key(&zone)?,
+        )
+        .map_err(fe)?;
+        if obj.object_id != oid {
+            return Err(id_mismatch(oid));
+        }
+        Ok(obj)
+    }
+
+    /// The ObjectIdKey of a zone this node is enrolled in.
+    fn object_id_key(&self, zone: &ZoneId) -> Result<&fcp_core::ObjectIdKey, FcpError> {
+        self.membership
+            .zones
+            .get(zone)
+            .map(|z| &z.object_id_key)
+            .ok_or_else(|| fcp(ErrorCode::NotInZone, zone.to_string()))
+    }
+
+    /// Rebuild the content bytes of object `oid` (profile §3) from this
+    /// node's symbols and its peers', with the zone it belongs to. Callers
+    /// check the content's id ([`Self::fetch_object`], `stream_chunks`).
+    async fn fetch_content(self: Arc<Self>, oid: ObjectId) -> Result<(Vec<u8>, ZoneId), FcpError> {
         let g = Arc::new(GetState {
             decoder: Mutex::new(None),
             got: Mutex::new(HashSet::new()),
@@ -2153,26 +2188,7 @@ impl Node {
             ));
         };
         let zone = zone_of(&g).ok_or_else(|| fcp(ErrorCode::ObjectNotFound, oid.to_hex()))?;
-        let z = self
-            .membership
-            .zones
-            .get(&zone)
-            .ok_or_else(|| fcp(ErrorCode::NotInZone, zone.to_string()))?;
-        let obj = StoredObject::from_content(
-            &content,
-            StorageMeta {
-                retention: RetentionClass::Ephemeral,
-            },
-            &z.object_id_key,
-        )
-        .map_err(fe)?;
-        if obj.object_id != oid {
-            return Err(fcp(
-                ErrorCode::ObjectIdMismatch,
-                format!("rebuilt bytes do not hash to {oid}"),
-            ));
-        }
-        Ok(obj)
+        Ok((content, zone))
     }
 
     /// The get path: the root object, then every chunk, several at a time,
@@ -2202,7 +2218,10 @@ impl Node {
 
     /// Fetch a manifest's chunks (a window of `PARALLEL_FETCHES` ahead of
     /// the writer), check each, send them in order and check the payload
-    /// hash from the chunks' BLAKE3 subtrees at the end (Appendix B).
+    /// hash from the chunks' BLAKE3 subtrees at the end (Appendix B). The
+    /// body streams to the client as it is rebuilt, so each chunk's id is
+    /// derived before its bytes go out (decision 58); its header is parsed
+    /// once per payload and its bytes are not copied into a StoredObject.
     async fn stream_chunks(
         self: Arc<Self>,
         m: &fcp_wire::chunk::ChunkedObjectManifest,
@@ -2216,20 +2235,26 @@ impl Node {
         let mut next = m.chunks.iter().enumerate();
         let mut sent = 0u64;
         let mut held: Option<Vec<u8>> = None;
+        let header = std::sync::OnceLock::new();
         loop {
             while pending.len() < PARALLEL_FETCHES {
                 let Some((i, id)) = next.next() else { break };
                 let me = self.clone();
                 let id = *id;
-                pending.push_back((i, tokio::spawn(async move { me.fetch_object(id).await })));
+                let task = tokio::spawn(async move { me.fetch_content(id).await });
+                pending.push_back((i, id, task));
             }
-            let Some((i, task)) = pending.pop_front() else {
+            let Some((i, id, task)) = pending.pop_front() else {
                 break;
             };
-            let obj = task
+            let (content, zone) = task
                 .await
                 .map_err(|_| fcp(ErrorCode::Internal, "fetch task"))??;
-            let bytes = check_chunk(m, i, &obj).map_err(fe)?.to_vec();
+            let chunk = parse_chunk_content(&content, &header).map_err(fe)?;
+            if chunk.object_id(self.object_id_key(&zone)?) != id {
+                return Err(id_mismatch(id));
+            }
+            let bytes = chunk.body(m, i).map_err(fe)?.to_vec();
             if merge {
                 cvs.push(chunk_cv(&bytes, i, m.chunk_size));
             } else if let Some(h) = whole.as_mut() {
