@@ -135,10 +135,11 @@ impl fcp_core::HasErrorCode for PipelineError {
     }
 }
 
-/// Payloads up to this size are hashed in a first pass so that the manifest
-/// is built and sealed alongside the chunks (the second read of the payload
-/// hits the cache); larger ones do everything for a chunk in one pass and the
-/// manifest last.
+/// Payloads up to this size stay in cache. On put they are hashed in a first
+/// pass so that the manifest is built and sealed alongside the chunks (the
+/// second read of the payload hits the cache); larger ones do everything for
+/// a chunk in one pass and the manifest last. On get their output is
+/// zero-filled on every core ([`zeroed`]).
 const OVERLAP_MANIFEST_MAX: usize = 8 << 20;
 
 /// Frames one object of `len` content bytes will need.
@@ -395,7 +396,7 @@ impl SymbolPath<'_> {
             .sum();
         let (root, mut out) = rayon::join(
             || self.open_object(root_enc.object_id, root_enc.k, &root_enc.frames),
-            || vec![0u8; usize::try_from(bound).unwrap_or(0)],
+            || zeroed(usize::try_from(bound).unwrap_or(0)),
         );
         let m = match parse_root(&root?)? {
             PayloadRoot::Inline(bytes) => return Ok(bytes),
@@ -466,6 +467,25 @@ impl SymbolPath<'_> {
             })
             .unwrap_or_else(|| ChunkError::PayloadHash.into())
     }
+}
+
+/// `n` zero bytes. Safe Rust cannot skip the fill: for a payload that stays
+/// in cache it is filled (and page-faulted) on every core, as it was the
+/// longest serial step of a 1 MiB get, with rayon's collect writing each page
+/// straight into the result. A larger one is left to the allocator, whose
+/// fresh pages are zero already and fault in as the chunks are written.
+fn zeroed(n: usize) -> Vec<u8> {
+    const PAGE: usize = 4096;
+    if n > OVERLAP_MANIFEST_MAX {
+        return vec![0u8; n];
+    }
+    let mut out = (0..n.div_ceil(PAGE))
+        .into_par_iter()
+        .map(|_| [0u8; PAGE])
+        .collect::<Vec<_>>()
+        .into_flattened();
+    out.truncate(n);
+    out
 }
 
 #[cfg(test)]
