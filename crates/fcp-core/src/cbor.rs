@@ -105,21 +105,27 @@ pub fn encode_value(v: &Value<'_>) -> Vec<u8> {
 /// keys, non-shortest integers/lengths, trailing bytes, nesting deeper than
 /// [`MAX_DEPTH`] and declared lengths larger than the input.
 pub fn decode_value(bytes: &[u8]) -> Result<Value<'static>, CborError> {
-    // Every element of a string/array/map takes at least one byte of input, so
-    // no valid declared length exceeds the input length.
-    let limit = u64::try_from(bytes.len()).unwrap_or(u64::MAX);
-    let value = cbor_core::DecodeOptions::new()
-        .recursion_limit(MAX_DEPTH)
-        .length_limit(limit)
-        .oom_mitigation(OOM_BUDGET)
-        .decode_owned(bytes)
-        .map_err(map_codec_error)?;
+    let value = decode_value_unverified(bytes)?;
     // Belt and braces: the canonical form is unique, so re-encoding must give
     // the input back byte for byte.
     if value.encode() != bytes {
         return Err(CborError::NonCanonical);
     }
     Ok(value)
+}
+
+/// [`decode_value`] without the final re-encoding, for callers that compare
+/// a stricter re-encoding with the input themselves.
+fn decode_value_unverified(bytes: &[u8]) -> Result<Value<'static>, CborError> {
+    // Every element of a string/array/map takes at least one byte of input, so
+    // no valid declared length exceeds the input length.
+    let limit = u64::try_from(bytes.len()).unwrap_or(u64::MAX);
+    cbor_core::DecodeOptions::new()
+        .recursion_limit(MAX_DEPTH)
+        .length_limit(limit)
+        .oom_mitigation(OOM_BUDGET)
+        .decode_owned(bytes)
+        .map_err(map_codec_error)
 }
 
 /// Decode the first canonical CBOR item of `bytes` and return it with the bytes
@@ -181,9 +187,20 @@ pub fn from_canonical_strict<T>(bytes: &[u8]) -> Result<T, CborError>
 where
     T: serde::de::DeserializeOwned + serde::Serialize,
 {
-    let out: T = from_canonical(bytes)?;
-    let again = to_canonical(&out)?;
-    if again != bytes {
+    // The comparison below re-encodes the decoded type, which implies what
+    // `decode_value`'s re-encoding of the generic value checks: skip that one
+    // pass and name a failure as it would have.
+    let value = decode_value_unverified(bytes)?;
+    let non_canonical = || value.encode() != bytes;
+    let out: T = match from_value(&value) {
+        Ok(out) => out,
+        Err(_) if non_canonical() => return Err(CborError::NonCanonical),
+        Err(e) => return Err(e),
+    };
+    if to_canonical(&out)? != bytes {
+        if non_canonical() {
+            return Err(CborError::NonCanonical);
+        }
         return Err(CborError::TypeMismatch(
             "input is not the canonical encoding of the decoded type (unknown field, explicit null or extra tag)".into(),
         ));
@@ -410,6 +427,16 @@ mod tests {
             from_canonical::<S>(&hex::decode("a1616160").unwrap()),
             Err(CborError::TypeMismatch(_))
         ));
+        // Non-canonical input is NonCanonical whether or not it would decode
+        // into the type: {"a":1} with 1 as a one-byte argument, keys out of
+        // order, and a non-shortest string length with the wrong type.
+        for bad in ["a161611801", "a2616202616101", "a16161780161"] {
+            assert_eq!(
+                from_canonical_strict::<S>(&hex::decode(bad).unwrap()),
+                Err(CborError::NonCanonical),
+                "{bad}"
+            );
+        }
     }
 
     #[test]
