@@ -209,6 +209,9 @@ impl Peer {
     }
 }
 
+/// Symbol openers by sender instance, then (zone, sealer).
+type Openers = HashMap<u64, Vec<(ZoneId, String, Arc<SymbolKey>)>>;
+
 /// One object's symbols waiting for the holder's group commit.
 struct StoreJob {
     id: ObjectId,
@@ -351,8 +354,10 @@ struct Node {
     store_jobs: mpsc::UnboundedSender<StoreJob>,
     cancels: Mutex<HashSet<PeerObject>>,
     placed: Mutex<BTreeMap<ObjectId, (u16, u32)>>,
-    /// Sender subkeys by (zone, sealer, instance): HKDF once, not per frame.
-    keys: Mutex<HashMap<(ZoneId, String, u64), Arc<SymbolKey>>>,
+    /// Sender subkeys (HKDF once, not per frame) by sender instance, then
+    /// zone and sealer: looked up for every received frame and local symbol
+    /// without allocating. At most 4096 instances of 64 entries each.
+    keys: Mutex<Openers>,
     /// Per-peer admission budgets (spec §8.4).
     admission: Mutex<Admission<String>>,
     stats: Stats,
@@ -1411,9 +1416,14 @@ impl Node {
         source: &str,
         instance: u64,
     ) -> Result<Arc<SymbolKey>, FcpError> {
-        let id = (zone.clone(), source.to_owned(), instance);
-        if let Some(k) = lock(&self.keys).get(&id) {
-            return Ok(k.clone());
+        let find = |keys: &Openers| {
+            keys.get(&instance)?
+                .iter()
+                .find(|(z, s, _)| z == zone && s == source)
+                .map(|(_, _, k)| k.clone())
+        };
+        if let Some(k) = find(&lock(&self.keys)) {
+            return Ok(k);
         }
         let z = self.membership.zones.get(zone).ok_or_else(|| {
             fcp(
@@ -1430,7 +1440,13 @@ impl Node {
         if keys.len() >= 4096 {
             keys.clear();
         }
-        keys.insert(id, key.clone());
+        if find(&keys).is_none() {
+            let same_instance = keys.entry(instance).or_default();
+            if same_instance.len() >= 64 {
+                same_instance.clear();
+            }
+            same_instance.push((zone.clone(), source.to_owned(), key.clone()));
+        }
         Ok(key)
     }
 
