@@ -30,7 +30,7 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
@@ -352,7 +352,9 @@ struct Node {
     incoming: Mutex<HashMap<PeerObject, Incoming>>,
     store_waiters: Mutex<HashMap<PeerObject, oneshot::Sender<Vec<u32>>>>,
     store_jobs: mpsc::UnboundedSender<StoreJob>,
-    cancels: Mutex<HashSet<PeerObject>>,
+    /// Serves in progress, each with the flag a SymbolAck raises to stop it.
+    /// An entry lives as long as its serve, so acks cannot pile up.
+    serving: Mutex<HashMap<PeerObject, Arc<AtomicBool>>>,
     placed: Mutex<BTreeMap<ObjectId, (u16, u32)>>,
     /// Sender subkeys (HKDF once, not per frame) by sender instance, then
     /// zone and sealer: looked up for every received frame and local symbol
@@ -482,7 +484,7 @@ pub async fn start(
         gets: Mutex::new(HashMap::new()),
         incoming: Mutex::new(HashMap::new()),
         store_waiters: Mutex::new(HashMap::new()),
-        cancels: Mutex::new(HashSet::new()),
+        serving: Mutex::new(HashMap::new()),
         placed: Mutex::new(BTreeMap::new()),
         keys: Mutex::new(HashMap::new()),
         admission: Mutex::new(Admission::new(AdmissionPolicy::default())),
@@ -1139,7 +1141,6 @@ impl Node {
                 part,
                 sources_only,
             } => {
-                lock(&self.cancels).remove(&(peer.node_id.clone(), object_id));
                 let permit = match lock(&self.admission).begin(
                     self.now_ms(),
                     &peer.node_id,
@@ -1161,9 +1162,19 @@ impl Node {
                     part,
                     sources_only,
                 };
+                // Registered before the serve starts, so an ack that follows
+                // the request at once still stops it; a newer request for
+                // the same object replaces an older serve's flag.
+                let key = (peer.node_id.clone(), object_id);
+                let stop = Arc::new(AtomicBool::new(false));
+                lock(&self.serving).insert(key.clone(), stop.clone());
                 tokio::spawn(async move {
-                    me.clone().serve(peer, object_id, ask).await;
+                    me.clone().serve(peer, object_id, ask, &stop).await;
                     lock(&me.admission).finish(me.now_ms(), permit, 0);
+                    let mut serving = lock(&me.serving);
+                    if serving.get(&key).is_some_and(|s| Arc::ptr_eq(s, &stop)) {
+                        serving.remove(&key);
+                    }
                 });
             }
             Control::SymbolOffer {
@@ -1205,7 +1216,9 @@ impl Node {
                 }
             }
             Control::SymbolAck { object_id } => {
-                lock(&self.cancels).insert((peer.node_id.clone(), object_id));
+                if let Some(stop) = lock(&self.serving).get(&(peer.node_id.clone(), object_id)) {
+                    stop.store(true, Ordering::Relaxed);
+                }
             }
             // Keepalive (decision 59): the Pong's arrival is what counts.
             Control::Ping { nonce } => peer.send(Control::Pong { nonce }),
@@ -1586,15 +1599,13 @@ impl Node {
     /// Send datagrams to a peer, paced by its AIMD rate. Equal-sized
     /// datagrams go out in UDP GSO batches: one system call for up to 64
     /// datagrams, each still its own packet on the wire.
-    async fn send_frames(&self, peer: &Peer, frames: &[Bytes], object: Option<&ObjectId>) {
+    async fn send_frames(&self, peer: &Peer, frames: &[Bytes], stop: Option<&AtomicBool>) {
         let mut sent_in_ms = 0.0f64;
         let mut tick = tokio::time::Instant::now();
         let max_batch = self.udp.max_segments().clamp(1, 64);
         let mut rest = frames;
         while !rest.is_empty() {
-            if let Some(o) = object
-                && lock(&self.cancels).contains(&(peer.node_id.clone(), *o))
-            {
+            if stop.is_some_and(|s| s.load(Ordering::Relaxed)) {
                 return;
             }
             let budget = lock(&peer.rate).per_ms;
@@ -1664,7 +1675,13 @@ impl Node {
     /// object's symbols are tens of microseconds from redb's cache, and
     /// handing each read to another thread and back cost more than the read
     /// (a fifth of a mesh get's CPU). Writes and sealing stay offloaded.
-    async fn serve(self: Arc<Self>, peer: Arc<Peer>, object_id: ObjectId, ask: Ask) {
+    async fn serve(
+        self: Arc<Self>,
+        peer: Arc<Peer>,
+        object_id: ObjectId,
+        ask: Ask,
+        stop: &AtomicBool,
+    ) {
         // Only the symbols chosen are copied out of the store.
         let got = (|| {
             let Some(meta) = self.store.meta(&object_id)? else {
@@ -1703,7 +1720,7 @@ impl Node {
             return;
         }
         let frames: Vec<Bytes> = recs.iter().filter_map(|r| record_frame(r).ok()).collect();
-        self.send_frames(&peer, &frames, Some(&object_id)).await;
+        self.send_frames(&peer, &frames, Some(stop)).await;
         peer.send(Control::OfferEnd { object_id });
     }
 
@@ -2341,6 +2358,8 @@ impl Node {
                 "gets_solved": s.gets_solved.load(Ordering::Relaxed),
                 "pings_sent": s.pings_sent.load(Ordering::Relaxed),
                 "control_unknown": s.control_unknown.load(Ordering::Relaxed),
+                // A gauge: serves in progress (each leaves when it ends).
+                "serves_active": lock(&self.serving).len(),
             },
         })
     }

@@ -588,6 +588,13 @@ fn delivery_clean_and_lossy() {
         faults.set_loss(50);
         n1.round_trip(n3, 2, "lossy").await;
         assert!(faults.lost.load(Ordering::Relaxed) > 0, "nothing was lost");
+        // Every serve, acked or not, leaves no state behind.
+        for n in &nodes {
+            wait_for("serves to end", Duration::from_secs(10), || async {
+                n.counter("serves_active").await == 0
+            })
+            .await;
+        }
     });
 }
 
