@@ -9,8 +9,10 @@
 //! together hold at least `target_coverage` of `k`; no peer holds more than
 //! `max_node_fraction` of `k`; at least `min_nodes` peers are used, and the
 //! peers alone hold at least `k` (otherwise the object could not be rebuilt
-//! without the writer and placement fails). With three nodes and k = 65 the
-//! two peers hold 34 each and the writer 33.
+//! without the writer and placement fails). The peers hold every source
+//! symbol, so a get without the writer needs no RaptorQ solve; the writer
+//! keeps repair symbols. With three nodes and k = 65 the two peers hold 34
+//! each and the writer 33.
 
 use fcp_core::{ErrorCode, HasErrorCode, ObjectId, ObjectPlacementPolicy};
 
@@ -103,9 +105,10 @@ pub const EXTRA_REPAIR: u16 = 3;
 ///   peers hold `k + 2` after a peer's loss, and all reach `target`;
 ///
 /// with `cap = max_node_fraction · k` and `target = target_coverage · k`.
-/// ESIs go round-robin over the peers and then the writer, skipping full
-/// shares, so each node holds source and repair symbols alike. Fewer than
-/// `n · p + w` made symbols are spread the same way as far as they go.
+/// ESIs `0..n · p` go round-robin over the peers, so they hold every source
+/// symbol (`n · p ≥ k`), and the writer keeps the rest, repair symbols only.
+/// Fewer than `n · p + w` made symbols are placed the same way as far as
+/// they go (the writer's share shrinks first).
 pub fn plan(
     object: &ObjectId,
     k: u16,
@@ -143,29 +146,18 @@ pub fn plan(
         .saturating_sub((nodes - 1) * p)
         .max(target.saturating_sub(nodes * p));
     let total = (nodes * p + w).min(u64::from(made));
-    // Slots 0..n are the peers in HRW order, slot n the writer.
-    let quota = |slot: usize| if slot < n { p } else { w };
-    let mut shares: Vec<Vec<u32>> = vec![Vec::new(); n + 1];
-    let mut slot = 0;
-    let has_room = |shares: &[Vec<u32>], slot: usize| {
-        shares
-            .get(slot)
-            .is_some_and(|s| (s.len() as u64) < quota(slot))
-    };
-    for esi in 0..total as u32 {
-        // `total` never exceeds the quotas' sum, so a slot with room exists.
-        for _ in 0..=n {
-            if has_room(&shares, slot) {
-                break;
-            }
-            slot = (slot + 1) % (n + 1);
-        }
-        if let Some(s) = shares.get_mut(slot) {
+    // The peers take ESIs 0..n·p round-robin in HRW order. n·p ≥ k always
+    // (p ≥ (k + 2) / n, or p = cap with n ≥ k / cap), so the peers hold every
+    // source symbol and a get after the writer's loss needs no RaptorQ
+    // solve; the writer keeps the highest ESIs, repair symbols only.
+    let peer_total = (nodes * p).min(total) as u32;
+    let mut shares: Vec<Vec<u32>> = vec![Vec::new(); n];
+    for esi in 0..peer_total {
+        if let Some(s) = shares.get_mut(esi as usize % n) {
             s.push(esi);
         }
-        slot = (slot + 1) % (n + 1);
     }
-    let writer = shares.pop().unwrap_or_default();
+    let writer: Vec<u32> = (peer_total..total as u32).collect();
     Ok(Placement {
         assignments: ranked
             .iter()
@@ -241,11 +233,14 @@ mod tests {
         for lost in ["writer", "node-0", "node-1"] {
             assert!(left(&p, lost) >= 67, "{lost}: {}", left(&p, lost));
         }
-        // Source symbols are spread too: each node holds about a third.
-        for share in p.assignments.iter().map(|(_, e)| e).chain([&p.writer]) {
+        // The peers hold every source symbol, about half each, so a get
+        // without the writer needs no RaptorQ solve; the writer holds only
+        // repair symbols.
+        for (_, share) in &p.assignments {
             let sources = share.iter().filter(|e| **e < 65).count();
-            assert!((21..=22).contains(&sources), "{sources}");
+            assert!((32..=33).contains(&sources), "{sources}");
         }
+        assert!(p.writer.iter().all(|e| *e >= 65), "{:?}", p.writer);
         assert!(p.coverage_bps(65) >= policy.target_coverage_bps);
     }
 
@@ -318,6 +313,7 @@ mod tests {
                     assert!(left(&p, lost) >= need, "k {k} n {n} {lost}");
                 }
                 assert!(p.total as usize >= usize::from(k) * 3 / 2, "k {k} n {n}");
+                assert!(p.writer.iter().all(|e| *e >= u32::from(k)), "k {k} n {n}");
             }
         }
         // Fewer symbols made than planned: spread as far as they go.
