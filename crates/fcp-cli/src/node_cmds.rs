@@ -164,7 +164,8 @@ pub fn run(home: Home, drop_permille: u16) -> Result<ExitCode, FcpError> {
     // A put or get frees a few hundred MiB of buffers and the next one
     // allocates them again. mimalloc hands freed pages back to the kernel
     // after 1 s by default, so every transfer page-faulted and zeroed its
-    // memory afresh (a fifth of a put's CPU). The daemon keeps them 10 s.
+    // memory afresh (page faults were a fifth of a put's CPU in a profile).
+    // The daemon keeps them 10 s.
     // mimalloc reads the option from the environment only, before `main`:
     // set it and exec this same command again (same pid). If the exec
     // fails, run with the default.

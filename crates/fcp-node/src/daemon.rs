@@ -1803,9 +1803,10 @@ impl Node {
             .await
             .map_err(|_| fcp(ErrorCode::Internal, "sealing task failed"))??;
         let (root, objects) = sealed;
-        // Placement (decision 61): each object's symbols are spread evenly
-        // over its HRW-ranked peers and the writer, each ESI on one node, so
-        // that losing any one node leaves k + 2. Frames are indexed by ESI
+        // Placement (decision 61): each object's symbols are spread over its
+        // HRW-ranked peers and the writer, each ESI on one node, so that
+        // losing any one node leaves k + 2; the peers hold the source
+        // symbols, the writer keeps repair symbols. Frames are indexed by ESI
         // once (one record each).
         let ids: Vec<ObjectId> = objects.iter().map(|(oid, _, _)| *oid).collect();
         let mut placed_objects = Vec::with_capacity(objects.len());

@@ -383,10 +383,10 @@ impl SymbolPath<'_> {
             .first()
             .filter(|o| o.object_id == sealed.root)
             .ok_or(PipelineError::IdMismatch(sealed.root))?;
-        // The root is opened and parsed on one core (the only serial step)
-        // while the other zero-fills the output at the most the chunk
-        // objects can hold: each no more than its source block and no more
-        // than its frames' bytes, so a claimed `k` costs nothing.
+        // The root is opened (the only serial step) while the output is
+        // zero-filled ([`zeroed`]) at the most the chunk objects can hold:
+        // each no more than its source block and no more than its frames'
+        // bytes, so a claimed `k` costs nothing here.
         let t = u64::from(self.params.symbol_size);
         let bound: u64 = sealed
             .objects
