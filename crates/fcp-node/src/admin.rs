@@ -130,10 +130,20 @@ pub async fn read_request<S: tokio::io::AsyncRead + Unpin>(stream: S) -> Result<
             "request body too large",
         ));
     }
-    let mut body = vec![0u8; len];
-    r.read_exact(&mut body)
+    // Read into spare capacity: a put's body is the whole payload, and
+    // zero-filling it first was a pass over every byte for nothing.
+    let mut body = Vec::with_capacity(len);
+    (&mut r)
+        .take(len as u64)
+        .read_to_end(&mut body)
         .await
         .map_err(|e| FcpError::new(ErrorCode::LocalIo, e.to_string()))?;
+    if body.len() != len {
+        return Err(FcpError::new(
+            ErrorCode::LocalIo,
+            "request body shorter than its Content-Length",
+        ));
+    }
     let (path, q) = target.split_once('?').unwrap_or((target, ""));
     let query = q
         .split('&')
@@ -541,6 +551,25 @@ mod tests {
             response_error(&resp).error_code(),
             Some(ErrorCode::ObjectNotFound)
         );
+    }
+
+    #[test]
+    fn request_bodies_are_read_whole_or_refused() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let whole = b"POST /put?zone=z:t HTTP/1.1\r\nContent-Length: 5\r\n\r\nhello";
+        let req = rt.block_on(read_request(&whole[..])).unwrap();
+        assert_eq!(
+            (req.path.as_str(), req.body.as_slice()),
+            ("/put", &b"hello"[..])
+        );
+        // Bytes past Content-Length are not part of the body.
+        let more = b"POST /put HTTP/1.1\r\nContent-Length: 2\r\n\r\nhello";
+        assert_eq!(rt.block_on(read_request(&more[..])).unwrap().body, b"he");
+        let short = b"POST /put HTTP/1.1\r\nContent-Length: 10\r\n\r\nhello";
+        let e = rt.block_on(read_request(&short[..])).unwrap_err();
+        assert_eq!(e.error_code(), Some(ErrorCode::LocalIo), "{e}");
     }
 
     #[test]
