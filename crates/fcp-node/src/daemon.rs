@@ -46,7 +46,9 @@ use fcp_core::{
 use fcp_crypto::{Ed25519PublicKey, SymbolKey, signed};
 use fcp_store::{ObjectMeta, Store, SymbolRecord};
 use fcp_wire::chunk::{PayloadMeta, PayloadRoot, parse_chunk_content, parse_root};
-use fcp_wire::frame::{Frame, FrameBuilder, FrameFlags, FrameHeader, RecordRef};
+use fcp_wire::frame::{
+    Frame, FrameBuilder, FrameFlags, FrameHeader, RecordRef, first_esi_of_own_frame,
+};
 use fcp_wire::object::{ObjectDecoder, Progress};
 use fcp_wire::pipeline::{SymbolParams, SymbolPath, ZoneContext};
 use fcp_wire::session::{
@@ -1807,17 +1809,14 @@ impl Node {
         // HRW-ranked peers and the writer, each ESI on one node, so that
         // losing any one node leaves k + 2; the peers hold the source
         // symbols, the writer keeps repair symbols. Frames are indexed by ESI
-        // once (one record each).
+        // once (one record each; these are our own, so not parsed again).
         let ids: Vec<ObjectId> = objects.iter().map(|(oid, _, _)| *oid).collect();
         let mut placed_objects = Vec::with_capacity(objects.len());
         let mut local = Vec::with_capacity(objects.len());
         for (oid, k, frames) in objects {
             let by_esi: HashMap<u32, Bytes> = frames
                 .into_iter()
-                .filter_map(|f| {
-                    let esi = Frame::decode(f.clone()).ok()?.records().next()?.esi;
-                    Some((esi, f))
-                })
+                .filter_map(|f| Some((first_esi_of_own_frame(&f)?, f)))
                 .collect();
             let made = u32::try_from(by_esi.len()).unwrap_or(u32::MAX);
             let plan = placement::plan(&oid, k, made, &policy, &peer_ids).map_err(fe)?;

@@ -267,6 +267,14 @@ pub struct FrameRef<'a> {
     bytes: &'a [u8],
 }
 
+/// The ESI of a frame's first record, read at its fixed offset without
+/// parsing or checking the frame: only for frames this node has just built
+/// (a writer indexing its own sealed output), never for received bytes.
+pub fn first_esi_of_own_frame(frame: &[u8]) -> Option<u32> {
+    let esi = frame.get(HEADER_LEN..HEADER_LEN + 4)?;
+    Some(u32::from_le_bytes(esi.try_into().ok()?))
+}
+
 impl<'a> FrameRef<'a> {
     /// Decode and verify one frame. `bytes` must hold exactly one frame.
     pub fn decode(bytes: &'a [u8]) -> Result<Self, FrameError> {

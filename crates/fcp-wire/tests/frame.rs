@@ -5,6 +5,7 @@ use bytes::Bytes;
 use fcp_wire::FrameError;
 use fcp_wire::frame::{
     CHECKSUM_LEN, Frame, FrameBuilder, FrameFlags, FrameHeader, HEADER_LEN, encoded_len,
+    first_esi_of_own_frame,
 };
 use proptest::prelude::*;
 
@@ -28,6 +29,25 @@ fn build(h: &FrameHeader, n: usize, max: usize) -> Bytes {
         assert!(b.push_sealed(i as u32, 9, &pt, &[i as u8; 16]).unwrap());
     }
     b.finish().unwrap()
+}
+
+#[test]
+fn a_built_frames_first_esi_is_read_without_decoding() {
+    let h = header(1024);
+    let mut b = FrameBuilder::new(&h, 4096).unwrap();
+    for esi in [77u32, 78] {
+        assert!(b.push_sealed(esi, 9, &[0; 1024], &[0; 16]).unwrap());
+    }
+    let bytes = b.finish().unwrap();
+    let decoded = Frame::decode(bytes.clone())
+        .unwrap()
+        .records()
+        .next()
+        .unwrap()
+        .esi;
+    assert_eq!(first_esi_of_own_frame(&bytes), Some(decoded));
+    assert_eq!(decoded, 77);
+    assert_eq!(first_esi_of_own_frame(&bytes[..HEADER_LEN + 3]), None);
 }
 
 #[test]
