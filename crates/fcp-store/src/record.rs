@@ -160,6 +160,8 @@ pub(crate) fn encode_run(records: &[&SymbolRecord]) -> Result<Vec<u8>> {
         out.extend_from_slice(&ct_len.to_be_bytes());
         out.extend_from_slice(&r.ciphertext);
     }
+    // The sizes put_symbols splits runs by are this layout's.
+    debug_assert_eq!(out.len(), run_header_len(first) + body);
     Ok(out)
 }
 
