@@ -236,15 +236,24 @@ fn put_kill_get(drop_permille: u16) {
         st2["counters"]["symbols_stored"].as_u64().unwrap() > 1000,
         "node-2 holds symbols"
     );
-    let mut store = Vec::new();
-    std::fs::File::open(nodes[1].home.join("store.redb"))
-        .unwrap()
-        .read_to_end(&mut store)
-        .unwrap();
-    assert!(
-        !contains(&store, b"FCP-PLAINTEXT-MARKER"),
-        "no plaintext on a node outside the zone"
-    );
+    // Its store: the database and the symbol log's segments.
+    let mut files = vec![nodes[1].home.join("store.redb")];
+    for e in std::fs::read_dir(nodes[1].home.join("store.redb.symbols")).unwrap() {
+        files.push(e.unwrap().path());
+    }
+    assert!(files.len() >= 2, "node-2 has a symbol segment: {files:?}");
+    for f in &files {
+        let mut bytes = Vec::new();
+        std::fs::File::open(f)
+            .unwrap()
+            .read_to_end(&mut bytes)
+            .unwrap();
+        assert!(
+            !contains(&bytes, b"FCP-PLAINTEXT-MARKER"),
+            "no plaintext on a node outside the zone ({})",
+            f.display()
+        );
+    }
 
     // A restarted node keeps its objects.
     nodes[2].kill9();

@@ -1,6 +1,7 @@
 //! FCP durable store: objects, sealed symbols, per-object metadata, pins,
 //! retention, per-zone quotas, the ZoneFrontier root pointer and
-//! reachability GC (spec §3.6-§3.8), over one [redb] database file.
+//! reachability GC (spec §3.6-§3.8), over one [redb] database file and a
+//! symbol log of segment files beside it (`<db>.symbols/`, decision 63).
 //!
 //! The store is sans-clock: every time-dependent call takes `now` (Unix
 //! seconds).
@@ -9,7 +10,9 @@
 //!
 //! Every mutating call runs in one redb write transaction committed with
 //! [`redb::Durability::Immediate`] (redb's default: data and the commit
-//! record are fsynced) before it returns `Ok`. A call that returned `Ok`
+//! record are fsynced) before it returns `Ok`. Symbol bytes it appended to
+//! the symbol log are written and synced before that commit, so no committed
+//! index entry points at bytes a crash can lose. A call that returned `Ok`
 //! survives `kill -9` and power loss; a call that returned `Err` wrote
 //! nothing. `tests/crash.rs` kills a writing process at random points and
 //! checks every acknowledged write.
@@ -22,22 +25,37 @@
 //! |---|---|---|
 //! | `format` | `"version"` | `u64` = [`FORMAT_VERSION`] |
 //! | `objects` | `object_id` (32) | canonical CBOR of [`StoredObject`] |
-//! | `symbol_runs` | `object_id` (32) `\|\|` `run_no` (4) | symbol run layout v2, below |
+//! | `symbol_runs` | `object_id` (32) `\|\|` `run_no` (4) | index entry v3 (or, from older stores, a run inline, v2), below |
 //! | `meta` | `object_id` (32) | canonical CBOR of [`ObjectMeta`] |
 //! | `pins` | `object_id` (32) | `u8` = 1 |
 //! | `frontiers` | zone id (UTF-8) | `object_id` (32) |
 //! | `quotas` | `zone_id_hash` (32) | `max_bytes` (8) `\|\|` zone id (UTF-8) |
 //! | `usage` | `zone_id_hash` (32) | `u64` bytes in use |
+//! | `segments` | segment number `u32` | (`end` `u64`, `live` `u64`): committed length and bytes still referenced |
 //!
 //! Symbols are stored in runs: the symbols of one object that one write
 //! brought from one sealer through one peer share a single value (layout
 //! v2), so a 64 KiB chunk's symbols cost one or two B-tree inserts instead
 //! of one per symbol (decision 54 in `docs/spec-decisions.md`). A run with
-//! more than one symbol stays within [`MAX_RUN_BYTES`] (32 KiB less a leaf
-//! header): redb gives a large value a leaf of `4 KiB · 2^n` bytes and
-//! writes all of it, so a 36 KB run cost a 64 KiB page (decision 62). A run number counts up
+//! more than one symbol stays within [`MAX_RUN_BYTES`]. A run number counts up
 //! per object; `(object_id, esi)` stays the identity of a symbol: a write
 //! skips ESIs the object already holds, and reads return one record per ESI.
+//!
+//! A run's bytes (layout v2) live in the symbol log (module `log`): a write
+//! appends its runs to the head segment `NNNNNNNN.seg`, and redb holds an
+//! index entry per run (layout v3) that says where the run is and what
+//! reads, removals and quotas need without reading it:
+//!
+//! ```text
+//! version u8 = 3 | segment u32 | offset u64 | len u32 | xxh3_64(run) u64
+//! | zone_id_hash [32] | ciphertext bytes u64 | count u16 | count × esi u32
+//! ```
+//!
+//! A read checks the run it reads against the entry (checksum, zone, ESIs).
+//! A segment's `live` count falls as runs are removed; at 0 (and not the
+//! head) the segment file is deleted after the commit. Open deletes files no
+//! row names, cuts each file back to its committed `end` (a torn append) and
+//! starts a new head. A run, in the log or inline in a v2 store:
 //!
 //! ```text
 //! version u8 = 2 | k u16 | symbol_size u16 | zone_id_hash [32] | zone_key_id [8]
@@ -89,8 +107,9 @@
 //! # Tests
 //!
 //! `tests/crash.rs` (kill -9 of a writer process, 40 rounds), `tests/model.rs`
-//! (proptest against a BTreeMap model over a fault-injecting backend that
-//! drops unsynced writes at simulated power cuts), `tests/store.rs` (API).
+//! (proptest against a BTreeMap model over fault-injecting backends, for the
+//! database and every segment, that drop unsynced writes at simulated power
+//! cuts), `tests/store.rs` (API, symbol log files).
 //!
 //! GC reads the whole graph in one write transaction (memory is linear in the
 //! number of ids, bodies are decoded); the number of ids removed per call can
@@ -99,6 +118,7 @@
 #![forbid(unsafe_code)]
 
 mod error;
+mod log;
 mod record;
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
@@ -112,16 +132,21 @@ use redb::{
 };
 
 pub use error::{Result, StoreError};
+use log::Log;
+pub use log::{FileSegments, MemSegments, SEGMENT_BYTES, Segment, SegmentDir};
 pub use record::{
     GcReport, MAX_NODE_ID_LEN, MAX_RUN_BYTES, MAX_RUN_SYMBOLS, ObjectMeta, PutSymbols,
-    SYMBOL_LAYOUT_V2, SymbolRecord,
+    SYMBOL_INDEX_V3, SYMBOL_LAYOUT_V2, SymbolRecord,
 };
 use record::{
-    encode_run, parse_run, parse_run_key, run_header_len, run_key, run_symbol_len, same_run,
+    LogRef, RunEntry, encode_run_into, parse_run, parse_run_key, run_header_len, run_key,
+    run_symbol_len, same_run,
 };
 
-/// Version of the table layout written to the `format` table (2: symbol runs).
-pub const FORMAT_VERSION: u64 = 2;
+/// Version of the table layout written to the `format` table (3: symbol
+/// runs in the symbol log). A version 2 store (runs inline) opens and is
+/// marked 3: its inline runs stay readable, new runs go to the log.
+pub const FORMAT_VERSION: u64 = 3;
 
 type Bytes = &'static [u8];
 
@@ -133,10 +158,12 @@ const PINS: TableDefinition<Bytes, u8> = TableDefinition::new("pins");
 const FRONTIERS: TableDefinition<&str, Bytes> = TableDefinition::new("frontiers");
 const QUOTAS: TableDefinition<Bytes, Bytes> = TableDefinition::new("quotas");
 const USAGE: TableDefinition<Bytes, u64> = TableDefinition::new("usage");
+const SEGMENTS: TableDefinition<u32, (u64, u64)> = TableDefinition::new("segments");
 
 /// The durable store. One per database file; the file is locked while open.
 pub struct Store {
     db: Database,
+    log: Log,
     path: Option<PathBuf>,
 }
 
@@ -199,10 +226,13 @@ fn run_range(id: &ObjectId) -> ([u8; 36], [u8; 36]) {
 }
 
 /// The symbols of `id` that `choose` picks from the ESIs held (ascending,
-/// each once), in the order it lists them; ESIs not held are skipped. Runs
-/// are parsed in place and only the chosen symbols are copied out.
+/// each once), in the order it lists them; ESIs not held are skipped. Only
+/// the log runs holding a chosen symbol are read (one read each, checked
+/// against the index entry's checksum and ESIs), and their records share
+/// that read's buffer.
 fn chosen_in_table(
     t: &impl ReadableTable<Bytes, Bytes>,
+    log: &Log,
     id: &ObjectId,
     choose: impl FnOnce(&[u32]) -> Vec<u32>,
 ) -> Result<Vec<SymbolRecord>> {
@@ -211,23 +241,65 @@ fn chosen_in_table(
         .range(lo.as_slice()..=hi.as_slice())?
         .map(|e| e.map(|(_, v)| v))
         .collect::<std::result::Result<Vec<_>, _>>()?;
-    let runs = values
+    let entries = values
         .iter()
-        .map(|v| parse_run(v.value()))
+        .map(|v| RunEntry::parse(v.value()))
         .collect::<Result<Vec<_>>>()?;
     // Runs never share an ESI (invariant 4); should they, the first wins.
     let mut at: BTreeMap<u32, (usize, usize)> = BTreeMap::new();
-    for (ri, run) in runs.iter().enumerate() {
-        for (si, sym) in run.symbols.iter().enumerate() {
-            at.entry(sym.0).or_insert((ri, si));
+    for (ri, entry) in entries.iter().enumerate() {
+        for si in 0..entry.len() {
+            if let Some(esi) = entry.esi(si) {
+                at.entry(esi).or_insert((ri, si));
+            }
         }
     }
     let held: Vec<u32> = at.keys().copied().collect();
-    Ok(choose(&held)
+    let picked: Vec<(usize, usize)> = choose(&held)
         .into_iter()
-        .filter_map(|esi| {
-            let &(ri, si) = at.get(&esi)?;
-            runs.get(ri)?.record(si, *id)
+        .filter_map(|esi| at.get(&esi).copied())
+        .collect();
+    // Read each log run that holds a picked symbol once.
+    let mut loaded: Vec<Option<bytes::Bytes>> = vec![None; entries.len()];
+    for &(ri, _) in &picked {
+        if let (Some(RunEntry::Log(r)), Some(slot @ None)) = (entries.get(ri), loaded.get_mut(ri)) {
+            // A segment deleted after this snapshot: the symbols are gone.
+            let Some(buf) = log.read(r.segment, r.offset, r.len)? else {
+                return Ok(Vec::new());
+            };
+            if xxhash_rust::xxh3::xxh3_64(&buf) != r.checksum {
+                return Err(StoreError::Corrupt(format!(
+                    "symbol run of {id} in segment {} at {}: checksum mismatch",
+                    r.segment, r.offset
+                )));
+            }
+            *slot = Some(bytes::Bytes::from(buf));
+        }
+    }
+    let mut views = Vec::with_capacity(entries.len());
+    for (entry, buf) in entries.iter().zip(&loaded) {
+        views.push(match (entry, buf) {
+            (RunEntry::Log(r), Some(b)) => {
+                let view = parse_run(b)?;
+                if !r.matches(&view) {
+                    return Err(StoreError::Corrupt(format!(
+                        "symbol run of {id} in segment {} at {} is not the run indexed",
+                        r.segment, r.offset
+                    )));
+                }
+                Some(view)
+            }
+            _ => None,
+        });
+    }
+    Ok(picked
+        .into_iter()
+        .filter_map(|(ri, si)| match entries.get(ri)? {
+            RunEntry::Inline(v) => v.record(si, *id, None),
+            RunEntry::Log(_) => views
+                .get(ri)?
+                .as_ref()?
+                .record(si, *id, loaded.get(ri)?.as_ref()),
         })
         .collect())
 }
@@ -243,7 +315,8 @@ fn held_esis(t: &impl ReadableTable<Bytes, Bytes>, id: &ObjectId) -> Result<(BTr
         next = run_no
             .checked_add(1)
             .ok_or_else(|| StoreError::InvalidRecord("symbol run numbers exhausted".into()))?;
-        esis.extend(parse_run(v.value())?.symbols.iter().map(|s| s.0));
+        let entry = RunEntry::parse(v.value())?;
+        esis.extend((0..entry.len()).filter_map(|i| entry.esi(i)));
     }
     Ok((esis, next))
 }
@@ -270,7 +343,20 @@ fn quota_in(
 // Write transaction with every table open
 // ---------------------------------------------------------------------------
 
+/// What one write transaction appends to the symbol log and frees in it.
+struct LogTxn {
+    /// Segment the appends go to and where they start in it.
+    segment: u32,
+    base: u64,
+    /// The appended runs, written and synced before the commit.
+    buf: Vec<u8>,
+    /// Run bytes removed, per segment.
+    freed: BTreeMap<u32, u64>,
+}
+
 struct W<'t> {
+    log: LogTxn,
+    segments: Table<'t, u32, (u64, u64)>,
     objects: Table<'t, Bytes, Bytes>,
     symbols: Table<'t, Bytes, Bytes>,
     meta: Table<'t, Bytes, Bytes>,
@@ -281,8 +367,10 @@ struct W<'t> {
 }
 
 impl<'t> W<'t> {
-    fn open(txn: &'t WriteTransaction) -> Result<Self> {
+    fn open(txn: &'t WriteTransaction, log: LogTxn) -> Result<Self> {
         Ok(Self {
+            log,
+            segments: txn.open_table(SEGMENTS)?,
             objects: txn.open_table(OBJECTS)?,
             symbols: txn.open_table(SYMBOLS)?,
             meta: txn.open_table(META)?,
@@ -414,11 +502,53 @@ impl<'t> W<'t> {
         for (hash, bytes) in &charges {
             self.charge(hash, *bytes)?;
         }
+        // spec §3.6 durability: the run bytes go to the symbol log, which is
+        // synced before the commit that indexes them (decision 63).
         for (key, run, _) in &runs {
-            let value = encode_run(run)?;
-            self.symbols.insert(key.as_slice(), value.as_slice())?;
+            let start = self.log.buf.len();
+            encode_run_into(&mut self.log.buf, run)?;
+            let bytes = self.log.buf.get(start..).unwrap_or_default();
+            let entry = LogRef {
+                segment: self.log.segment,
+                offset: self.log.base + start as u64,
+                len: u32::try_from(bytes.len())
+                    .map_err(|_| StoreError::InvalidRecord("symbol run over 4 GiB".into()))?,
+                checksum: xxhash_rust::xxh3::xxh3_64(bytes),
+                zone_id_hash: run.first().map(|r| r.zone_id_hash).unwrap_or_default(),
+                bytes: run.iter().map(|r| r.quota_bytes()).sum(),
+                esis: run.iter().map(|r| r.esi).collect(),
+            };
+            self.symbols
+                .insert(key.as_slice(), entry.encode()?.as_slice())?;
         }
         Ok(report)
+    }
+
+    /// Record this transaction's appends and frees in the `segments` table.
+    /// Returns the segments left with nothing live, to delete after the
+    /// commit; `keep` (the head) is never among them.
+    fn settle_log(&mut self, keep: &[u32]) -> Result<Vec<u32>> {
+        let appended = self.log.buf.len() as u64;
+        if appended > 0 {
+            let n = self.log.segment;
+            let live = self.segments.get(n)?.map_or(0, |v| v.value().1);
+            self.segments
+                .insert(n, (self.log.base + appended, live + appended))?;
+        }
+        let mut dead = Vec::new();
+        for (&n, &freed) in &self.log.freed {
+            let (end, live) = self.segments.get(n)?.map(|v| v.value()).ok_or_else(|| {
+                StoreError::Corrupt(format!("symbol runs point into unknown segment {n}"))
+            })?;
+            let left = live.saturating_sub(freed);
+            if left == 0 && !keep.contains(&n) {
+                self.segments.remove(n)?;
+                dead.push(n);
+            } else {
+                self.segments.insert(n, (end, left))?;
+            }
+        }
+        Ok(dead)
     }
 
     /// Remove all symbols of `id`; returns (count, ciphertext bytes).
@@ -427,13 +557,12 @@ impl<'t> W<'t> {
         let mut found = Vec::new();
         for entry in self.symbols.range(lo.as_slice()..=hi.as_slice())? {
             let (k, v) = entry?;
-            let run = parse_run(v.value())?;
-            found.push((
-                k.value().to_vec(),
-                run.zone_id_hash,
-                run.symbols.len(),
-                run.bytes(),
-            ));
+            let run = RunEntry::parse(v.value())?;
+            if let RunEntry::Log(r) = &run {
+                *self.log.freed.entry(r.segment).or_insert(0) += u64::from(r.len);
+            }
+            let (hash, bytes) = run.charge();
+            found.push((k.value().to_vec(), hash, run.len(), bytes));
         }
         let (mut count, mut bytes) = (0usize, 0u64);
         let mut per_zone: BTreeMap<[u8; 32], u64> = BTreeMap::new();
@@ -541,29 +670,58 @@ impl<'t> W<'t> {
 impl Store {
     /// Open the database at `path`, creating it if absent. Opening runs
     /// redb's recovery if the last writer died mid-commit.
+    /// Its symbol log lives in the directory [`Store::segments_dir`] names.
     pub fn open(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref().to_path_buf();
+        // The database lock is taken first: it also guards the log.
         let db = Database::create(&path)?;
-        Self::init(db, Some(path))
+        let dir = Self::segments_dir(&path);
+        let segments = FileSegments::new(&dir)
+            .map_err(|e| StoreError::Io(format!("symbol log {}: {e}", dir.display())))?;
+        Self::init(db, Box::new(segments), Some(path))
+    }
+
+    /// The symbol log directory of the database at `path`:
+    /// `<path>.symbols`.
+    pub fn segments_dir(path: &Path) -> PathBuf {
+        let mut dir = path.as_os_str().to_owned();
+        dir.push(".symbols");
+        PathBuf::from(dir)
     }
 
     /// Open a store over a custom redb storage backend (e.g.
-    /// [`redb::backends::InMemoryBackend`], or a fault-injecting backend in
-    /// tests), creating the tables if absent.
+    /// [`redb::backends::InMemoryBackend`]) with its symbol log in memory,
+    /// creating the tables if absent.
     pub fn open_with_backend(backend: impl redb::StorageBackend) -> Result<Self> {
-        let db = Database::builder().create_with_backend(backend)?;
-        Self::init(db, None)
+        Self::open_with_backends(backend, MemSegments::default())
     }
 
-    fn init(db: Database, path: Option<PathBuf>) -> Result<Self> {
-        let store = Self { db, path };
-        let txn = store.db.begin_write()?;
-        {
-            W::open(&txn)?;
+    /// Open a store over a custom redb backend and symbol log (a test's
+    /// fault-injecting disk).
+    pub fn open_with_backends(
+        backend: impl redb::StorageBackend,
+        segments: impl SegmentDir,
+    ) -> Result<Self> {
+        let db = Database::builder().create_with_backend(backend)?;
+        Self::init(db, Box::new(segments), None)
+    }
+
+    fn init(db: Database, segments: Box<dyn SegmentDir>, path: Option<PathBuf>) -> Result<Self> {
+        let txn = db.begin_write()?;
+        let log = {
+            let mut w = W::open(
+                &txn,
+                LogTxn {
+                    segment: 0,
+                    base: 0,
+                    buf: Vec::new(),
+                    freed: BTreeMap::new(),
+                },
+            )?;
             let mut format = txn.open_table(FORMAT)?;
             let found = format.get("version")?.map(|v| v.value());
             match found {
-                None => {
+                None | Some(2) => {
                     format.insert("version", FORMAT_VERSION)?;
                 }
                 Some(FORMAT_VERSION) => {}
@@ -573,9 +731,20 @@ impl Store {
                     )));
                 }
             }
-        }
+            let mut rows = Vec::new();
+            for entry in w.segments.iter()? {
+                let (k, v) = entry?;
+                let (end, live) = v.value();
+                rows.push((k.value(), end, live));
+            }
+            let (log, dead) = Log::open(segments, &rows)?;
+            for n in dead {
+                w.segments.remove(n)?;
+            }
+            log
+        };
         txn.commit()?;
-        Ok(store)
+        Ok(Self { db, log, path })
     }
 
     /// The database file path (`None` for a custom backend).
@@ -592,18 +761,53 @@ impl Store {
     fn write<T>(&self, f: impl FnOnce(&mut W<'_>) -> Result<T>) -> Result<T> {
         let mut txn = self.db.begin_write()?;
         txn.set_durability(Durability::Immediate);
-        let out = {
-            let mut w = W::open(&txn)?;
-            f(&mut w)
+        // redb runs one write transaction at a time, so the head is ours
+        // until the commit.
+        let mut head = self
+            .log
+            .head
+            .lock()
+            .map_err(|_| StoreError::Io("symbol log lock poisoned".into()))?;
+        let (segment, base) = if head.end >= SEGMENT_BYTES {
+            let next = head
+                .seg
+                .checked_add(1)
+                .ok_or_else(|| StoreError::Corrupt("symbol segment numbers exhausted".into()))?;
+            (next, 0)
+        } else {
+            (head.seg, head.end)
         };
+        let out = (|| {
+            let log = LogTxn {
+                segment,
+                base,
+                buf: Vec::new(),
+                freed: BTreeMap::new(),
+            };
+            let mut w = W::open(&txn, log)?;
+            let v = f(&mut w)?;
+            let dead = w.settle_log(&[head.seg, segment])?;
+            // The appended runs reach the segment, synced, before the commit
+            // that indexes them.
+            if !w.log.buf.is_empty() {
+                self.log.append(segment, base, &w.log.buf)?;
+            }
+            Ok((v, dead, w.log.buf.len() as u64))
+        })();
         match out {
-            Ok(v) => {
+            Ok((v, dead, appended)) => {
                 txn.commit()?;
+                if appended > 0 {
+                    head.seg = segment;
+                    head.end = base + appended;
+                }
+                self.log.delete(&dead);
                 Ok(v)
             }
             Err(e) => {
-                // Nothing of a failed call is written. An abort error is
-                // secondary to the one being reported.
+                // Nothing of a failed call is committed; bytes it appended lie
+                // past the head's committed end and are overwritten. An abort
+                // error is secondary to the one being reported.
                 let _ = txn.abort();
                 Err(e)
             }
@@ -757,7 +961,7 @@ impl Store {
         id: &ObjectId,
         choose: impl FnOnce(&[u32]) -> Vec<u32>,
     ) -> Result<Vec<SymbolRecord>> {
-        self.read(|t| chosen_in_table(&t.open_table(SYMBOLS)?, id, choose))
+        self.read(|t| chosen_in_table(&t.open_table(SYMBOLS)?, &self.log, id, choose))
     }
 
     /// Number of stored symbols of an object.
@@ -917,5 +1121,77 @@ impl Store {
     /// `truncated` tells whether candidates were left.
     pub fn gc_with_limit(&self, now: u64, max_removed: usize) -> Result<GcReport> {
         self.write(|w| w.gc(now, max_removed))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+    use crate::record::encode_run;
+
+    fn rec(esi: u32) -> SymbolRecord {
+        SymbolRecord {
+            object_id: ObjectId::from_bytes([9; 32]),
+            esi,
+            k: 4,
+            symbol_size: 64,
+            zone_id_hash: [1; 32],
+            zone_key_id: [2; 8],
+            epoch_id: 3,
+            source_node: "a".into(),
+            sender_instance_id: 4,
+            frame_seq: u64::from(esi),
+            ciphertext: vec![esi as u8; 64].into(),
+            tag: [5; 16],
+            from_node: "b".into(),
+        }
+    }
+
+    /// A version 2 store (runs inline in `symbol_runs`) opens as version 3:
+    /// its inline runs read and remove as before, and new runs go to the
+    /// symbol log.
+    #[test]
+    fn version_2_stores_upgrade_in_place() {
+        let dir = std::env::temp_dir().join(format!("fcp-store-v2-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("store.redb");
+        let _ = std::fs::remove_file(&path);
+        let (r0, r1) = (rec(0), rec(1));
+        {
+            let db = Database::create(&path).unwrap();
+            let txn = db.begin_write().unwrap();
+            {
+                txn.open_table(FORMAT)
+                    .unwrap()
+                    .insert("version", 2)
+                    .unwrap();
+                let run = encode_run(&[&r0, &r1]).unwrap();
+                let key = run_key(&r0.object_id, 0);
+                let mut t = txn.open_table(SYMBOLS).unwrap();
+                t.insert(key.as_slice(), run.as_slice()).unwrap();
+                txn.open_table(USAGE)
+                    .unwrap()
+                    .insert([1u8; 32].as_slice(), 128)
+                    .unwrap();
+            }
+            txn.commit().unwrap();
+        }
+        let s = Store::open(&path).unwrap();
+        let r2 = rec(2);
+        assert_eq!(
+            s.put_symbols(&[r1.clone(), r2.clone()]).unwrap().inserted,
+            1
+        );
+        assert_eq!(s.symbols(&r0.object_id).unwrap(), [r0, r1, r2]);
+        drop(s);
+        let s = Store::open(&path).unwrap();
+        let version = s.read(|t| Ok(t.open_table(FORMAT)?.get("version")?.map(|v| v.value())));
+        assert_eq!(version.unwrap(), Some(FORMAT_VERSION));
+        assert_eq!(s.remove_symbols(&ObjectId::from_bytes([9; 32])).unwrap(), 3);
+        let used = s.read(|t| Ok(t.open_table(USAGE)?.get([1u8; 32].as_slice())?.is_some()));
+        assert!(!used.unwrap(), "usage back to 0");
+        drop(s);
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

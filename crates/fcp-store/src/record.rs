@@ -6,8 +6,14 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Result, StoreError};
 
-/// Version byte of the symbol-run value layout.
+/// Version byte of the symbol-run layout: a run's bytes, inline in the
+/// `symbol_runs` table (stores written before decision 63) or in the symbol
+/// log.
 pub const SYMBOL_LAYOUT_V2: u8 = 2;
+
+/// Version byte of a `symbol_runs` entry that points at a run in the symbol
+/// log (decision 63).
+pub const SYMBOL_INDEX_V3: u8 = 3;
 
 /// Longest `source_node` / `from_node` the layout holds (one length byte).
 pub const MAX_NODE_ID_LEN: usize = 255;
@@ -15,12 +21,11 @@ pub const MAX_NODE_ID_LEN: usize = 255;
 /// Most symbols one run value holds (bounds a value at a few MiB).
 pub const MAX_RUN_SYMBOLS: usize = 4096;
 
-/// Most bytes one run value holds when it has more than one symbol. redb
-/// gives a large value a leaf of its own, `4 KiB · 2^n` bytes, and allocates,
-/// zeroes and writes all of it: a 36 KB run took a 64 KiB page. Runs split
-/// before they outgrow 32 KiB (with room for the leaf's header), so a 64 KiB
-/// chunk's 34 symbols take 32 + 8 KiB (decision 62).
-pub const MAX_RUN_BYTES: usize = 32 * 1024 - 512;
+/// Most bytes one run holds when it has more than one symbol: a 64 KiB
+/// chunk's share (34 symbols, 36 KB) is one run, one index entry and one
+/// read (decision 63; the 32 KiB of decision 62 was redb's leaf size, which
+/// runs in the symbol log no longer pay).
+pub const MAX_RUN_BYTES: usize = 64 * 1024;
 
 /// Bytes a run's value takes before its symbols.
 pub(crate) fn run_header_len(first: &SymbolRecord) -> usize {
@@ -113,7 +118,16 @@ pub(crate) fn same_run(a: &SymbolRecord, b: &SymbolRecord) -> bool {
 
 /// Encode a run (layout v2, crate docs). Every record must satisfy
 /// [`same_run`] with the first; the caller groups them.
+#[cfg(test)]
 pub(crate) fn encode_run(records: &[&SymbolRecord]) -> Result<Vec<u8>> {
+    let mut out = Vec::new();
+    encode_run_into(&mut out, records)?;
+    Ok(out)
+}
+
+/// Append a run (layout v2) to `out`; on error `out` may hold a partial run.
+pub(crate) fn encode_run_into(out: &mut Vec<u8>, records: &[&SymbolRecord]) -> Result<()> {
+    let start = out.len();
     let Some(first) = records.first() else {
         return Err(StoreError::InvalidRecord("empty symbol run".into()));
     };
@@ -132,7 +146,7 @@ pub(crate) fn encode_run(records: &[&SymbolRecord]) -> Result<Vec<u8>> {
         }
     }
     let body: usize = records.iter().map(|r| run_symbol_len(r)).sum();
-    let mut out = Vec::with_capacity(run_header_len(first) + body);
+    out.reserve(run_header_len(first) + body);
     out.push(SYMBOL_LAYOUT_V2);
     out.extend_from_slice(&first.k.to_be_bytes());
     out.extend_from_slice(&first.symbol_size.to_be_bytes());
@@ -161,8 +175,8 @@ pub(crate) fn encode_run(records: &[&SymbolRecord]) -> Result<Vec<u8>> {
         out.extend_from_slice(&r.ciphertext);
     }
     // The sizes put_symbols splits runs by are this layout's.
-    debug_assert_eq!(out.len(), run_header_len(first) + body);
-    Ok(out)
+    debug_assert_eq!(out.len() - start, run_header_len(first) + body);
+    Ok(())
 }
 
 /// Bounds-checked reader over a value.
@@ -212,8 +226,15 @@ impl RunView<'_> {
         self.symbols.iter().map(|s| s.3.len() as u64).sum()
     }
 
-    /// Symbol `i` of the run as an owned record of `object_id`.
-    pub(crate) fn record(&self, i: usize, object_id: ObjectId) -> Option<SymbolRecord> {
+    /// Symbol `i` of the run as a record of `object_id`. With `owner`, the
+    /// buffer the run was parsed from, the ciphertext is a slice of it;
+    /// otherwise a copy.
+    pub(crate) fn record(
+        &self,
+        i: usize,
+        object_id: ObjectId,
+        owner: Option<&bytes::Bytes>,
+    ) -> Option<SymbolRecord> {
         let &(esi, frame_seq, tag, ct) = self.symbols.get(i)?;
         Some(SymbolRecord {
             object_id,
@@ -226,7 +247,10 @@ impl RunView<'_> {
             source_node: self.source_node.to_owned(),
             sender_instance_id: self.sender_instance_id,
             frame_seq,
-            ciphertext: bytes::Bytes::copy_from_slice(ct),
+            ciphertext: match owner {
+                Some(b) => b.slice_ref(ct),
+                None => bytes::Bytes::copy_from_slice(ct),
+            },
             tag,
             from_node: self.from_node.to_owned(),
         })
@@ -279,6 +303,134 @@ pub(crate) fn parse_run(value: &[u8]) -> Result<RunView<'_>> {
         from_node,
         symbols,
     })
+}
+
+/// A `symbol_runs` entry that points at a run in the symbol log (layout
+/// v3, crate docs): where its bytes are and what the index needs without
+/// reading them.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct LogRef {
+    pub(crate) segment: u32,
+    pub(crate) offset: u64,
+    pub(crate) len: u32,
+    /// XXH3-64 of the run's bytes.
+    pub(crate) checksum: u64,
+    pub(crate) zone_id_hash: [u8; 32],
+    /// Ciphertext bytes of the run (its quota charge).
+    pub(crate) bytes: u64,
+    /// The run's ESIs in stored order.
+    pub(crate) esis: Vec<u32>,
+}
+
+impl LogRef {
+    pub(crate) fn encode(&self) -> Result<Vec<u8>> {
+        let count = u16::try_from(self.esis.len())
+            .ok()
+            .filter(|&c| c > 0 && usize::from(c) <= MAX_RUN_SYMBOLS)
+            .ok_or_else(|| StoreError::InvalidRecord("symbol run size out of range".into()))?;
+        let mut out = Vec::with_capacity(LOG_REF_FIXED_LEN + 4 * self.esis.len());
+        out.push(SYMBOL_INDEX_V3);
+        out.extend_from_slice(&self.segment.to_be_bytes());
+        out.extend_from_slice(&self.offset.to_be_bytes());
+        out.extend_from_slice(&self.len.to_be_bytes());
+        out.extend_from_slice(&self.checksum.to_be_bytes());
+        out.extend_from_slice(&self.zone_id_hash);
+        out.extend_from_slice(&self.bytes.to_be_bytes());
+        out.extend_from_slice(&count.to_be_bytes());
+        for esi in &self.esis {
+            out.extend_from_slice(&esi.to_be_bytes());
+        }
+        Ok(out)
+    }
+
+    fn parse(value: &[u8]) -> Result<Self> {
+        let mut r = Reader(value);
+        let [version] = r.array::<1>()?;
+        if version != SYMBOL_INDEX_V3 {
+            return Err(StoreError::Corrupt(format!(
+                "unknown symbol index version {version}"
+            )));
+        }
+        let segment = u32::from_be_bytes(r.array()?);
+        let offset = u64::from_be_bytes(r.array()?);
+        let len = u32::from_be_bytes(r.array()?);
+        let checksum = u64::from_be_bytes(r.array()?);
+        let zone_id_hash = r.array::<32>()?;
+        let bytes = u64::from_be_bytes(r.array()?);
+        let count = usize::from(u16::from_be_bytes(r.array()?));
+        if count == 0 || count > MAX_RUN_SYMBOLS || r.0.len() != 4 * count {
+            return Err(StoreError::Corrupt(format!(
+                "symbol index entry of {count} symbols and {} bytes of ESIs",
+                r.0.len()
+            )));
+        }
+        let esis =
+            r.0.chunks_exact(4)
+                .map(|c| u32::from_be_bytes([c[0], c[1], c[2], c[3]]))
+                .collect();
+        Ok(Self {
+            segment,
+            offset,
+            len,
+            checksum,
+            zone_id_hash,
+            bytes,
+            esis,
+        })
+    }
+
+    /// Check that `view`, parsed from the bytes this entry points at, is the
+    /// run the entry describes.
+    pub(crate) fn matches(&self, view: &RunView<'_>) -> bool {
+        view.zone_id_hash == self.zone_id_hash
+            && view.bytes() == self.bytes
+            && view.symbols.len() == self.esis.len()
+            && view.symbols.iter().zip(&self.esis).all(|(s, e)| s.0 == *e)
+    }
+}
+
+/// Fixed part of a v3 index entry: version, segment, offset, length,
+/// checksum, zone hash, bytes, count.
+const LOG_REF_FIXED_LEN: usize = 1 + 4 + 8 + 4 + 8 + 32 + 8 + 2;
+
+/// A `symbol_runs` entry: a run inline (v2) or in the symbol log (v3).
+pub(crate) enum RunEntry<'a> {
+    Inline(RunView<'a>),
+    Log(LogRef),
+}
+
+impl RunEntry<'_> {
+    /// Parse an entry by its version byte.
+    pub(crate) fn parse(value: &[u8]) -> Result<RunEntry<'_>> {
+        match value.first() {
+            Some(&SYMBOL_INDEX_V3) => LogRef::parse(value).map(RunEntry::Log),
+            _ => parse_run(value).map(RunEntry::Inline),
+        }
+    }
+
+    /// The ESI of the run's symbol `i`.
+    pub(crate) fn esi(&self, i: usize) -> Option<u32> {
+        match self {
+            Self::Inline(v) => v.symbols.get(i).map(|s| s.0),
+            Self::Log(r) => r.esis.get(i).copied(),
+        }
+    }
+
+    /// Number of symbols in the run.
+    pub(crate) fn len(&self) -> usize {
+        match self {
+            Self::Inline(v) => v.symbols.len(),
+            Self::Log(r) => r.esis.len(),
+        }
+    }
+
+    /// Zone hash and ciphertext bytes (the run's quota charge).
+    pub(crate) fn charge(&self) -> ([u8; 32], u64) {
+        match self {
+            Self::Inline(v) => (v.zone_id_hash, v.bytes()),
+            Self::Log(r) => (r.zone_id_hash, r.bytes),
+        }
+    }
 }
 
 /// What the store knows about an object it may hold only as symbols
@@ -369,7 +521,7 @@ mod tests {
         let view = parse_run(&v).unwrap();
         assert_eq!(view.bytes(), 43);
         let back: Vec<SymbolRecord> = (0..view.symbols.len())
-            .filter_map(|i| view.record(i, a.object_id))
+            .filter_map(|i| view.record(i, a.object_id, None))
             .collect();
         assert_eq!(back, vec![a, b]);
     }

@@ -3,7 +3,8 @@
 //! Random operation sequences run on both; after every operation the
 //! observable state (objects, symbols, meta, pins, frontiers, quotas, usage
 //! counters) must be equal. The store runs over a fault-injecting redb
-//! backend that keeps a "durable" image (what was written before the last
+//! backend, and its symbol log over one such backend per segment
+//! ([`CrashDir`]), each keeping a "durable" image (what was written before the last
 //! `sync_data`) apart from unsynced writes. Some operations are crashed:
 //! IO starts failing after a random number of calls, then the store is
 //! reopened from the durable image plus a random subset of the unsynced
@@ -158,6 +159,71 @@ impl redb::StorageBackend for CrashBackend {
             apply(&mut d.current, &p);
             d.pending.push(p);
         })
+    }
+}
+
+/// The symbol log's segments, each a [`CrashBackend`]. Creating a segment
+/// is durable at once (the store syncs its directory); its contents follow
+/// the same rules as the database's.
+#[derive(Debug, Clone, Default)]
+struct CrashDir(Arc<Mutex<Segments>>);
+
+/// The segments, and the IO budget new ones start with while armed.
+type Segments = (BTreeMap<u32, CrashBackend>, Option<u32>);
+
+impl CrashDir {
+    fn arm(&self, calls: u32) {
+        let mut d = self.0.lock().unwrap();
+        d.1 = Some(calls);
+        for seg in d.0.values() {
+            seg.arm(calls);
+        }
+    }
+
+    fn disarm(&self) -> bool {
+        let mut d = self.0.lock().unwrap();
+        d.1 = None;
+        d.0.values().fold(false, |t, seg| seg.disarm() | t)
+    }
+
+    fn crash_image(&self, seed: u64) -> Self {
+        let d = self.0.lock().unwrap();
+        let segs =
+            d.0.iter()
+                .map(|(&n, seg)| {
+                    let s = seed ^ u64::from(n).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+                    (n, CrashBackend::from_image(seg.crash_image(s)))
+                })
+                .collect();
+        Self(Arc::new(Mutex::new((segs, None))))
+    }
+}
+
+impl fcp_store::SegmentDir for CrashDir {
+    fn open(&self, n: u32, create: bool) -> io::Result<fcp_store::Segment> {
+        let mut d = self.0.lock().map_err(|_| io::Error::other("poisoned"))?;
+        let armed = d.1;
+        if let Some(seg) = d.0.get(&n) {
+            return Ok(Arc::new(seg.clone()));
+        }
+        if !create {
+            return Err(io::ErrorKind::NotFound.into());
+        }
+        let seg = CrashBackend::default();
+        if let Some(calls) = armed {
+            seg.arm(calls);
+        }
+        d.0.insert(n, seg.clone());
+        Ok(Arc::new(seg))
+    }
+
+    fn remove(&self, n: u32) -> io::Result<()> {
+        self.0.lock().unwrap().0.remove(&n);
+        Ok(())
+    }
+
+    fn list(&self) -> io::Result<Vec<u32>> {
+        Ok(self.0.lock().unwrap().0.keys().copied().collect())
     }
 }
 
@@ -568,12 +634,14 @@ proptest! {
     #[test]
     fn store_matches_model_across_crashes(steps in prop::collection::vec(step(), 1..40)) {
         let mut backend = CrashBackend::default();
-        let mut store = Store::open_with_backend(backend.clone()).unwrap();
+        let mut segments = CrashDir::default();
+        let open = |b: &CrashBackend, d: &CrashDir| Store::open_with_backends(b.clone(), d.clone());
+        let mut store = open(&backend, &segments).unwrap();
         let mut model = Model::default();
         for (i, (op, crash)) in steps.iter().enumerate() {
             if let Op::Reopen = op {
                 drop(store);
-                store = Store::open_with_backend(backend.clone()).unwrap();
+                store = open(&backend, &segments).unwrap();
                 prop_assert_eq!(observe(&store), model.snapshot(), "step {} {:?}", i, op);
                 continue;
             }
@@ -582,9 +650,10 @@ proptest! {
             let want = after.apply(op);
             if let Some((calls, _)) = crash {
                 backend.arm(*calls);
+                segments.arm(*calls);
             }
             let got = run_store(&store, op);
-            let tripped = backend.disarm();
+            let tripped = backend.disarm() | segments.disarm();
             if crash.is_some() {
                 STATS[usize::from(tripped) * 2 + usize::from(got.is_ok())]
                     .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -602,7 +671,8 @@ proptest! {
                     let image = backend.crash_image(*seed);
                     drop(store);
                     backend = CrashBackend::from_image(image);
-                    store = Store::open_with_backend(backend.clone())
+                    segments = segments.crash_image(*seed);
+                    store = open(&backend, &segments)
                         .unwrap_or_else(|e| panic!("step {i} {op:?}: reopen after crash: {e}"));
                     let seen = observe(&store);
                     if got.is_ok() || seen == after.snapshot() {

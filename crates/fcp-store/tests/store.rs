@@ -6,7 +6,7 @@ mod common;
 
 use common::{TempDir, meta, object, oid, symbol, zone};
 use fcp_core::{ErrorCode, HasErrorCode, RetentionClass, ZoneId};
-use fcp_store::{MAX_RUN_BYTES, PutSymbols, Store, StoreError};
+use fcp_store::{PutSymbols, Store, StoreError};
 
 const EPH: RetentionClass = RetentionClass::Ephemeral;
 
@@ -242,20 +242,44 @@ fn gc_keeps_reachable_and_respects_retention() {
     assert!(s.meta(&oid(11)).unwrap().is_some());
 }
 
-/// A 64 KiB chunk's share (34 symbols of 1024 bytes) is written as runs of
-/// at most `MAX_RUN_BYTES`, so redb allocates 32 + 8 KiB for it instead of
-/// one 64 KiB leaf (decision 62); reads still return every symbol in order.
+/// Segment files of a store, with their lengths.
+fn segments(dir: &TempDir) -> Vec<(String, u64)> {
+    let mut out: Vec<(String, u64)> = std::fs::read_dir(Store::segments_dir(&dir.db()))
+        .unwrap()
+        .map(|e| {
+            let e = e.unwrap();
+            let name = e.file_name().to_string_lossy().into_owned();
+            (name, e.metadata().unwrap().len())
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+/// Symbol runs go to the symbol log, at most `MAX_RUN_BYTES` each, and redb
+/// keeps a small index entry per run (decision 63): a 64 KiB chunk's share
+/// is one run; 100 symbols of 1 KiB are two.
 #[test]
-fn runs_split_to_fit_redb_pages() {
-    let dir = TempDir::new("runsplit");
+fn runs_go_to_the_symbol_log() {
+    let dir = TempDir::new("runlog");
     let z = zone(0);
+    let share: Vec<_> = (0..34u32).map(|e| symbol(3, e * 3, &z, 1024)).collect();
+    let big: Vec<_> = (0..100u32).map(|e| symbol(4, e, &z, 1024)).collect();
     {
         let s = Store::open(dir.db()).unwrap();
-        let recs: Vec<_> = (0..34u32).map(|e| symbol(3, e * 3, &z, 1024)).collect();
-        assert_eq!(s.put_symbols(&recs).unwrap().inserted, 34);
-        let back = s.symbols(&oid(3)).unwrap();
-        assert_eq!(back, recs);
+        assert_eq!(s.put_symbols(&share).unwrap().inserted, 34);
+        assert_eq!(s.put_symbols(&big).unwrap().inserted, 100);
+        assert_eq!(s.symbols(&oid(3)).unwrap(), share);
     }
+    let s = Store::open(dir.db()).unwrap();
+    assert_eq!(s.symbols(&oid(4)).unwrap(), big);
+    let picked = s.symbols_in(&oid(4), [99, 0, 61, 7]).unwrap();
+    let esis: Vec<u32> = picked.iter().map(|r| r.esi).collect();
+    assert_eq!(esis, [99, 0, 61, 7]);
+    drop(s);
+    let seg = segments(&dir);
+    assert_eq!(seg.len(), 1, "{seg:?}");
+    assert!(seg[0].1 > 134 * 1024 && seg[0].1 < 134 * 1100, "{seg:?}");
     let db = redb::Database::create(dir.db()).unwrap();
     let txn = db.begin_read().unwrap();
     use redb::ReadableTable as _;
@@ -267,9 +291,85 @@ fn runs_split_to_fit_redb_pages() {
         .unwrap()
         .map(|e| e.unwrap().1.value().len())
         .collect();
-    assert_eq!(lens.len(), 2, "{lens:?}");
-    assert!(lens.iter().all(|l| *l <= MAX_RUN_BYTES), "{lens:?}");
-    assert!(lens[0] > 30 * 1024, "the first run is filled: {lens:?}");
+    assert_eq!(lens.len(), 3, "{lens:?}");
+    assert!(lens.iter().all(|l| *l < 67 + 4 * 100), "{lens:?}");
+}
+
+/// A segment whose runs are all removed is deleted once it is no longer
+/// the head; bytes past a segment's committed end are cut off at open.
+#[test]
+fn dead_segments_are_deleted_and_torn_tails_cut() {
+    let dir = TempDir::new("segdel");
+    let z = zone(0);
+    let a: Vec<_> = (0..10u32).map(|e| symbol(1, e, &z, 500)).collect();
+    let b: Vec<_> = (0..10u32).map(|e| symbol(2, e, &z, 500)).collect();
+    {
+        let s = Store::open(dir.db()).unwrap();
+        s.put_symbols(&a).unwrap();
+        s.put_symbols(&b).unwrap();
+    }
+    let first = segments(&dir);
+    assert_eq!(first.len(), 1);
+    // A torn append: junk past the committed end.
+    let path = Store::segments_dir(&dir.db()).join(&first[0].0);
+    let mut f = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&path)
+        .unwrap();
+    std::io::Write::write_all(&mut f, &[0xEE; 777]).unwrap();
+    drop(f);
+    {
+        let s = Store::open(dir.db()).unwrap();
+        assert_eq!(segments(&dir), first, "tail cut back");
+        // Appends now go to a new head segment.
+        s.put_symbols(&[symbol(3, 0, &z, 500)]).unwrap();
+        assert_eq!(segments(&dir).len(), 2);
+        assert_eq!(s.remove_symbols(&oid(1)).unwrap(), 10);
+        assert_eq!(segments(&dir).len(), 2, "object 2 still lives there");
+        assert_eq!(s.remove_symbols(&oid(2)).unwrap(), 10);
+        assert_eq!(segments(&dir).len(), 1, "the first segment is gone");
+        assert_eq!(s.usage(&z).unwrap(), 500);
+        // The head stays while it is the head, even with nothing live.
+        assert_eq!(s.remove_symbols(&oid(3)).unwrap(), 1);
+        assert_eq!(segments(&dir).len(), 1);
+    }
+    let s = Store::open(dir.db()).unwrap();
+    assert_eq!(segments(&dir).len(), 0, "an empty former head goes at open");
+    assert_eq!(s.symbol_count(&oid(2)).unwrap(), 0);
+    assert_eq!(s.usage(&z).unwrap(), 0);
+}
+
+/// Damaged or missing log bytes are `Corrupt` (FCP code), never a panic or
+/// wrong symbols.
+#[test]
+fn damaged_segments_are_corrupt() {
+    let dir = TempDir::new("segbad");
+    let z = zone(0);
+    {
+        let s = Store::open(dir.db()).unwrap();
+        s.put_symbols(&[symbol(1, 0, &z, 300), symbol(1, 1, &z, 300)])
+            .unwrap();
+    }
+    let path = Store::segments_dir(&dir.db()).join(&segments(&dir)[0].0);
+    let good = std::fs::read(&path).unwrap();
+    let mut bad = good.clone();
+    bad[good.len() - 5] ^= 1;
+    std::fs::write(&path, &bad).unwrap();
+    let is_corrupt = |e: StoreError| {
+        assert_eq!(e.error_code(), ErrorCode::StoreCorrupt, "{e}");
+    };
+    {
+        let s = Store::open(dir.db()).unwrap();
+        is_corrupt(s.symbols(&oid(1)).unwrap_err());
+    }
+    std::fs::write(&path, &good[..good.len() - 1]).unwrap();
+    {
+        let s = Store::open(dir.db()).unwrap();
+        is_corrupt(s.symbols(&oid(1)).unwrap_err());
+    }
+    std::fs::remove_file(&path).unwrap();
+    let s = Store::open(dir.db()).unwrap();
+    is_corrupt(s.symbols(&oid(1)).unwrap_err());
 }
 
 #[test]
