@@ -36,8 +36,8 @@ pub use keys::{
     NodeSigningKey, OwnerSigningKey, X25519PublicKey,
 };
 pub use session::{
-    EphemeralKeyPair, FcpcCipher, SessionKeys, SessionSuite, derive_session_keys, session_mac,
-    verify_session_mac,
+    EphemeralKeyPair, FcpcCipher, SessionKeys, SessionMacKey, SessionSuite, derive_session_keys,
+    session_mac, verify_session_mac,
 };
 pub use shamir::{Share, combine, split};
 pub use sign::{BatchItem, Signature, sign_object, verify_batch, verify_object};

@@ -69,6 +69,8 @@ pub struct SessionKeys {
     k_mac_i2r: Zeroizing<[u8; 32]>,
     k_mac_r2i: Zeroizing<[u8; 32]>,
     k_ctx: Zeroizing<[u8; 32]>,
+    mac_i2r: SessionMacKey,
+    mac_r2i: SessionMacKey,
 }
 
 impl SessionKeys {
@@ -95,6 +97,101 @@ impl SessionKeys {
             1 => Ok(&self.k_mac_r2i),
             _ => Err(CryptoError::LengthOutOfRange("direction must be 0 or 1")),
         }
+    }
+    /// The keyed MAC of `direction` (0 = i2r, 1 = r2i), ready to use.
+    pub fn mac(&self, direction: u8) -> Result<&SessionMacKey> {
+        match direction {
+            0 => Ok(&self.mac_i2r),
+            1 => Ok(&self.mac_r2i),
+            _ => Err(CryptoError::LengthOutOfRange("direction must be 0 or 1")),
+        }
+    }
+}
+
+/// A session MAC key with its keyed state computed once. For HMAC-SHA256
+/// that is the inner and outer pad blocks, two of the ~23 SHA-256 blocks a
+/// 1232-byte datagram costs, which every datagram would otherwise redo.
+/// Zeroized on drop; `Debug` prints no bytes.
+#[derive(Clone)]
+pub struct SessionMacKey(MacState);
+
+#[derive(Clone)]
+enum MacState {
+    Hmac(Box<HmacSha256>),
+    // A keyed BLAKE3 hasher holds only the key words: nothing to precompute.
+    Blake3(Zeroizing<[u8; 32]>),
+}
+
+impl SessionMacKey {
+    /// Key a MAC of `suite`.
+    pub fn new(suite: SessionSuite, key: &[u8; 32]) -> Self {
+        Self(match suite {
+            SessionSuite::HmacSha256 => {
+                // RFC 2104: a key shorter than the 64-byte block is
+                // zero-padded, so this is exactly HMAC-SHA256(key) without a
+                // fallible constructor.
+                let mut block = Zeroizing::new([0u8; 64]);
+                block[..32].copy_from_slice(key);
+                MacState::Hmac(Box::new(HmacSha256::new(&(*block).into())))
+            }
+            SessionSuite::Blake3 => MacState::Blake3(Zeroizing::new(*key)),
+        })
+    }
+
+    /// `MAC(k, session_id || u8(direction) || u64le(seq) || frame)[0..16]`
+    /// (profile §4.3).
+    pub fn mac(
+        &self,
+        session_id: &[u8; 16],
+        direction: u8,
+        seq: u64,
+        frame: &[u8],
+    ) -> [u8; MAC_LEN] {
+        let seq_le = seq.to_le_bytes();
+        let full: [u8; 32] = match &self.0 {
+            MacState::Hmac(keyed) => {
+                let mut m = HmacSha256::clone(keyed);
+                m.update(session_id);
+                m.update(&[direction]);
+                m.update(&seq_le);
+                m.update(frame);
+                m.finalize().into_bytes().into()
+            }
+            MacState::Blake3(key) => {
+                let mut h = blake3::Hasher::new_keyed(key);
+                h.update(session_id);
+                h.update(&[direction]);
+                h.update(&seq_le);
+                h.update(frame);
+                *h.finalize().as_bytes()
+            }
+        };
+        let mut mac = [0u8; MAC_LEN];
+        mac.copy_from_slice(&full[..MAC_LEN]);
+        mac
+    }
+
+    /// Constant-time check of a datagram MAC.
+    pub fn verify(
+        &self,
+        session_id: &[u8; 16],
+        direction: u8,
+        seq: u64,
+        frame: &[u8],
+        mac: &[u8],
+    ) -> Result<()> {
+        let expected = self.mac(session_id, direction, seq, frame);
+        if mac.len() == MAC_LEN && bool::from(expected.ct_eq(mac)) {
+            Ok(())
+        } else {
+            Err(CryptoError::MacInvalid)
+        }
+    }
+}
+
+impl fmt::Debug for SessionMacKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("SessionMacKey(..)")
     }
 }
 
@@ -154,6 +251,8 @@ pub fn derive_session_keys(
     k_ctx.copy_from_slice(&okm[64..96]);
     Ok(SessionKeys {
         suite,
+        mac_i2r: SessionMacKey::new(suite, &k_mac_i2r),
+        mac_r2i: SessionMacKey::new(suite, &k_mac_r2i),
         k_mac_i2r,
         k_mac_r2i,
         k_ctx,
@@ -220,6 +319,7 @@ pub fn hmac_sha256(key: &[u8], parts: &[&[u8]]) -> Result<[u8; 32]> {
 }
 
 /// Datagram MAC: `MAC(k_dir, session_id || u8(direction) || u64le(seq) || frame)[0..16]`.
+/// Keys the MAC for this one call; a session keeps a [`SessionMacKey`].
 pub fn session_mac(
     suite: SessionSuite,
     key: &[u8; 32],
@@ -228,35 +328,7 @@ pub fn session_mac(
     seq: u64,
     frame: &[u8],
 ) -> [u8; MAC_LEN] {
-    let seq_le = seq.to_le_bytes();
-    let full: [u8; 32] = match suite {
-        SessionSuite::HmacSha256 => {
-            // RFC 2104: a key shorter than the 64-byte block is zero-padded,
-            // so this is exactly HMAC-SHA256(key) without a fallible constructor.
-            let mut block = Zeroizing::new([0u8; 64]);
-            block[..32].copy_from_slice(key);
-            let mut m = HmacSha256::new(&(*block).into());
-            m.update(session_id);
-            m.update(&[direction]);
-            m.update(&seq_le);
-            m.update(frame);
-            let out = m.finalize().into_bytes();
-            let mut r = [0u8; 32];
-            r.copy_from_slice(out.as_slice());
-            r
-        }
-        SessionSuite::Blake3 => {
-            let mut h = blake3::Hasher::new_keyed(key);
-            h.update(session_id);
-            h.update(&[direction]);
-            h.update(&seq_le);
-            h.update(frame);
-            *h.finalize().as_bytes()
-        }
-    };
-    let mut mac = [0u8; MAC_LEN];
-    mac.copy_from_slice(&full[..MAC_LEN]);
-    mac
+    SessionMacKey::new(suite, key).mac(session_id, direction, seq, frame)
 }
 
 /// Constant-time check of a datagram MAC.
@@ -269,12 +341,7 @@ pub fn verify_session_mac(
     frame: &[u8],
     mac: &[u8],
 ) -> Result<()> {
-    let expected = session_mac(suite, key, session_id, direction, seq, frame);
-    if mac.len() == MAC_LEN && bool::from(expected.ct_eq(mac)) {
-        Ok(())
-    } else {
-        Err(CryptoError::MacInvalid)
-    }
+    SessionMacKey::new(suite, key).verify(session_id, direction, seq, frame, mac)
 }
 
 /// The HelloRetry cookie: `HMAC-SHA256(cookie_key, lp(from) || lp(to) ||

@@ -5,7 +5,6 @@
 //! `mac = MAC(k_dir, session_id || u8(direction) || u64le(seq) || frame)[0..16]`;
 //! direction 0 = initiator → responder, 1 = responder → initiator.
 
-use fcp_crypto::session::{session_mac, verify_session_mac};
 use fcp_crypto::{SessionKeys, SessionSuite};
 
 use super::counters::SessionCounters;
@@ -167,8 +166,8 @@ impl Session {
             return Err(SessionError::SequenceExhausted);
         }
         let dir = self.role.send_direction();
-        let key = self.keys.mac_key(dir).map_err(SessionError::Crypto)?;
-        let mac = session_mac(self.keys.suite(), key, &self.session_id, dir, seq, frame);
+        let key = self.keys.mac(dir).map_err(SessionError::Crypto)?;
+        let mac = key.mac(&self.session_id, dir, seq, frame);
         out.reserve(total);
         out.extend_from_slice(&self.session_id);
         out.extend_from_slice(&seq.to_le_bytes());
@@ -254,8 +253,8 @@ fn open_inner<'a>(
     // Pre-check (cheap, no state change), so replays cost no MAC.
     window.check(seq).map_err(|r| window_err(r, seq))?;
     let dir = role.recv_direction();
-    let key = keys.mac_key(dir).map_err(SessionError::Crypto)?;
-    verify_session_mac(keys.suite(), key, session_id, dir, seq, frame, mac)
+    let key = keys.mac(dir).map_err(SessionError::Crypto)?;
+    key.verify(session_id, dir, seq, frame, mac)
         .map_err(|_| SessionError::BadMac)?;
     window.update(seq);
     Ok(frame)
