@@ -344,18 +344,60 @@ fn quota_in(
 // ---------------------------------------------------------------------------
 
 /// What one write transaction appends to the symbol log and frees in it.
-struct LogTxn {
+struct LogTxn<'a> {
+    log: &'a Log,
     /// Segment the appends go to and where they start in it.
     segment: u32,
     base: u64,
-    /// The appended runs, written and synced before the commit.
+    /// Bytes of this transaction already written to the segment (unsynced).
+    written: u64,
+    /// Encoded runs not written yet; written once they pass
+    /// [`LOG_WRITE_BYTES`], so a large batch is copied while it is in cache.
     buf: Vec<u8>,
     /// Run bytes removed, per segment.
     freed: BTreeMap<u32, u64>,
 }
 
+/// A write transaction hands the log its encoded runs in pieces of about
+/// this size (synced once, before the commit).
+const LOG_WRITE_BYTES: usize = 1 << 20;
+
+impl<'a> LogTxn<'a> {
+    fn new(log: &'a Log, segment: u32, base: u64) -> Self {
+        Self {
+            log,
+            segment,
+            base,
+            written: 0,
+            buf: Vec::new(),
+            freed: BTreeMap::new(),
+        }
+    }
+
+    /// Where the next encoded byte will lie in the segment.
+    fn position(&self) -> u64 {
+        self.base + self.written + self.buf.len() as u64
+    }
+
+    /// Write what is buffered (not synced).
+    fn write_out(&mut self) -> Result<()> {
+        if !self.buf.is_empty() {
+            self.log
+                .write(self.segment, self.base + self.written, &self.buf)?;
+            self.written += self.buf.len() as u64;
+            self.buf.clear();
+        }
+        Ok(())
+    }
+
+    /// Bytes this transaction appends.
+    fn appended(&self) -> u64 {
+        self.written + self.buf.len() as u64
+    }
+}
+
 struct W<'t> {
-    log: LogTxn,
+    log: LogTxn<'t>,
     segments: Table<'t, u32, (u64, u64)>,
     objects: Table<'t, Bytes, Bytes>,
     symbols: Table<'t, Bytes, Bytes>,
@@ -367,7 +409,7 @@ struct W<'t> {
 }
 
 impl<'t> W<'t> {
-    fn open(txn: &'t WriteTransaction, log: LogTxn) -> Result<Self> {
+    fn open(txn: &'t WriteTransaction, log: LogTxn<'t>) -> Result<Self> {
         Ok(Self {
             log,
             segments: txn.open_table(SEGMENTS)?,
@@ -504,13 +546,18 @@ impl<'t> W<'t> {
         }
         // spec §3.6 durability: the run bytes go to the symbol log, which is
         // synced before the commit that indexes them (decision 63).
-        for (key, run, _) in &runs {
+        for (key, run, len) in &runs {
+            if self.log.buf.len() + len > LOG_WRITE_BYTES {
+                self.log.write_out()?;
+            }
+            let offset = self.log.position();
             let start = self.log.buf.len();
+            self.log.buf.reserve(LOG_WRITE_BYTES.max(*len));
             encode_run_into(&mut self.log.buf, run)?;
             let bytes = self.log.buf.get(start..).unwrap_or_default();
             let entry = LogRef {
                 segment: self.log.segment,
-                offset: self.log.base + start as u64,
+                offset,
                 len: u32::try_from(bytes.len())
                     .map_err(|_| StoreError::InvalidRecord("symbol run over 4 GiB".into()))?,
                 checksum: xxhash_rust::xxh3::xxh3_64(bytes),
@@ -528,7 +575,7 @@ impl<'t> W<'t> {
     /// Returns the segments left with nothing live, to delete after the
     /// commit; `keep` (the head) is never among them.
     fn settle_log(&mut self, keep: &[u32]) -> Result<Vec<u32>> {
-        let appended = self.log.buf.len() as u64;
+        let appended = self.log.appended();
         if appended > 0 {
             let n = self.log.segment;
             let live = self.segments.get(n)?.map_or(0, |v| v.value().1);
@@ -709,15 +756,15 @@ impl Store {
     fn init(db: Database, segments: Box<dyn SegmentDir>, path: Option<PathBuf>) -> Result<Self> {
         let txn = db.begin_write()?;
         let log = {
-            let mut w = W::open(
-                &txn,
-                LogTxn {
-                    segment: 0,
-                    base: 0,
-                    buf: Vec::new(),
-                    freed: BTreeMap::new(),
-                },
-            )?;
+            // Create every table of this layout.
+            txn.open_table(OBJECTS)?;
+            txn.open_table(SYMBOLS)?;
+            txn.open_table(META)?;
+            txn.open_table(PINS)?;
+            txn.open_table(FRONTIERS)?;
+            txn.open_table(QUOTAS)?;
+            txn.open_table(USAGE)?;
+            let mut table = txn.open_table(SEGMENTS)?;
             let mut format = txn.open_table(FORMAT)?;
             let found = format.get("version")?.map(|v| v.value());
             match found {
@@ -732,14 +779,14 @@ impl Store {
                 }
             }
             let mut rows = Vec::new();
-            for entry in w.segments.iter()? {
+            for entry in table.iter()? {
                 let (k, v) = entry?;
                 let (end, live) = v.value();
                 rows.push((k.value(), end, live));
             }
             let (log, dead) = Log::open(segments, &rows)?;
             for n in dead {
-                w.segments.remove(n)?;
+                table.remove(n)?;
             }
             log
         };
@@ -778,21 +825,17 @@ impl Store {
             (head.seg, head.end)
         };
         let out = (|| {
-            let log = LogTxn {
-                segment,
-                base,
-                buf: Vec::new(),
-                freed: BTreeMap::new(),
-            };
-            let mut w = W::open(&txn, log)?;
+            let mut w = W::open(&txn, LogTxn::new(&self.log, segment, base))?;
             let v = f(&mut w)?;
             let dead = w.settle_log(&[head.seg, segment])?;
             // The appended runs reach the segment, synced, before the commit
             // that indexes them.
-            if !w.log.buf.is_empty() {
-                self.log.append(segment, base, &w.log.buf)?;
+            w.log.write_out()?;
+            let appended = w.log.appended();
+            if appended > 0 {
+                self.log.sync(segment)?;
             }
-            Ok((v, dead, w.log.buf.len() as u64))
+            Ok((v, dead, appended))
         })();
         match out {
             Ok((v, dead, appended)) => {

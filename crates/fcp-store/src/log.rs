@@ -260,8 +260,8 @@ impl Log {
         ))
     }
 
-    /// Append `bytes` at `offset` of segment `n` (created if new) and sync.
-    pub(crate) fn append(&self, n: u32, offset: u64, bytes: &[u8]) -> Result<()> {
+    /// Write `bytes` at `offset` of segment `n` (created if new), unsynced.
+    pub(crate) fn write(&self, n: u32, offset: u64, bytes: &[u8]) -> Result<()> {
         let seg = match self.segment(n)? {
             Some(s) => s,
             None => {
@@ -273,7 +273,14 @@ impl Log {
                 s
             }
         };
-        seg.write(offset, bytes).map_err(|e| io_err("write", e))?;
+        seg.write(offset, bytes).map_err(|e| io_err("write", e))
+    }
+
+    /// Make what was written to segment `n` durable.
+    pub(crate) fn sync(&self, n: u32) -> Result<()> {
+        let seg = self
+            .segment(n)?
+            .ok_or_else(|| StoreError::Io(format!("symbol log: segment {n} is not open")))?;
         seg.sync_data(false).map_err(|e| io_err("sync", e))
     }
 

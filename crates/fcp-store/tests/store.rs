@@ -273,6 +273,16 @@ fn runs_go_to_the_symbol_log() {
     }
     let s = Store::open(dir.db()).unwrap();
     assert_eq!(s.symbols(&oid(4)).unwrap(), big);
+    // A batch larger than what the log takes per write (1 MiB) is written in
+    // pieces and synced once; it reads back whole after a reopen.
+    let huge: Vec<_> = (0..3000u32).map(|e| symbol(5, e, &z, 1000)).collect();
+    assert_eq!(s.put_symbols(&huge).unwrap().inserted, 3000);
+    drop(s);
+    let s = Store::open(dir.db()).unwrap();
+    assert_eq!(s.symbols(&oid(5)).unwrap(), huge);
+    assert_eq!(s.remove_symbols(&oid(5)).unwrap(), 3000);
+    drop(s);
+    let s = Store::open(dir.db()).unwrap();
     let picked = s.symbols_in(&oid(4), [99, 0, 61, 7]).unwrap();
     let esis: Vec<u32> = picked.iter().map(|r| r.esi).collect();
     assert_eq!(esis, [99, 0, 61, 7]);
