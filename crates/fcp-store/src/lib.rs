@@ -552,7 +552,11 @@ impl<'t> W<'t> {
             }
             let offset = self.log.position();
             let start = self.log.buf.len();
-            self.log.buf.reserve(LOG_WRITE_BYTES.max(*len));
+            if self.log.buf.capacity() == 0 {
+                // One allocation for the whole transaction: the buffer is
+                // written out before it would outgrow this.
+                self.log.buf.reserve(LOG_WRITE_BYTES.max(*len));
+            }
             encode_run_into(&mut self.log.buf, run)?;
             let bytes = self.log.buf.get(start..).unwrap_or_default();
             let entry = LogRef {
