@@ -53,7 +53,9 @@
 //!
 //! A read checks the run it reads against the entry (checksum, zone, ESIs).
 //! A segment's `live` count falls as runs are removed; at 0 (and not the
-//! head) the segment file is deleted after the commit. Open deletes files no
+//! head) the segment file is deleted after the commit; GC ends by moving
+//! the live runs of segments at most half live to the head
+//! ([`Store::compact_log`]). Open deletes files no
 //! row names, cuts each file back to its committed `end` (a torn append) and
 //! starts a new head. A run, in the log or inline in a v2 store:
 //!
@@ -346,7 +348,10 @@ fn quota_in(
 /// What one write transaction appends to the symbol log and frees in it.
 struct LogTxn<'a> {
     log: &'a Log,
-    /// Segment the appends go to and where they start in it.
+    /// The committed head segment (kept even with nothing live).
+    head: u32,
+    /// Segment the appends go to (the head, or the next one when the head
+    /// is full) and where they start in it.
     segment: u32,
     base: u64,
     /// Bytes of this transaction already written to the segment (unsynced).
@@ -363,9 +368,10 @@ struct LogTxn<'a> {
 const LOG_WRITE_BYTES: usize = 1 << 20;
 
 impl<'a> LogTxn<'a> {
-    fn new(log: &'a Log, segment: u32, base: u64) -> Self {
+    fn new(log: &'a Log, head: u32, segment: u32, base: u64) -> Self {
         Self {
             log,
+            head,
             segment,
             base,
             written: 0,
@@ -575,10 +581,64 @@ impl<'t> W<'t> {
         Ok(report)
     }
 
+    /// Move the live runs of every segment at most half live (not the
+    /// head) to the head, so that the segment's file goes after the commit
+    /// (decision 63). Returns the run bytes moved.
+    fn compact_log(&mut self) -> Result<u64> {
+        let keep = [self.log.head, self.log.segment];
+        let mut victims = BTreeSet::new();
+        for entry in self.segments.iter()? {
+            let (k, v) = entry?;
+            let (n, (end, live)) = (k.value(), v.value());
+            let live = live.saturating_sub(self.log.freed.get(&n).copied().unwrap_or(0));
+            if !keep.contains(&n) && live > 0 && live.saturating_mul(2) <= end {
+                victims.insert(n);
+            }
+        }
+        if victims.is_empty() {
+            return Ok(0);
+        }
+        let mut moves = Vec::new();
+        for entry in self.symbols.iter()? {
+            let (k, v) = entry?;
+            if let RunEntry::Log(r) = RunEntry::parse(v.value())?
+                && victims.contains(&r.segment)
+            {
+                moves.push((k.value().to_vec(), r));
+            }
+        }
+        let mut moved = 0u64;
+        for (key, mut r) in moves {
+            let bytes = self
+                .log
+                .log
+                .read(r.segment, r.offset, r.len)?
+                .filter(|b| xxhash_rust::xxh3::xxh3_64(b) == r.checksum)
+                .ok_or_else(|| {
+                    StoreError::Corrupt(format!(
+                        "symbol run in segment {} at {}: checksum mismatch",
+                        r.segment, r.offset
+                    ))
+                })?;
+            if self.log.buf.len() + bytes.len() > LOG_WRITE_BYTES {
+                self.log.write_out()?;
+            }
+            *self.log.freed.entry(r.segment).or_insert(0) += u64::from(r.len);
+            r.segment = self.log.segment;
+            r.offset = self.log.position();
+            self.log.buf.extend_from_slice(&bytes);
+            self.symbols
+                .insert(key.as_slice(), r.encode()?.as_slice())?;
+            moved += u64::from(r.len);
+        }
+        Ok(moved)
+    }
+
     /// Record this transaction's appends and frees in the `segments` table.
     /// Returns the segments left with nothing live, to delete after the
-    /// commit; `keep` (the head) is never among them.
-    fn settle_log(&mut self, keep: &[u32]) -> Result<Vec<u32>> {
+    /// commit; the head is never among them.
+    fn settle_log(&mut self) -> Result<Vec<u32>> {
+        let keep = [self.log.head, self.log.segment];
         let appended = self.log.appended();
         if appended > 0 {
             let n = self.log.segment;
@@ -710,6 +770,8 @@ impl<'t> W<'t> {
             }
             report.bytes_freed += body + sym_bytes;
         }
+        // What the sweep left of half-dead segments moves, so their files go.
+        self.compact_log()?;
         Ok(report)
     }
 }
@@ -829,9 +891,9 @@ impl Store {
             (head.seg, head.end)
         };
         let out = (|| {
-            let mut w = W::open(&txn, LogTxn::new(&self.log, segment, base))?;
+            let mut w = W::open(&txn, LogTxn::new(&self.log, head.seg, segment, base))?;
             let v = f(&mut w)?;
-            let dead = w.settle_log(&[head.seg, segment])?;
+            let dead = w.settle_log()?;
             // The appended runs reach the segment, synced, before the commit
             // that indexes them.
             w.log.write_out()?;
@@ -1168,6 +1230,14 @@ impl Store {
     /// `truncated` tells whether candidates were left.
     pub fn gc_with_limit(&self, now: u64, max_removed: usize) -> Result<GcReport> {
         self.write(|w| w.gc(now, max_removed))
+    }
+
+    /// Move the live symbol runs of every log segment that is at most half
+    /// live (other than the head) to the head and delete those segments, in
+    /// one durable transaction; GC does this after its sweep. Returns the
+    /// run bytes moved.
+    pub fn compact_log(&self) -> Result<u64> {
+        self.write(|w| w.compact_log())
     }
 }
 

@@ -349,6 +349,47 @@ fn dead_segments_are_deleted_and_torn_tails_cut() {
     assert_eq!(s.usage(&z).unwrap(), 0);
 }
 
+/// A segment at most half live is compacted: its live runs move to the
+/// head and its file goes; GC does this after its sweep.
+#[test]
+fn half_dead_segments_are_compacted() {
+    let dir = TempDir::new("segcompact");
+    let z = zone(0);
+    let a: Vec<_> = (0..30u32).map(|e| symbol(1, e, &z, 1000)).collect();
+    let b: Vec<_> = (0..10u32).map(|e| symbol(2, e, &z, 1000)).collect();
+    let c: Vec<_> = (0..10u32).map(|e| symbol(3, e, &z, 1000)).collect();
+    {
+        let s = Store::open(dir.db()).unwrap();
+        s.put_symbols(&a).unwrap();
+        s.put_symbols(&b).unwrap();
+        s.put_meta(&oid(2), &meta(&z, vec![], RetentionClass::Pinned))
+            .unwrap();
+        s.put_symbols(&c).unwrap();
+    }
+    let first = segments(&dir);
+    assert_eq!(first.len(), 1);
+    {
+        let s = Store::open(dir.db()).unwrap();
+        // Half live or more: nothing moves.
+        assert_eq!(s.remove_symbols(&oid(3)).unwrap(), 10);
+        assert_eq!(s.compact_log().unwrap(), 0);
+        assert_eq!(segments(&dir), first);
+        // Object 1 has no meta: GC removes it, leaving the segment a
+        // quarter live, and moves object 2's run to a new head.
+        let r = s.gc(0).unwrap();
+        assert_eq!(r.removed_symbol_objects, 1);
+        let now = segments(&dir);
+        assert_eq!(now.len(), 1, "{now:?}");
+        assert_ne!(now[0].0, first[0].0, "the old segment is gone");
+        assert!(now[0].1 > 10 * 1000 && now[0].1 < 11 * 1000, "{now:?}");
+        assert_eq!(s.symbols(&oid(2)).unwrap(), b);
+        assert_eq!(s.usage(&z).unwrap(), 10 * 1000);
+        assert_eq!(s.compact_log().unwrap(), 0, "the head is never moved");
+    }
+    let s = Store::open(dir.db()).unwrap();
+    assert_eq!(s.symbols(&oid(2)).unwrap(), b);
+}
+
 /// Damaged or missing log bytes are `Corrupt` (FCP code), never a panic or
 /// wrong symbols.
 #[test]
