@@ -742,6 +742,27 @@ pub fn parse_chunk_content<'c>(
     })
 }
 
+impl ChunkHeaderCache {
+    /// The content bytes before a RawChunk's `len` bytes when the chunk
+    /// carries this header: content domain, header CBOR, schema hash,
+    /// `{"bytes":` and the byte string's head. `None` if this header is not
+    /// a RawChunk's.
+    pub fn raw_chunk_prefix(&self, len: usize) -> Option<Vec<u8>> {
+        if !self.is_raw_chunk {
+            return None;
+        }
+        let domain = fcp_core::ids::domain::OBJECT_CONTENT;
+        let (head, n) = bstr_head(len as u64);
+        let mut out = Vec::with_capacity(domain.len() + self.cbor.len() + 32 + 7 + n);
+        out.extend_from_slice(domain);
+        out.extend_from_slice(&self.cbor);
+        out.extend_from_slice(self.schema_hash.as_bytes());
+        out.extend_from_slice(&RawChunk::PREFIX);
+        out.extend_from_slice(head.get(..n)?);
+        Some(out)
+    }
+}
+
 impl<'c> ChunkContent<'c> {
     /// The ObjectId of this content under the zone's ObjectIdKey.
     pub fn object_id(&self, key: &ObjectIdKey) -> ObjectId {

@@ -27,7 +27,7 @@ pub const MAX_ESI: u32 = (1 << 24) - 1;
 /// Default repair overhead in basis points (review 000 #1: 500 = 5 %).
 pub const DEFAULT_REPAIR_RATIO_BPS: u16 = 500;
 /// Length prefix of the source data.
-const LEN_PREFIX: usize = 4;
+pub(crate) const LEN_PREFIX: usize = 4;
 
 /// Check a symbol size against profile §4.2.
 pub fn check_symbol_size(t: u16) -> Result<(), WireError> {

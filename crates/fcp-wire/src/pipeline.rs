@@ -29,8 +29,8 @@ use crate::envelope::{EnvelopeError, Sealer, SymbolContext, open_ref_into};
 use crate::error::WireError;
 use crate::frame::{FrameBuilder, FrameRef};
 use crate::object::{
-    DEFAULT_REPAIR_RATIO_BPS, DEFAULT_SYMBOL_SIZE, ObjectDecoder, ObjectEncoder, Progress,
-    repair_count, source_symbol_count,
+    DEFAULT_REPAIR_RATIO_BPS, DEFAULT_SYMBOL_SIZE, LEN_PREFIX, ObjectDecoder, ObjectEncoder,
+    Progress, repair_count, source_symbol_count,
 };
 
 /// Parameters of the symbol path.
@@ -349,6 +349,170 @@ impl SymbolPath<'_> {
         Ok(dec)
     }
 
+    /// Parse the object header at the start of `o`'s first source symbol
+    /// into `cache`, if it holds one: [`Self::decode_chunk_into`] needs it
+    /// before any chunk is decoded. A hint only: any failure leaves `cache`
+    /// empty, and the cache is a pure function of the header bytes, whichever
+    /// object they came from.
+    fn learn_chunk_header(
+        &self,
+        o: &EncodedObject,
+        cache: &std::sync::OnceLock<crate::chunk::ChunkHeaderCache>,
+    ) {
+        let t = self.params.symbol_size;
+        let ctx = self.zone.symbols(o.object_id, t);
+        let Some(frame) = o.frames.first().and_then(|f| FrameRef::decode(f).ok()) else {
+            return;
+        };
+        let h = frame.header();
+        let Some(r) = frame.records().next().filter(|r| r.esi == 0 && r.k == o.k) else {
+            return;
+        };
+        if crate::envelope::check_header(h, &ctx).is_err()
+            || self.key.sender_instance_id() != h.sender_instance_id
+        {
+            return;
+        }
+        let aad = fcp_crypto::symbol_aad(
+            &o.object_id,
+            0,
+            o.k,
+            &ctx.zone_id_hash,
+            &ctx.zone_key_id,
+            h.epoch_id,
+        );
+        let mut first = r.ciphertext.to_vec();
+        if self
+            .key
+            .open_in_place(h.frame_seq, 0, &aad, &mut first, r.tag)
+            .is_err()
+        {
+            return;
+        }
+        let len = first
+            .get(..LEN_PREFIX)
+            .and_then(|p| <[u8; 4]>::try_from(p).ok())
+            .map_or(0, |p| u32::from_le_bytes(p) as usize);
+        let end = LEN_PREFIX.saturating_add(len).min(first.len());
+        if let Some(content) = first.get(LEN_PREFIX..end) {
+            let _ = parse_chunk_content(content, cache);
+        }
+    }
+
+    /// Decode a chunk's bytes straight into `dst`, when its frames carry
+    /// every source symbol before any repair symbol and its content is
+    /// `prefix || dst` (`prefix`: what a chunk with the payload's chunk
+    /// header and `dst.len()` bytes starts with, see
+    /// [`crate::chunk::ChunkHeaderCache::raw_chunk_prefix`]). A source
+    /// symbol wholly inside the chunk's bytes is decrypted in place in `dst`;
+    /// one across an edge is decrypted aside, and its bytes outside must be
+    /// the length prefix, `prefix` and zero padding. That is the decoder's
+    /// and [`parse_chunk_content`]'s checks without the source block and its
+    /// copy (decision 64). `Ok(false)`: the chunk is not of that shape (a
+    /// symbol missing or repeated, a repair symbol first, other content);
+    /// `dst` is then unspecified and the caller decodes as usual. Frame,
+    /// context and AEAD failures are the errors the decoder would give.
+    fn decode_chunk_into(
+        &self,
+        id: ObjectId,
+        k: u16,
+        frames: &[Bytes],
+        prefix: &[u8],
+        dst: &mut [u8],
+    ) -> Result<bool, PipelineError> {
+        let t = usize::from(self.params.symbol_size);
+        let kk = usize::from(k);
+        // Block: u32le(content length) || prefix || dst || zero padding.
+        let start = LEN_PREFIX + prefix.len();
+        let end = start + dst.len();
+        let Ok(content_len) = u32::try_from(end - LEN_PREFIX) else {
+            return Ok(false);
+        };
+        if end > kk * t {
+            return Ok(false);
+        }
+        let mut head = content_len.to_le_bytes().to_vec();
+        head.extend_from_slice(prefix);
+        let ctx = self.zone.symbols(id, self.params.symbol_size);
+        // The source symbols with their frames' sequence numbers and epochs.
+        let mut source: Vec<Option<(u64, u64, crate::frame::RecordRef<'_>)>> = vec![None; kk];
+        let mut have = 0;
+        'frames: for f in frames {
+            let frame = FrameRef::decode(f).map_err(WireError::from)?;
+            let h = frame.header();
+            crate::envelope::check_header(h, &ctx)?;
+            if self.key.sender_instance_id() != h.sender_instance_id {
+                return Err(EnvelopeError::ContextMismatch("sender_instance_id").into());
+            }
+            for r in frame.records() {
+                if have == kk {
+                    break 'frames;
+                }
+                if r.k != k {
+                    return Err(WireError::KMismatch {
+                        expected: k,
+                        got: r.k,
+                    }
+                    .into());
+                }
+                match source.get_mut(r.esi as usize) {
+                    Some(slot @ None) if r.ciphertext.len() == t => {
+                        *slot = Some((h.frame_seq, h.epoch_id, r));
+                        have += 1;
+                    }
+                    _ => return Ok(false),
+                }
+            }
+        }
+        if have < kk {
+            return Ok(false);
+        }
+        let mut aside = vec![0u8; t];
+        for (j, s) in source.iter().enumerate() {
+            let Some((seq, epoch, r)) = s else {
+                return Ok(false);
+            };
+            let aad =
+                fcp_crypto::symbol_aad(&id, r.esi, k, &ctx.zone_id_hash, &ctx.zone_key_id, *epoch);
+            let at = j * t;
+            if let Some(buf) = at
+                .checked_sub(start)
+                .filter(|_| at + t <= end)
+                .and_then(|d| dst.get_mut(d..d + t))
+            {
+                buf.copy_from_slice(r.ciphertext);
+                self.key
+                    .open_in_place(*seq, r.esi, &aad, buf, r.tag)
+                    .map_err(EnvelopeError::from)?;
+                continue;
+            }
+            aside.copy_from_slice(r.ciphertext);
+            self.key
+                .open_in_place(*seq, r.esi, &aad, &mut aside, r.tag)
+                .map_err(EnvelopeError::from)?;
+            // The symbol's parts: head [at, h_end), chunk bytes [h_end, b_end)
+            // and padding [b_end, at + t); start <= end keeps them in order.
+            let (h_end, b_end) = (start.clamp(at, at + t), end.clamp(at, at + t));
+            let head_ok = h_end == at || aside.get(..h_end - at) == head.get(at..h_end);
+            let pad_ok = aside
+                .get(b_end - at..)
+                .is_some_and(|pad| pad.iter().all(|b| *b == 0));
+            if !(head_ok && pad_ok) {
+                return Ok(false);
+            }
+            if b_end > h_end {
+                let (Some(d), Some(s)) = (
+                    dst.get_mut(h_end - start..b_end - start),
+                    aside.get(h_end - at..b_end - at),
+                ) else {
+                    return Ok(false);
+                };
+                d.copy_from_slice(s);
+            }
+        }
+        Ok(true)
+    }
+
     /// Decode one object from its frames (any order, any subset holding at
     /// least `k` symbols) and check its id.
     pub fn open_object(
@@ -394,9 +558,17 @@ impl SymbolPath<'_> {
             .filter(|o| o.object_id != sealed.root)
             .map(|o| (u64::from(o.k) * t).min(o.frames.iter().map(|f| f.len() as u64).sum()))
             .sum();
+        // Beside it, the chunks' header is parsed from the first symbol of
+        // the first other object, so that every chunk can decode in place.
+        let header = std::sync::OnceLock::<crate::chunk::ChunkHeaderCache>::new();
         let (root, mut out) = rayon::join(
             || self.open_object(root_enc.object_id, root_enc.k, &root_enc.frames),
-            || zeroed(usize::try_from(bound).unwrap_or(0)),
+            || {
+                if let Some(o) = sealed.objects.get(1) {
+                    self.learn_chunk_header(o, &header);
+                }
+                zeroed(usize::try_from(bound).unwrap_or(0))
+            },
         );
         let m = match parse_root(&root?)? {
             PayloadRoot::Inline(bytes) => return Ok(bytes),
@@ -417,7 +589,6 @@ impl SymbolPath<'_> {
         // total_len, so the output splits into one slot per chunk.
         let cs =
             usize::try_from(m.chunk_size).map_err(|_| ChunkError::BadManifest("chunk_size"))?;
-        let header = std::sync::OnceLock::new();
         // Each chunk is decoded in its own source block, checked, hashed (one
         // subtree of the payload hash) and copied to its place while hot.
         let cvs: Vec<Option<blake3::hazmat::ChainingValue>> = out
@@ -426,14 +597,22 @@ impl SymbolPath<'_> {
             .enumerate()
             .map(|(i, (dst, id))| {
                 let o = by_id.get(id).ok_or(PipelineError::IdMismatch(*id))?;
-                let (block, range) = self.decode_frames(*id, o.k, &o.frames)?.take_block()?;
-                let content = block.get(range).unwrap_or_default();
-                let bytes = parse_chunk_content(content, &header)?.body(&m, i)?;
-                if bytes.len() != dst.len() {
-                    return Err(ChunkError::BadManifest("total_len").into());
+                // Once a chunk's header is parsed, the others that carry it
+                // and all their source symbols decrypt straight into place.
+                let direct = match header.get().and_then(|h| h.raw_chunk_prefix(dst.len())) {
+                    Some(prefix) => self.decode_chunk_into(*id, o.k, &o.frames, &prefix, dst)?,
+                    None => false,
+                };
+                if !direct {
+                    let (block, range) = self.decode_frames(*id, o.k, &o.frames)?.take_block()?;
+                    let content = block.get(range).unwrap_or_default();
+                    let bytes = parse_chunk_content(content, &header)?.body(&m, i)?;
+                    if bytes.len() != dst.len() {
+                        return Err(ChunkError::BadManifest("total_len").into());
+                    }
+                    dst.copy_from_slice(bytes);
                 }
-                dst.copy_from_slice(bytes);
-                Ok(merge.then(|| chunk_cv(bytes, i, m.chunk_size)))
+                Ok(merge.then(|| chunk_cv(dst, i, m.chunk_size)))
             })
             .collect::<Result<_, PipelineError>>()?;
         if cvs.len() != m.chunks.len() {
@@ -471,21 +650,19 @@ impl SymbolPath<'_> {
 
 /// `n` zero bytes. Safe Rust cannot skip the fill: for a payload that stays
 /// in cache it is filled (and page-faulted) on every core, as it was the
-/// longest serial step of a 1 MiB get, with rayon's collect writing each page
-/// straight into the result. A larger one is left to the allocator, whose
-/// fresh pages are zero already and fault in as the chunks are written.
+/// longest serial step of a 1 MiB get, rayon's collect writing the bytes
+/// straight into the result in 64 KiB runs (one pass; collecting 4 KiB
+/// arrays wrote each page twice). A larger one is left to the allocator,
+/// whose fresh pages are zero already and fault in as the chunks are written.
 fn zeroed(n: usize) -> Vec<u8> {
-    const PAGE: usize = 4096;
     if n > OVERLAP_MANIFEST_MAX {
         return vec![0u8; n];
     }
-    let mut out = (0..n.div_ceil(PAGE))
+    (0..n)
         .into_par_iter()
-        .map(|_| [0u8; PAGE])
-        .collect::<Vec<_>>()
-        .into_flattened();
-    out.truncate(n);
-    out
+        .with_min_len(64 * 1024)
+        .map(|_| 0u8)
+        .collect()
 }
 
 #[cfg(test)]
@@ -616,6 +793,72 @@ mod tests {
             ..other.objects[1].clone()
         };
         assert!(p.get_payload(&swapped).is_err());
+    }
+
+    /// Decision 64: a chunk with every source symbol first and the learned
+    /// header decodes in place; anything else is declined (`Ok(false)`) so
+    /// the decoder takes it, and the whole get still returns the payload.
+    /// A forged symbol is still an AEAD error.
+    #[test]
+    fn chunks_decode_in_place_or_decline() {
+        let (key, oik, meta) = fixture();
+        let p = path(&key, &oik);
+        let payload: Vec<u8> = (0..5 * 65_536 + 999u32)
+            .map(|i| (i.wrapping_mul(2_654_435_761) >> 11) as u8)
+            .collect();
+        let sealed = p.put_payload(&payload, &meta, &mut 0).unwrap();
+        let header = std::sync::OnceLock::new();
+        p.learn_chunk_header(&sealed.objects[1], &header);
+        let h = header.get().expect("the first chunk's header is learned");
+        let get = |o: &EncodedObject, len: usize| {
+            let mut dst = vec![0u8; len];
+            let prefix = h.raw_chunk_prefix(len).unwrap();
+            p.decode_chunk_into(o.object_id, o.k, &o.frames, &prefix, &mut dst)
+                .map(|ok| ok.then_some(dst))
+        };
+        // Every chunk, the short last one too, decodes in place.
+        for (i, o) in sealed.objects[1..].iter().enumerate() {
+            let want = &payload[i * 65_536..payload.len().min((i + 1) * 65_536)];
+            assert_eq!(
+                get(o, want.len()).unwrap().as_deref(),
+                Some(want),
+                "chunk {i}"
+            );
+        }
+        let chunk = &sealed.objects[2];
+        // Another length than the content's: declined.
+        assert_eq!(get(chunk, 65_535).unwrap(), None);
+        // A source symbol missing, repeated, or after a repair symbol: declined.
+        let variants: [fn(&mut Vec<Bytes>); 3] = [
+            |f| {
+                f.remove(5);
+            },
+            |f| {
+                let first = f[0].clone();
+                f.insert(1, first);
+            },
+            |f| {
+                let last = f.len() - 1;
+                f.swap(0, last);
+            },
+        ];
+        for (n, change) in variants.iter().enumerate() {
+            let mut o = chunk.clone();
+            change(&mut o.frames);
+            assert_eq!(get(&o, 65_536).unwrap(), None, "variant {n}");
+            let mut s = sealed.clone();
+            s.objects[2] = o;
+            assert_eq!(p.get_payload(&s).unwrap(), payload, "variant {n}");
+        }
+        // A flipped ciphertext bit (checksum recomputed): AEAD error.
+        let mut o = chunk.clone();
+        let mut f = o.frames[9].to_vec();
+        f[crate::frame::HEADER_LEN + 20] ^= 1;
+        let body = f.len() - crate::frame::CHECKSUM_LEN;
+        let sum = crate::frame::checksum(&f[..body]);
+        f[body..].copy_from_slice(&sum);
+        o.frames[9] = Bytes::from(f);
+        assert!(matches!(get(&o, 65_536), Err(PipelineError::Envelope(_))));
     }
 
     /// Decision 58: a zone member who seals other bytes under a listed
