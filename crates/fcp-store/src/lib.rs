@@ -865,10 +865,57 @@ impl Store {
         self.path.as_deref()
     }
 
-    /// Run redb's full integrity check (and repair of allocator state).
-    /// `Ok(true)` if the file was already consistent.
+    /// Run redb's full integrity check (and repair of allocator state),
+    /// then check the symbol log: every indexed run lies within its
+    /// segment's committed end and matches its checksum, and each segment's
+    /// live count is the sum of the runs indexed in it. `Ok(true)` if the
+    /// database file was already consistent; a log fault is
+    /// [`StoreError::Corrupt`].
     pub fn check_integrity(&mut self) -> Result<bool> {
-        Ok(self.db.check_integrity()?)
+        let clean = self.db.check_integrity()?;
+        self.read(|t| {
+            let mut rows: BTreeMap<u32, (u64, u64)> = BTreeMap::new();
+            for entry in t.open_table(SEGMENTS)?.iter()? {
+                let (k, v) = entry?;
+                rows.insert(k.value(), v.value());
+            }
+            let mut live: BTreeMap<u32, u64> = BTreeMap::new();
+            for entry in t.open_table(SYMBOLS)?.iter()? {
+                let (k, v) = entry?;
+                let RunEntry::Log(r) = RunEntry::parse(v.value())? else {
+                    continue;
+                };
+                let (id, _) = parse_run_key(k.value())?;
+                let end = rows.get(&r.segment).map(|row| row.0).unwrap_or(0);
+                if r.offset.saturating_add(u64::from(r.len)) > end {
+                    return Err(StoreError::Corrupt(format!(
+                        "symbol run of {id} lies past segment {}'s committed end",
+                        r.segment
+                    )));
+                }
+                let bytes = self.log.read(r.segment, r.offset, r.len)?.ok_or_else(|| {
+                    StoreError::Corrupt(format!("symbol segment {} is gone", r.segment))
+                })?;
+                let view = parse_run(&bytes)?;
+                if xxhash_rust::xxh3::xxh3_64(&bytes) != r.checksum || !r.matches(&view) {
+                    return Err(StoreError::Corrupt(format!(
+                        "symbol run of {id} in segment {} at {} is damaged",
+                        r.segment, r.offset
+                    )));
+                }
+                *live.entry(r.segment).or_insert(0) += u64::from(r.len);
+            }
+            for (n, (_, count)) in &rows {
+                if live.get(n).copied().unwrap_or(0) != *count {
+                    return Err(StoreError::Corrupt(format!(
+                        "symbol segment {n} counts {count} live bytes, its runs add up to {}",
+                        live.get(n).copied().unwrap_or(0)
+                    )));
+                }
+            }
+            Ok(())
+        })?;
+        Ok(clean)
     }
 
     fn write<T>(&self, f: impl FnOnce(&mut W<'_>) -> Result<T>) -> Result<T> {

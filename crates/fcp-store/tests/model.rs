@@ -642,6 +642,7 @@ proptest! {
             if let Op::Reopen = op {
                 drop(store);
                 store = open(&backend, &segments).unwrap();
+                store.check_integrity().unwrap();
                 prop_assert_eq!(observe(&store), model.snapshot(), "step {} {:?}", i, op);
                 continue;
             }
@@ -674,6 +675,9 @@ proptest! {
                     segments = segments.crash_image(*seed);
                     store = open(&backend, &segments)
                         .unwrap_or_else(|e| panic!("step {i} {op:?}: reopen after crash: {e}"));
+                    store
+                        .check_integrity()
+                        .unwrap_or_else(|e| panic!("step {i} {op:?}: integrity after crash: {e}"));
                     let seen = observe(&store);
                     if got.is_ok() || seen == after.snapshot() {
                         model = after;
