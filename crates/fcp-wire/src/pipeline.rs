@@ -428,7 +428,7 @@ impl SymbolPath<'_> {
         let Ok(content_len) = u32::try_from(end - LEN_PREFIX) else {
             return Ok(false);
         };
-        if end > kk * t {
+        if k == 0 || k > crate::object::MAX_K || end > kk * t {
             return Ok(false);
         }
         let mut head = content_len.to_le_bytes().to_vec();
@@ -438,6 +438,10 @@ impl SymbolPath<'_> {
         let mut source: Vec<Option<(u64, u64, crate::frame::RecordRef<'_>)>> = vec![None; kk];
         let mut have = 0;
         'frames: for f in frames {
+            // Like the decoder, nothing after the last source symbol is read.
+            if have == kk {
+                break;
+            }
             let frame = FrameRef::decode(f).map_err(WireError::from)?;
             let h = frame.header();
             crate::envelope::check_header(h, &ctx)?;
@@ -850,6 +854,14 @@ mod tests {
             s.objects[2] = o;
             assert_eq!(p.get_payload(&s).unwrap(), payload, "variant {n}");
         }
+        // Frames after the last source symbol are not read, as by the decoder.
+        // (One record per frame: frame k holds the first repair symbol.)
+        let mut o = chunk.clone();
+        let next = usize::from(o.k);
+        let mut f = o.frames[next].to_vec();
+        f[10] ^= 1;
+        o.frames[next] = Bytes::from(f);
+        assert!(get(&o, 65_536).unwrap().is_some());
         // A flipped ciphertext bit (checksum recomputed): AEAD error.
         let mut o = chunk.clone();
         let mut f = o.frames[9].to_vec();
