@@ -231,13 +231,14 @@ fn run_range(id: &ObjectId) -> ([u8; 36], [u8; 36]) {
 /// each once), in the order it lists them; ESIs not held are skipped. Only
 /// the log runs holding a chosen symbol are read (one read each, checked
 /// against the index entry's checksum and ESIs), and their records share
-/// that read's buffer.
+/// that read's buffer. `None`: a segment this snapshot points into was
+/// deleted since (its runs moved by compaction, or removed); read again.
 fn chosen_in_table(
     t: &impl ReadableTable<Bytes, Bytes>,
     log: &Log,
     id: &ObjectId,
-    choose: impl FnOnce(&[u32]) -> Vec<u32>,
-) -> Result<Vec<SymbolRecord>> {
+    choose: &mut dyn FnMut(&[u32]) -> Vec<u32>,
+) -> Result<Option<Vec<SymbolRecord>>> {
     let (lo, hi) = run_range(id);
     let values = t
         .range(lo.as_slice()..=hi.as_slice())?
@@ -265,9 +266,8 @@ fn chosen_in_table(
     let mut loaded: Vec<Option<bytes::Bytes>> = vec![None; entries.len()];
     for &(ri, _) in &picked {
         if let (Some(RunEntry::Log(r)), Some(slot @ None)) = (entries.get(ri), loaded.get_mut(ri)) {
-            // A segment deleted after this snapshot: the symbols are gone.
             let Some(buf) = log.read(r.segment, r.offset, r.len)? else {
-                return Ok(Vec::new());
+                return Ok(None);
             };
             if xxhash_rust::xxh3::xxh3_64(&buf) != r.checksum {
                 return Err(StoreError::Corrupt(format!(
@@ -294,16 +294,20 @@ fn chosen_in_table(
             _ => None,
         });
     }
-    Ok(picked
-        .into_iter()
-        .filter_map(|(ri, si)| match entries.get(ri)? {
-            RunEntry::Inline(v) => v.record(si, *id, None),
-            RunEntry::Log(_) => views
-                .get(ri)?
-                .as_ref()?
-                .record(si, *id, loaded.get(ri)?.as_ref()),
-        })
-        .collect())
+    Ok(Some(
+        picked
+            .into_iter()
+            .filter_map(|(ri, si)| match entries.get(ri)? {
+                RunEntry::Inline(v) => v.record(si, *id, None),
+                RunEntry::Log(_) => {
+                    views
+                        .get(ri)?
+                        .as_ref()?
+                        .record(si, *id, loaded.get(ri)?.as_ref())
+                }
+            })
+            .collect(),
+    ))
 }
 
 /// The ESIs `id` holds and the next free run number.
@@ -636,26 +640,43 @@ impl<'t> W<'t> {
 
     /// Record this transaction's appends and frees in the `segments` table.
     /// Returns the segments left with nothing live, to delete after the
-    /// commit; the head is never among them.
+    /// commit; the head after the commit is never among them.
     fn settle_log(&mut self) -> Result<Vec<u32>> {
-        let keep = [self.log.head, self.log.segment];
         let appended = self.log.appended();
+        // The head after the commit: where the appends went, else unchanged.
+        let head = if appended > 0 {
+            self.log.segment
+        } else {
+            self.log.head
+        };
         if appended > 0 {
             let n = self.log.segment;
             let live = self.segments.get(n)?.map_or(0, |v| v.value().1);
+            let end = self.log.base.saturating_add(appended);
             self.segments
-                .insert(n, (self.log.base + appended, live + appended))?;
+                .insert(n, (end, live.saturating_add(appended)))?;
+        }
+        // The segments this transaction freed runs in, and a former head it
+        // rolls past (which may have emptied while it was the head).
+        let mut check = self.log.freed.clone();
+        if head != self.log.head {
+            check.entry(self.log.head).or_insert(0);
         }
         let mut dead = Vec::new();
-        for (&n, &freed) in &self.log.freed {
-            let (end, live) = self.segments.get(n)?.map(|v| v.value()).ok_or_else(|| {
-                StoreError::Corrupt(format!("symbol runs point into unknown segment {n}"))
-            })?;
+        for (n, freed) in check {
+            let Some((end, live)) = self.segments.get(n)?.map(|v| v.value()) else {
+                if freed > 0 {
+                    return Err(StoreError::Corrupt(format!(
+                        "symbol runs point into unknown segment {n}"
+                    )));
+                }
+                continue;
+            };
             let left = live.saturating_sub(freed);
-            if left == 0 && !keep.contains(&n) {
+            if left == 0 && n != head {
                 self.segments.remove(n)?;
                 dead.push(n);
-            } else {
+            } else if freed > 0 {
                 self.segments.insert(n, (end, left))?;
             }
         }
@@ -679,9 +700,11 @@ impl<'t> W<'t> {
         let mut per_zone: BTreeMap<[u8; 32], u64> = BTreeMap::new();
         for (k, hash, n, len) in &found {
             self.symbols.remove(k.as_slice())?;
-            *per_zone.entry(*hash).or_insert(0) += len;
+            // Index values are data: a damaged one must not overflow.
+            let z = per_zone.entry(*hash).or_insert(0);
+            *z = z.saturating_add(*len);
             count += n;
-            bytes += len;
+            bytes = bytes.saturating_add(*len);
         }
         for (hash, len) in &per_zone {
             self.release(hash, *len)?;
@@ -768,7 +791,9 @@ impl<'t> W<'t> {
             } else {
                 report.removed_symbol_objects += 1;
             }
-            report.bytes_freed += body + sym_bytes;
+            report.bytes_freed = report
+                .bytes_freed
+                .saturating_add(body.saturating_add(sym_bytes));
         }
         // What the sweep left of half-dead segments moves, so their files go.
         self.compact_log()?;
@@ -928,17 +953,24 @@ impl Store {
             .head
             .lock()
             .map_err(|_| StoreError::Io("symbol log lock poisoned".into()))?;
-        let (segment, base) = if head.end >= SEGMENT_BYTES {
-            let next = head
-                .seg
-                .checked_add(1)
-                .ok_or_else(|| StoreError::Corrupt("symbol segment numbers exhausted".into()))?;
-            (next, 0)
-        } else {
-            (head.seg, head.end)
-        };
         let out = (|| {
-            let mut w = W::open(&txn, LogTxn::new(&self.log, head.seg, segment, base))?;
+            let mut w = W::open(&txn, LogTxn::new(&self.log, head.seg, head.seg, 0))?;
+            // Appends start at the committed end the `segments` table holds
+            // (so a commit that failed yet became durable is never written
+            // over), in the next segment once the head is full.
+            let end_of = |w: &W<'_>, n: u32| -> Result<u64> {
+                Ok(w.segments.get(n)?.map_or(0, |v| v.value().0))
+            };
+            let mut segment = head.seg;
+            let mut base = end_of(&w, segment)?;
+            if base >= SEGMENT_BYTES {
+                segment = segment.checked_add(1).ok_or_else(|| {
+                    StoreError::Corrupt("symbol segment numbers exhausted".into())
+                })?;
+                base = end_of(&w, segment)?;
+            }
+            w.log.segment = segment;
+            w.log.base = base;
             let v = f(&mut w)?;
             let dead = w.settle_log()?;
             // The appended runs reach the segment, synced, before the commit
@@ -948,22 +980,21 @@ impl Store {
             if appended > 0 {
                 self.log.sync(segment)?;
             }
-            Ok((v, dead, appended))
+            Ok((v, dead, appended, segment))
         })();
         match out {
-            Ok((v, dead, appended)) => {
+            Ok((v, dead, appended, segment)) => {
                 txn.commit()?;
                 if appended > 0 {
                     head.seg = segment;
-                    head.end = base + appended;
                 }
                 self.log.delete(&dead);
                 Ok(v)
             }
             Err(e) => {
                 // Nothing of a failed call is committed; bytes it appended lie
-                // past the head's committed end and are overwritten. An abort
-                // error is secondary to the one being reported.
+                // past the segment's committed end and are overwritten. An
+                // abort error is secondary to the one being reported.
                 let _ = txn.abort();
                 Err(e)
             }
@@ -1117,7 +1148,25 @@ impl Store {
         id: &ObjectId,
         choose: impl FnOnce(&[u32]) -> Vec<u32>,
     ) -> Result<Vec<SymbolRecord>> {
-        self.read(|t| chosen_in_table(&t.open_table(SYMBOLS)?, &self.log, id, choose))
+        // `choose` runs once; a retry after a concurrent compaction (which
+        // moves runs, not ESIs) asks for the same ESIs again.
+        let mut choose = Some(choose);
+        let mut asked: Vec<u32> = Vec::new();
+        let mut pick = |held: &[u32]| -> Vec<u32> {
+            if let Some(c) = choose.take() {
+                asked = c(held);
+            }
+            asked.clone()
+        };
+        for _ in 0..4 {
+            let got =
+                self.read(|t| chosen_in_table(&t.open_table(SYMBOLS)?, &self.log, id, &mut pick))?;
+            if let Some(records) = got {
+                return Ok(records);
+            }
+        }
+        // Removed under us each time: the object is going.
+        Ok(Vec::new())
     }
 
     /// Number of stored symbols of an object.
@@ -1310,6 +1359,81 @@ mod tests {
             tag: [5; 16],
             from_node: "b".into(),
         }
+    }
+
+    fn temp_store(tag: &str) -> (PathBuf, Store) {
+        let dir = std::env::temp_dir().join(format!("fcp-store-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("store.redb");
+        let s = Store::open(&path).unwrap();
+        (dir, s)
+    }
+
+    fn recs(n: u8, count: u32, len: usize) -> Vec<SymbolRecord> {
+        (0..count)
+            .map(|esi| SymbolRecord {
+                object_id: ObjectId::from_bytes([n; 32]),
+                ciphertext: vec![n; len].into(),
+                ..rec(esi)
+            })
+            .collect()
+    }
+
+    /// A reader whose snapshot points into a segment that compaction then
+    /// deletes is told to read again (`None`), and `symbols` does so.
+    #[test]
+    fn reads_retry_when_compaction_moves_runs() {
+        let (dir, s) = temp_store("retry");
+        let path = dir.join("store.redb");
+        s.put_symbols(&recs(1, 30, 1000)).unwrap();
+        s.put_symbols(&recs(2, 10, 1000)).unwrap();
+        drop(s);
+        let s = Store::open(&path).unwrap();
+        let b = ObjectId::from_bytes([2; 32]);
+        s.remove_symbols(&ObjectId::from_bytes([1; 32])).unwrap();
+        let snapshot = s.db.begin_read().unwrap();
+        assert!(s.compact_log().unwrap() > 0);
+        let table = snapshot.open_table(SYMBOLS).unwrap();
+        let mut all = |held: &[u32]| held.to_vec();
+        assert!(
+            chosen_in_table(&table, &s.log, &b, &mut all)
+                .unwrap()
+                .is_none()
+        );
+        assert_eq!(s.symbols(&b).unwrap(), recs(2, 10, 1000));
+        drop((table, snapshot, s));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// A head that empties while it is the head goes once the log rolls
+    /// past it, without waiting for a reopen.
+    #[test]
+    fn an_emptied_head_goes_when_the_log_rolls_over() {
+        let (dir, s) = temp_store("rollover");
+        let segs = || {
+            let mut v: Vec<String> = std::fs::read_dir(dir.join("store.redb.symbols"))
+                .unwrap()
+                .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .collect();
+            v.sort();
+            v
+        };
+        // Just over a segment's worth, so the next write rolls over.
+        let big = recs(1, (SEGMENT_BYTES / 16_000) as u32 + 1, 16_000);
+        s.put_symbols(&big).unwrap();
+        s.remove_symbols(&ObjectId::from_bytes([1; 32])).unwrap();
+        assert_eq!(segs().len(), 1, "the empty head stays while it is the head");
+        s.put_symbols(&recs(2, 1, 100)).unwrap();
+        let now = segs();
+        assert_eq!(now.len(), 1, "{now:?}");
+        assert_eq!(now[0], "00000001.seg");
+        assert_eq!(
+            s.symbols(&ObjectId::from_bytes([2; 32])).unwrap(),
+            recs(2, 1, 100)
+        );
+        drop(s);
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     /// A version 2 store (runs inline in `symbol_runs`) opens as version 3:

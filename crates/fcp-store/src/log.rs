@@ -184,11 +184,11 @@ pub(crate) fn io_err(what: &str, e: io::Error) -> StoreError {
     StoreError::Io(format!("symbol log: {what}: {e}"))
 }
 
-/// Where appends go: the head segment and its committed end.
+/// Where appends go: the head segment (its committed end is in the
+/// `segments` table).
 #[derive(Debug)]
 pub(crate) struct Head {
     pub(crate) seg: u32,
-    pub(crate) end: u64,
 }
 
 /// The open log: its directory, readable segments and head.
@@ -254,7 +254,7 @@ impl Log {
                 dir,
                 open: RwLock::new(open),
                 deleted: Mutex::new(HashSet::new()),
-                head: Mutex::new(Head { seg: next, end: 0 }),
+                head: Mutex::new(Head { seg: next }),
             },
             dead,
         ))
