@@ -562,19 +562,22 @@ impl SymbolPath<'_> {
             .filter(|o| o.object_id != sealed.root)
             .map(|o| (u64::from(o.k) * t).min(o.frames.iter().map(|f| f.len() as u64).sum()))
             .sum();
-        // Beside it, the chunks' header is parsed from the first symbol of
-        // the first other object, so that every chunk can decode in place.
+        // The zero-fill takes longer, so the root's side also parses it and
+        // learns the chunks' header from the first symbol of the first other
+        // object, so that every chunk can decode in place.
         let header = std::sync::OnceLock::<crate::chunk::ChunkHeaderCache>::new();
         let (root, mut out) = rayon::join(
-            || self.open_object(root_enc.object_id, root_enc.k, &root_enc.frames),
             || {
-                if let Some(o) = sealed.objects.get(1) {
+                let root = self.open_object(root_enc.object_id, root_enc.k, &root_enc.frames)?;
+                let parsed = parse_root(&root)?;
+                if let (PayloadRoot::Manifest(_), Some(o)) = (&parsed, sealed.objects.get(1)) {
                     self.learn_chunk_header(o, &header);
                 }
-                zeroed(usize::try_from(bound).unwrap_or(0))
+                Ok::<_, PipelineError>(parsed)
             },
+            || zeroed(usize::try_from(bound).unwrap_or(0)),
         );
-        let m = match parse_root(&root?)? {
+        let m = match root? {
             PayloadRoot::Inline(bytes) => return Ok(bytes),
             PayloadRoot::Manifest(m) => m,
         };
