@@ -1343,23 +1343,7 @@ mod tests {
     use super::*;
     use crate::record::encode_run;
 
-    fn rec(esi: u32) -> SymbolRecord {
-        SymbolRecord {
-            object_id: ObjectId::from_bytes([9; 32]),
-            esi,
-            k: 4,
-            symbol_size: 64,
-            zone_id_hash: [1; 32],
-            zone_key_id: [2; 8],
-            epoch_id: 3,
-            source_node: "a".into(),
-            sender_instance_id: 4,
-            frame_seq: u64::from(esi),
-            ciphertext: vec![esi as u8; 64].into(),
-            tag: [5; 16],
-            from_node: "b".into(),
-        }
-    }
+    use crate::record::test_record as rec;
 
     fn temp_store(tag: &str) -> (PathBuf, Store) {
         let dir = std::env::temp_dir().join(format!("fcp-store-{tag}-{}", std::process::id()));

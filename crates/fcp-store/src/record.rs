@@ -479,6 +479,27 @@ pub struct GcReport {
     pub truncated: bool,
 }
 
+/// A symbol record for tests: object `[9; 32]`, ESI `esi`, 64 bytes of
+/// ciphertext.
+#[cfg(test)]
+pub(crate) fn test_record(esi: u32) -> SymbolRecord {
+    SymbolRecord {
+        object_id: ObjectId::from_bytes([9; 32]),
+        esi,
+        k: 4,
+        symbol_size: 64,
+        zone_id_hash: [1; 32],
+        zone_key_id: [2; 8],
+        epoch_id: 3,
+        source_node: "node-a".into(),
+        sender_instance_id: 4,
+        frame_seq: u64::from(esi),
+        ciphertext: vec![esi as u8; 64].into(),
+        tag: [5; 16],
+        from_node: "node-b".into(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -486,19 +507,10 @@ mod tests {
 
     fn rec() -> SymbolRecord {
         SymbolRecord {
-            object_id: ObjectId::from_bytes([7; 32]),
-            esi: 0x0102_0304,
             k: 10,
             symbol_size: 1024,
-            zone_id_hash: [1; 32],
-            zone_key_id: [2; 8],
-            epoch_id: 5,
-            source_node: "node-a".into(),
-            sender_instance_id: 9,
-            frame_seq: 11,
             ciphertext: vec![0xAB; 40].into(),
-            tag: [3; 16],
-            from_node: "node-b".into(),
+            ..test_record(0x0102_0304)
         }
     }
 
