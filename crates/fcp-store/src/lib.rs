@@ -352,7 +352,8 @@ fn quota_in(
 /// What one write transaction appends to the symbol log and frees in it.
 struct LogTxn<'a> {
     log: &'a Log,
-    /// The committed head segment (kept even with nothing live).
+    /// The head segment before this transaction (kept, even with nothing
+    /// live, for as long as it is the head).
     head: u32,
     /// Segment the appends go to (the head, or the next one when the head
     /// is full) and where they start in it.

@@ -1,13 +1,15 @@
 //! The symbol log: segment files that hold symbol-run bytes, while redb holds
 //! a small index entry per run (decision 63 in `docs/spec-decisions.md`).
 //!
-//! A write transaction appends its runs to the head segment in one write,
-//! syncs the segment, and only then commits the redb transaction whose index
-//! entries point at those bytes, so a committed entry never points at bytes
-//! a crash can lose. Bytes past a segment's committed end (an append whose
-//! commit failed or was cut) are never referenced and are cut off when the
-//! store opens. The `segments` table counts each segment's live bytes; a
-//! segment whose count reaches 0 is deleted after the commit that freed it.
+//! A write transaction appends its runs to the head segment (in 1 MiB
+//! writes), syncs the segment, and only then commits the redb transaction
+//! whose index entries point at those bytes, so a committed entry never
+//! points at bytes a crash can lose. Appends start at the segment's
+//! committed end as the `segments` table records it. Bytes past that end (an
+//! append whose commit failed or was cut) are never referenced, are written
+//! over by the next append and are cut off when the store opens. The table
+//! also counts each segment's live bytes; a segment whose count reaches 0 is
+//! deleted after the commit that freed it, unless it is the head.
 
 use std::collections::{HashMap, HashSet};
 use std::fmt;
