@@ -227,6 +227,34 @@ fn run_range(id: &ObjectId) -> ([u8; 36], [u8; 36]) {
     (run_key(id, 0), run_key(id, u32::MAX))
 }
 
+/// The bytes of the log run `r` points at, checked against its checksum;
+/// `None` if its segment was deleted after the caller's snapshot.
+fn read_run(log: &Log, r: &LogRef) -> Result<Option<Vec<u8>>> {
+    let Some(bytes) = log.read(r.segment, r.offset, r.len)? else {
+        return Ok(None);
+    };
+    if xxhash_rust::xxh3::xxh3_64(&bytes) != r.checksum {
+        return Err(StoreError::Corrupt(format!(
+            "symbol run in segment {} at {}: checksum mismatch",
+            r.segment, r.offset
+        )));
+    }
+    Ok(Some(bytes))
+}
+
+/// Parse the run `r` points at from its bytes and check that it is the run
+/// indexed (zone, bytes, ESIs).
+fn indexed_view<'b>(r: &LogRef, bytes: &'b [u8]) -> Result<record::RunView<'b>> {
+    let view = parse_run(bytes)?;
+    if !r.matches(&view) {
+        return Err(StoreError::Corrupt(format!(
+            "symbol run in segment {} at {} is not the run indexed",
+            r.segment, r.offset
+        )));
+    }
+    Ok(view)
+}
+
 /// The symbols of `id` that `choose` picks from the ESIs held (ascending,
 /// each once), in the order it lists them; ESIs not held are skipped. Only
 /// the log runs holding a chosen symbol are read (one read each, checked
@@ -251,10 +279,8 @@ fn chosen_in_table(
     // Runs never share an ESI (invariant 4); should they, the first wins.
     let mut at: BTreeMap<u32, (usize, usize)> = BTreeMap::new();
     for (ri, entry) in entries.iter().enumerate() {
-        for si in 0..entry.len() {
-            if let Some(esi) = entry.esi(si) {
-                at.entry(esi).or_insert((ri, si));
-            }
+        for (si, esi) in entry.esis().enumerate() {
+            at.entry(esi).or_insert((ri, si));
         }
     }
     let held: Vec<u32> = at.keys().copied().collect();
@@ -266,31 +292,16 @@ fn chosen_in_table(
     let mut loaded: Vec<Option<bytes::Bytes>> = vec![None; entries.len()];
     for &(ri, _) in &picked {
         if let (Some(RunEntry::Log(r)), Some(slot @ None)) = (entries.get(ri), loaded.get_mut(ri)) {
-            let Some(buf) = log.read(r.segment, r.offset, r.len)? else {
+            let Some(buf) = read_run(log, r)? else {
                 return Ok(None);
             };
-            if xxhash_rust::xxh3::xxh3_64(&buf) != r.checksum {
-                return Err(StoreError::Corrupt(format!(
-                    "symbol run of {id} in segment {} at {}: checksum mismatch",
-                    r.segment, r.offset
-                )));
-            }
             *slot = Some(bytes::Bytes::from(buf));
         }
     }
     let mut views = Vec::with_capacity(entries.len());
     for (entry, buf) in entries.iter().zip(&loaded) {
         views.push(match (entry, buf) {
-            (RunEntry::Log(r), Some(b)) => {
-                let view = parse_run(b)?;
-                if !r.matches(&view) {
-                    return Err(StoreError::Corrupt(format!(
-                        "symbol run of {id} in segment {} at {} is not the run indexed",
-                        r.segment, r.offset
-                    )));
-                }
-                Some(view)
-            }
+            (RunEntry::Log(r), Some(b)) => Some(indexed_view(r, b)?),
             _ => None,
         });
     }
@@ -322,7 +333,7 @@ fn held_esis(t: &impl ReadableTable<Bytes, Bytes>, id: &ObjectId) -> Result<(BTr
             .checked_add(1)
             .ok_or_else(|| StoreError::InvalidRecord("symbol run numbers exhausted".into()))?;
         let entry = RunEntry::parse(v.value())?;
-        esis.extend((0..entry.len()).filter_map(|i| entry.esi(i)));
+        esis.extend(entry.esis());
     }
     Ok((esis, next))
 }
@@ -373,12 +384,14 @@ struct LogTxn<'a> {
 const LOG_WRITE_BYTES: usize = 1 << 20;
 
 impl<'a> LogTxn<'a> {
-    fn new(log: &'a Log, head: u32, segment: u32, base: u64) -> Self {
+    /// Appending to `head` from 0 until `Store::write` sets `segment` and
+    /// `base` from the `segments` table.
+    fn new(log: &'a Log, head: u32) -> Self {
         Self {
             log,
             head,
-            segment,
-            base,
+            segment: head,
+            base: 0,
             written: 0,
             buf: Vec::new(),
             freed: BTreeMap::new(),
@@ -614,17 +627,10 @@ impl<'t> W<'t> {
         }
         let mut moved = 0u64;
         for (key, mut r) in moves {
-            let bytes = self
-                .log
-                .log
-                .read(r.segment, r.offset, r.len)?
-                .filter(|b| xxhash_rust::xxh3::xxh3_64(b) == r.checksum)
-                .ok_or_else(|| {
-                    StoreError::Corrupt(format!(
-                        "symbol run in segment {} at {}: checksum mismatch",
-                        r.segment, r.offset
-                    ))
-                })?;
+            // Victims have rows, so their files are there.
+            let bytes = read_run(self.log.log, &r)?.ok_or_else(|| {
+                StoreError::Corrupt(format!("symbol segment {} is gone", r.segment))
+            })?;
             if self.log.buf.len() + bytes.len() > LOG_WRITE_BYTES {
                 self.log.write_out()?;
             }
@@ -919,16 +925,10 @@ impl Store {
                         r.segment
                     )));
                 }
-                let bytes = self.log.read(r.segment, r.offset, r.len)?.ok_or_else(|| {
+                let bytes = read_run(&self.log, &r)?.ok_or_else(|| {
                     StoreError::Corrupt(format!("symbol segment {} is gone", r.segment))
                 })?;
-                let view = parse_run(&bytes)?;
-                if xxhash_rust::xxh3::xxh3_64(&bytes) != r.checksum || !r.matches(&view) {
-                    return Err(StoreError::Corrupt(format!(
-                        "symbol run of {id} in segment {} at {} is damaged",
-                        r.segment, r.offset
-                    )));
-                }
+                indexed_view(&r, &bytes)?;
                 *live.entry(r.segment).or_insert(0) += u64::from(r.len);
             }
             for (n, (_, count)) in &rows {
@@ -955,7 +955,7 @@ impl Store {
             .lock()
             .map_err(|_| StoreError::Io("symbol log lock poisoned".into()))?;
         let out = (|| {
-            let mut w = W::open(&txn, LogTxn::new(&self.log, head.seg, head.seg, 0))?;
+            let mut w = W::open(&txn, LogTxn::new(&self.log, head.seg))?;
             // Appends start at the committed end the `segments` table holds
             // (so a commit that failed yet became durable is never written
             // over), in the next segment once the head is full.

@@ -408,12 +408,14 @@ impl RunEntry<'_> {
         }
     }
 
-    /// The ESI of the run's symbol `i`.
-    pub(crate) fn esi(&self, i: usize) -> Option<u32> {
-        match self {
-            Self::Inline(v) => v.symbols.get(i).map(|s| s.0),
-            Self::Log(r) => r.esis.get(i).copied(),
-        }
+    /// The run's ESIs in stored order.
+    pub(crate) fn esis(&self) -> impl Iterator<Item = u32> + '_ {
+        let (inline, log) = match self {
+            Self::Inline(v) => (Some(&v.symbols), None),
+            Self::Log(r) => (None, Some(&r.esis)),
+        };
+        let inline = inline.into_iter().flatten().map(|s| s.0);
+        inline.chain(log.into_iter().flatten().copied())
     }
 
     /// Number of symbols in the run.
