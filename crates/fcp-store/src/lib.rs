@@ -398,9 +398,19 @@ impl<'a> LogTxn<'a> {
         }
     }
 
-    /// Where the next encoded byte will lie in the segment.
-    fn position(&self) -> u64 {
-        self.base + self.written + self.buf.len() as u64
+    /// Make room in the buffer for a run of `len` bytes (writing out what
+    /// it holds if the run would take it past [`LOG_WRITE_BYTES`]) and
+    /// return where in the segment the run will lie.
+    fn room_for(&mut self, len: usize) -> Result<u64> {
+        if self.buf.len() + len > LOG_WRITE_BYTES {
+            self.write_out()?;
+        }
+        if self.buf.capacity() == 0 {
+            // One allocation for the whole transaction: the buffer is
+            // written out before it would outgrow this.
+            self.buf.reserve(LOG_WRITE_BYTES.max(len));
+        }
+        Ok(self.base + self.written + self.buf.len() as u64)
     }
 
     /// Write what is buffered (not synced).
@@ -571,16 +581,8 @@ impl<'t> W<'t> {
         // spec §3.6 durability: the run bytes go to the symbol log, which is
         // synced before the commit that indexes them (decision 63).
         for (key, run, len) in &runs {
-            if self.log.buf.len() + len > LOG_WRITE_BYTES {
-                self.log.write_out()?;
-            }
-            let offset = self.log.position();
+            let offset = self.log.room_for(*len)?;
             let start = self.log.buf.len();
-            if self.log.buf.capacity() == 0 {
-                // One allocation for the whole transaction: the buffer is
-                // written out before it would outgrow this.
-                self.log.buf.reserve(LOG_WRITE_BYTES.max(*len));
-            }
             encode_run_into(&mut self.log.buf, run)?;
             let bytes = self.log.buf.get(start..).unwrap_or_default();
             let entry = LogRef {
@@ -631,12 +633,9 @@ impl<'t> W<'t> {
             let bytes = read_run(self.log.log, &r)?.ok_or_else(|| {
                 StoreError::Corrupt(format!("symbol segment {} is gone", r.segment))
             })?;
-            if self.log.buf.len() + bytes.len() > LOG_WRITE_BYTES {
-                self.log.write_out()?;
-            }
             *self.log.freed.entry(r.segment).or_insert(0) += u64::from(r.len);
             r.segment = self.log.segment;
-            r.offset = self.log.position();
+            r.offset = self.log.room_for(bytes.len())?;
             self.log.buf.extend_from_slice(&bytes);
             self.symbols
                 .insert(key.as_slice(), r.encode()?.as_slice())?;
