@@ -948,20 +948,16 @@ impl Store {
         txn.set_durability(Durability::Immediate);
         // redb runs one write transaction at a time, so the head is ours
         // until the commit.
-        let mut head = self
-            .log
-            .head
-            .lock()
-            .map_err(|_| StoreError::Io("symbol log lock poisoned".into()))?;
+        let mut head = self.log.head.lock().map_err(log::poisoned)?;
         let out = (|| {
-            let mut w = W::open(&txn, LogTxn::new(&self.log, head.seg))?;
+            let mut w = W::open(&txn, LogTxn::new(&self.log, *head))?;
             // Appends start at the committed end the `segments` table holds
             // (so a commit that failed yet became durable is never written
             // over), in the next segment once the head is full.
             let end_of = |w: &W<'_>, n: u32| -> Result<u64> {
                 Ok(w.segments.get(n)?.map_or(0, |v| v.value().0))
             };
-            let mut segment = head.seg;
+            let mut segment = *head;
             let mut base = end_of(&w, segment)?;
             if base >= SEGMENT_BYTES {
                 segment = segment.checked_add(1).ok_or_else(|| {
@@ -986,7 +982,7 @@ impl Store {
             Ok((v, dead, appended, segment)) => {
                 txn.commit()?;
                 if appended > 0 {
-                    head.seg = segment;
+                    *head = segment;
                 }
                 self.log.delete(&dead);
                 Ok(v)

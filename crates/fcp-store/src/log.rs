@@ -186,11 +186,8 @@ pub(crate) fn io_err(what: &str, e: io::Error) -> StoreError {
     StoreError::Io(format!("symbol log: {what}: {e}"))
 }
 
-/// Where appends go: the head segment (its committed end is in the
-/// `segments` table).
-#[derive(Debug)]
-pub(crate) struct Head {
-    pub(crate) seg: u32,
+pub(crate) fn poisoned<T>(_: T) -> StoreError {
+    StoreError::Io("symbol log lock poisoned".into())
 }
 
 /// The open log: its directory, readable segments and head.
@@ -200,7 +197,9 @@ pub(crate) struct Log {
     /// Segments deleted since open: a reader holding an older snapshot that
     /// still points into one finds its symbols gone, not corrupt.
     deleted: Mutex<HashSet<u32>>,
-    pub(crate) head: Mutex<Head>,
+    /// The head segment, where appends go (its committed end is in the
+    /// `segments` table).
+    pub(crate) head: Mutex<u32>,
 }
 
 impl fmt::Debug for Log {
@@ -256,7 +255,7 @@ impl Log {
                 dir,
                 open: RwLock::new(open),
                 deleted: Mutex::new(HashSet::new()),
-                head: Mutex::new(Head { seg: next }),
+                head: Mutex::new(next),
             },
             dead,
         ))
@@ -268,10 +267,7 @@ impl Log {
             Some(s) => s,
             None => {
                 let s = self.dir.open(n, true).map_err(|e| io_err("create", e))?;
-                self.open
-                    .write()
-                    .map_err(|_| StoreError::Io("symbol log lock poisoned".into()))?
-                    .insert(n, s.clone());
+                self.open.write().map_err(poisoned)?.insert(n, s.clone());
                 s
             }
         };
@@ -287,23 +283,14 @@ impl Log {
     }
 
     fn segment(&self, n: u32) -> Result<Option<Segment>> {
-        Ok(self
-            .open
-            .read()
-            .map_err(|_| StoreError::Io("symbol log lock poisoned".into()))?
-            .get(&n)
-            .cloned())
+        Ok(self.open.read().map_err(poisoned)?.get(&n).cloned())
     }
 
     /// The bytes of a run, or `None` if its segment was deleted after the
     /// caller's snapshot was taken.
     pub(crate) fn read(&self, n: u32, offset: u64, len: u32) -> Result<Option<Vec<u8>>> {
         let Some(seg) = self.segment(n)? else {
-            let deleted = self
-                .deleted
-                .lock()
-                .map_err(|_| StoreError::Io("symbol log lock poisoned".into()))?
-                .contains(&n);
+            let deleted = self.deleted.lock().map_err(poisoned)?.contains(&n);
             return if deleted {
                 Ok(None)
             } else {
