@@ -217,6 +217,36 @@ pub fn open_ref_into(
     open_records_into(frame.header(), frame.records(), key, decoder)
 }
 
+/// Decrypt record `r`, sealed under frame header `h`, into `buf` (its
+/// ciphertext is copied there and opened in place; profile §3 nonce and
+/// AAD). `buf` must be the record's length. `key` must be the sender's
+/// subkey; the caller checks `h` against its context.
+pub fn open_record(
+    key: &SymbolKey,
+    h: &FrameHeader,
+    r: &RecordRef<'_>,
+    buf: &mut [u8],
+) -> Result<(), EnvelopeError> {
+    if buf.len() != r.ciphertext.len() {
+        return Err(WireError::SymbolLength {
+            expected: h.symbol_size,
+            got: buf.len(),
+        }
+        .into());
+    }
+    let aad = symbol_aad(
+        &ObjectId::from_bytes(h.object_id),
+        r.esi,
+        r.k,
+        &ZoneIdHash::from_bytes(h.zone_id_hash),
+        &h.zone_key_id,
+        h.epoch_id,
+    );
+    buf.copy_from_slice(r.ciphertext);
+    key.open_in_place(h.frame_seq, r.esi, &aad, buf, r.tag)
+        .map_err(EnvelopeError::from)
+}
+
 /// [`open_into`] for records held apart from their frame (a node's stored
 /// symbols): `h` carries the frame header fields they were sealed under.
 pub fn open_records_into<'r>(
@@ -228,8 +258,6 @@ pub fn open_records_into<'r>(
     if key.sender_instance_id() != h.sender_instance_id {
         return Err(EnvelopeError::ContextMismatch("sender_instance_id"));
     }
-    let object_id = ObjectId::from_bytes(h.object_id);
-    let zone = ZoneIdHash::from_bytes(h.zone_id_hash);
     let mut last = Progress::NeedMore;
     for r in records {
         if decoder.is_complete() {
@@ -242,13 +270,10 @@ pub fn open_records_into<'r>(
             }
             .into());
         }
-        let aad = symbol_aad(&object_id, r.esi, r.k, &zone, &h.zone_key_id, h.epoch_id);
         // Decrypt straight into the buffer the decoder keeps (for a source
         // symbol, its place in the source block).
         last = decoder.push_fill(r.esi, r.k, r.ciphertext.len(), |buf| {
-            buf.copy_from_slice(r.ciphertext);
-            key.open_in_place(h.frame_seq, r.esi, &aad, buf, r.tag)
-                .map_err(EnvelopeError::from)
+            open_record(key, h, &r, buf)
         })?;
         if last == Progress::Complete {
             return Ok(last);

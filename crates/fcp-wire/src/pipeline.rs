@@ -27,7 +27,7 @@ use crate::chunk::{
 };
 use crate::envelope::{EnvelopeError, Sealer, SymbolContext, open_ref_into};
 use crate::error::WireError;
-use crate::frame::{FrameBuilder, FrameRef};
+use crate::frame::{FrameBuilder, FrameHeader, FrameRef};
 use crate::object::{
     DEFAULT_REPAIR_RATIO_BPS, DEFAULT_SYMBOL_SIZE, LEN_PREFIX, ObjectDecoder, ObjectEncoder,
     Progress, repair_count, source_symbol_count,
@@ -368,24 +368,10 @@ impl SymbolPath<'_> {
         let Some(r) = frame.records().next().filter(|r| r.esi == 0 && r.k == o.k) else {
             return;
         };
+        let mut first = vec![0u8; r.ciphertext.len()];
         if crate::envelope::check_header(h, &ctx).is_err()
             || self.key.sender_instance_id() != h.sender_instance_id
-        {
-            return;
-        }
-        let aad = fcp_crypto::symbol_aad(
-            &o.object_id,
-            0,
-            o.k,
-            &ctx.zone_id_hash,
-            &ctx.zone_key_id,
-            h.epoch_id,
-        );
-        let mut first = r.ciphertext.to_vec();
-        if self
-            .key
-            .open_in_place(h.frame_seq, 0, &aad, &mut first, r.tag)
-            .is_err()
+            || crate::envelope::open_record(self.key, h, &r, &mut first).is_err()
         {
             return;
         }
@@ -434,8 +420,8 @@ impl SymbolPath<'_> {
         let mut head = content_len.to_le_bytes().to_vec();
         head.extend_from_slice(prefix);
         let ctx = self.zone.symbols(id, self.params.symbol_size);
-        // The source symbols with their frames' sequence numbers and epochs.
-        let mut source: Vec<Option<(u64, u64, crate::frame::RecordRef<'_>)>> = vec![None; kk];
+        // The source symbols with their frames' headers.
+        let mut source: Vec<Option<(FrameHeader, crate::frame::RecordRef<'_>)>> = vec![None; kk];
         let mut have = 0;
         'frames: for f in frames {
             // Like the decoder, nothing after the last source symbol is read.
@@ -461,7 +447,7 @@ impl SymbolPath<'_> {
                 }
                 match source.get_mut(r.esi as usize) {
                     Some(slot @ None) if r.ciphertext.len() == t => {
-                        *slot = Some((h.frame_seq, h.epoch_id, r));
+                        *slot = Some((*h, r));
                         have += 1;
                     }
                     _ => return Ok(false),
@@ -473,27 +459,19 @@ impl SymbolPath<'_> {
         }
         let mut aside = vec![0u8; t];
         for (j, s) in source.iter().enumerate() {
-            let Some((seq, epoch, r)) = s else {
+            let Some((h, r)) = s else {
                 return Ok(false);
             };
-            let aad =
-                fcp_crypto::symbol_aad(&id, r.esi, k, &ctx.zone_id_hash, &ctx.zone_key_id, *epoch);
             let at = j * t;
             if let Some(buf) = at
                 .checked_sub(start)
                 .filter(|_| at + t <= end)
                 .and_then(|d| dst.get_mut(d..d + t))
             {
-                buf.copy_from_slice(r.ciphertext);
-                self.key
-                    .open_in_place(*seq, r.esi, &aad, buf, r.tag)
-                    .map_err(EnvelopeError::from)?;
+                crate::envelope::open_record(self.key, h, r, buf)?;
                 continue;
             }
-            aside.copy_from_slice(r.ciphertext);
-            self.key
-                .open_in_place(*seq, r.esi, &aad, &mut aside, r.tag)
-                .map_err(EnvelopeError::from)?;
+            crate::envelope::open_record(self.key, h, r, &mut aside)?;
             // The symbol's parts: head [at, h_end), chunk bytes [h_end, b_end)
             // and padding [b_end, at + t); start <= end keeps them in order.
             let (h_end, b_end) = (start.clamp(at, at + t), end.clamp(at, at + t));
@@ -551,10 +529,12 @@ impl SymbolPath<'_> {
             .first()
             .filter(|o| o.object_id == sealed.root)
             .ok_or(PipelineError::IdMismatch(sealed.root))?;
-        // The root is opened (the only serial step) while the output is
-        // zero-filled ([`zeroed`]) at the most the chunk objects can hold:
-        // each no more than its source block and no more than its frames'
-        // bytes, so a claimed `k` costs nothing here.
+        // The only serial step: on one side the root is opened and parsed,
+        // and the chunks' header learned from the first symbol of the first
+        // other object (so every chunk can decode in place); on the other the
+        // output is zero-filled ([`zeroed`]), which takes longer, at the most
+        // the chunk objects can hold: each no more than its source block and
+        // no more than its frames' bytes, so a claimed `k` costs nothing here.
         let t = u64::from(self.params.symbol_size);
         let bound: u64 = sealed
             .objects
@@ -562,9 +542,6 @@ impl SymbolPath<'_> {
             .filter(|o| o.object_id != sealed.root)
             .map(|o| (u64::from(o.k) * t).min(o.frames.iter().map(|f| f.len() as u64).sum()))
             .sum();
-        // The zero-fill takes longer, so the root's side also parses it and
-        // learns the chunks' header from the first symbol of the first other
-        // object, so that every chunk can decode in place.
         let header = std::sync::OnceLock::<crate::chunk::ChunkHeaderCache>::new();
         let (root, mut out) = rayon::join(
             || {
