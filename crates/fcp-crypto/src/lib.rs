@@ -37,7 +37,7 @@ pub use keys::{
 };
 pub use session::{
     EphemeralKeyPair, FcpcCipher, SessionKeys, SessionMacKey, SessionSuite, derive_session_keys,
-    session_mac, verify_session_mac,
+    session_mac,
 };
 pub use shamir::{Share, combine, split};
 pub use sign::{BatchItem, Signature, sign_object, verify_batch, verify_object};

@@ -90,14 +90,6 @@ impl SessionKeys {
     pub fn k_ctx(&self) -> &[u8; 32] {
         &self.k_ctx
     }
-    /// The MAC key of `direction` (0 = i2r, 1 = r2i).
-    pub fn mac_key(&self, direction: u8) -> Result<&[u8; 32]> {
-        match direction {
-            0 => Ok(&self.k_mac_i2r),
-            1 => Ok(&self.k_mac_r2i),
-            _ => Err(CryptoError::LengthOutOfRange("direction must be 0 or 1")),
-        }
-    }
     /// The keyed MAC of `direction` (0 = i2r, 1 = r2i), ready to use.
     pub fn mac(&self, direction: u8) -> Result<&SessionMacKey> {
         match direction {
@@ -329,19 +321,6 @@ pub fn session_mac(
     frame: &[u8],
 ) -> [u8; MAC_LEN] {
     SessionMacKey::new(suite, key).mac(session_id, direction, seq, frame)
-}
-
-/// Constant-time check of a datagram MAC.
-pub fn verify_session_mac(
-    suite: SessionSuite,
-    key: &[u8; 32],
-    session_id: &[u8; 16],
-    direction: u8,
-    seq: u64,
-    frame: &[u8],
-    mac: &[u8],
-) -> Result<()> {
-    SessionMacKey::new(suite, key).verify(session_id, direction, seq, frame, mac)
 }
 
 /// The HelloRetry cookie: `HMAC-SHA256(cookie_key, lp(from) || lp(to) ||

@@ -226,9 +226,15 @@ fn session_keys_match_profile_formula() {
         assert_eq!(keys.k_mac_i2r(), &t1);
         assert_eq!(keys.k_mac_r2i(), &t2);
         assert_eq!(keys.k_ctx(), &t3);
-        assert_eq!(keys.mac_key(0).unwrap(), &t1);
-        assert_eq!(keys.mac_key(1).unwrap(), &t2);
-        assert!(keys.mac_key(2).is_err());
+        // The keyed MAC of each direction is keyed with that direction's key.
+        let (sid, frame) = ([3u8; 16], [4u8; 100]);
+        for (dir, key) in [(0u8, &t1), (1, &t2)] {
+            assert_eq!(
+                keys.mac(dir).unwrap().mac(&sid, dir, 9, &frame),
+                session_mac(suite, key, &sid, dir, 9, &frame)
+            );
+        }
+        assert!(keys.mac(2).is_err());
     }
 }
 
@@ -255,19 +261,47 @@ fn session_mac_both_suites() {
             _ => *blake3::keyed_hash(&key, &msg).as_bytes(),
         };
         assert_eq!(mac, full[..16]);
-        verify_session_mac(suite, &key, &sid, 0, 42, &frame, &mac).unwrap();
-        let e = verify_session_mac(suite, &key, &sid, 1, 42, &frame, &mac).unwrap_err();
+        SessionMacKey::new(suite, &key)
+            .verify(&sid, 0, 42, &frame, &mac)
+            .unwrap();
+        let e = SessionMacKey::new(suite, &key)
+            .verify(&sid, 1, 42, &frame, &mac)
+            .unwrap_err();
         assert_eq!(e.error_code(), ErrorCode::MacInvalid);
-        assert!(verify_session_mac(suite, &key, &sid, 0, 43, &frame, &mac).is_err());
-        assert!(verify_session_mac(suite, &key, &[2; 16], 0, 42, &frame, &mac).is_err());
-        assert!(verify_session_mac(suite, &[0x5b; 32], &sid, 0, 42, &frame, &mac).is_err());
+        assert!(
+            SessionMacKey::new(suite, &key)
+                .verify(&sid, 0, 43, &frame, &mac)
+                .is_err()
+        );
+        assert!(
+            SessionMacKey::new(suite, &key)
+                .verify(&[2; 16], 0, 42, &frame, &mac)
+                .is_err()
+        );
+        assert!(
+            SessionMacKey::new(suite, &[0x5b; 32])
+                .verify(&sid, 0, 42, &frame, &mac)
+                .is_err()
+        );
         let mut f2 = frame.clone();
         f2[1000] ^= 1;
-        assert!(verify_session_mac(suite, &key, &sid, 0, 42, &f2, &mac).is_err());
+        assert!(
+            SessionMacKey::new(suite, &key)
+                .verify(&sid, 0, 42, &f2, &mac)
+                .is_err()
+        );
         let mut m2 = mac;
         m2[0] ^= 1;
-        assert!(verify_session_mac(suite, &key, &sid, 0, 42, &frame, &m2).is_err());
-        assert!(verify_session_mac(suite, &key, &sid, 0, 42, &frame, &mac[..15]).is_err());
+        assert!(
+            SessionMacKey::new(suite, &key)
+                .verify(&sid, 0, 42, &frame, &m2)
+                .is_err()
+        );
+        assert!(
+            SessionMacKey::new(suite, &key)
+                .verify(&sid, 0, 42, &frame, &mac[..15])
+                .is_err()
+        );
     }
     let other = session_mac(SessionSuite::Blake3, &key, &sid, 0, 42, &frame);
     assert_ne!(
