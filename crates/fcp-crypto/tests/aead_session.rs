@@ -261,47 +261,21 @@ fn session_mac_both_suites() {
             _ => *blake3::keyed_hash(&key, &msg).as_bytes(),
         };
         assert_eq!(mac, full[..16]);
-        SessionMacKey::new(suite, &key)
-            .verify(&sid, 0, 42, &frame, &mac)
-            .unwrap();
-        let e = SessionMacKey::new(suite, &key)
-            .verify(&sid, 1, 42, &frame, &mac)
-            .unwrap_err();
+        let keyed = SessionMacKey::new(suite, &key);
+        keyed.verify(&sid, 0, 42, &frame, &mac).unwrap();
+        let e = keyed.verify(&sid, 1, 42, &frame, &mac).unwrap_err();
         assert_eq!(e.error_code(), ErrorCode::MacInvalid);
-        assert!(
-            SessionMacKey::new(suite, &key)
-                .verify(&sid, 0, 43, &frame, &mac)
-                .is_err()
-        );
-        assert!(
-            SessionMacKey::new(suite, &key)
-                .verify(&[2; 16], 0, 42, &frame, &mac)
-                .is_err()
-        );
-        assert!(
-            SessionMacKey::new(suite, &[0x5b; 32])
-                .verify(&sid, 0, 42, &frame, &mac)
-                .is_err()
-        );
+        assert!(keyed.verify(&sid, 0, 43, &frame, &mac).is_err());
+        assert!(keyed.verify(&[2; 16], 0, 42, &frame, &mac).is_err());
+        let other_key = SessionMacKey::new(suite, &[0x5b; 32]);
+        assert!(other_key.verify(&sid, 0, 42, &frame, &mac).is_err());
         let mut f2 = frame.clone();
         f2[1000] ^= 1;
-        assert!(
-            SessionMacKey::new(suite, &key)
-                .verify(&sid, 0, 42, &f2, &mac)
-                .is_err()
-        );
+        assert!(keyed.verify(&sid, 0, 42, &f2, &mac).is_err());
         let mut m2 = mac;
         m2[0] ^= 1;
-        assert!(
-            SessionMacKey::new(suite, &key)
-                .verify(&sid, 0, 42, &frame, &m2)
-                .is_err()
-        );
-        assert!(
-            SessionMacKey::new(suite, &key)
-                .verify(&sid, 0, 42, &frame, &mac[..15])
-                .is_err()
-        );
+        assert!(keyed.verify(&sid, 0, 42, &frame, &m2).is_err());
+        assert!(keyed.verify(&sid, 0, 42, &frame, &mac[..15]).is_err());
     }
     let other = session_mac(SessionSuite::Blake3, &key, &sid, 0, 42, &frame);
     assert_ne!(

@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{TempDir, meta, object, oid, symbol, zone};
+use common::{TempDir, meta, object, oid, symbol, symbols, zone};
 use fcp_core::{ErrorCode, HasErrorCode, RetentionClass, ZoneId};
 use fcp_store::{PutSymbols, Store, StoreError};
 
@@ -264,7 +264,7 @@ fn runs_go_to_the_symbol_log() {
     let dir = TempDir::new("runlog");
     let z = zone(0);
     let share: Vec<_> = (0..34u32).map(|e| symbol(3, e * 3, &z, 1024)).collect();
-    let big: Vec<_> = (0..100u32).map(|e| symbol(4, e, &z, 1024)).collect();
+    let big = symbols(4, 100, &z, 1024);
     {
         let s = Store::open(dir.db()).unwrap();
         assert_eq!(s.put_symbols(&share).unwrap().inserted, 34);
@@ -275,7 +275,7 @@ fn runs_go_to_the_symbol_log() {
     assert_eq!(s.symbols(&oid(4)).unwrap(), big);
     // A batch larger than what the log takes per write (1 MiB) is written in
     // pieces and synced once; it reads back whole after a reopen.
-    let huge: Vec<_> = (0..3000u32).map(|e| symbol(5, e, &z, 1000)).collect();
+    let huge = symbols(5, 3000, &z, 1000);
     assert_eq!(s.put_symbols(&huge).unwrap().inserted, 3000);
     drop(s);
     let s = Store::open(dir.db()).unwrap();
@@ -311,8 +311,8 @@ fn runs_go_to_the_symbol_log() {
 fn dead_segments_are_deleted_and_torn_tails_cut() {
     let dir = TempDir::new("segdel");
     let z = zone(0);
-    let a: Vec<_> = (0..10u32).map(|e| symbol(1, e, &z, 500)).collect();
-    let b: Vec<_> = (0..10u32).map(|e| symbol(2, e, &z, 500)).collect();
+    let a = symbols(1, 10, &z, 500);
+    let b = symbols(2, 10, &z, 500);
     {
         let s = Store::open(dir.db()).unwrap();
         s.put_symbols(&a).unwrap();
@@ -355,9 +355,9 @@ fn dead_segments_are_deleted_and_torn_tails_cut() {
 fn half_dead_segments_are_compacted() {
     let dir = TempDir::new("segcompact");
     let z = zone(0);
-    let a: Vec<_> = (0..30u32).map(|e| symbol(1, e, &z, 1000)).collect();
-    let b: Vec<_> = (0..10u32).map(|e| symbol(2, e, &z, 1000)).collect();
-    let c: Vec<_> = (0..10u32).map(|e| symbol(3, e, &z, 1000)).collect();
+    let a = symbols(1, 30, &z, 1000);
+    let b = symbols(2, 10, &z, 1000);
+    let c = symbols(3, 10, &z, 1000);
     {
         let s = Store::open(dir.db()).unwrap();
         s.put_symbols(&a).unwrap();

@@ -93,6 +93,11 @@ pub fn object(
     }
 }
 
+/// Symbols `0..count` of object `n`, each with `ct_len` bytes of ciphertext.
+pub fn symbols(n: u64, count: u32, zone: &ZoneId, ct_len: usize) -> Vec<SymbolRecord> {
+    (0..count).map(|e| symbol(n, e, zone, ct_len)).collect()
+}
+
 pub fn symbol(n: u64, esi: u32, zone: &ZoneId, ct_len: usize) -> SymbolRecord {
     SymbolRecord {
         object_id: oid(n),
