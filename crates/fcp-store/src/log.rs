@@ -165,7 +165,7 @@ impl SegmentDir for MemSegments {
         if !create {
             return Err(io::ErrorKind::NotFound.into());
         }
-        let s: Segment = Arc::new(redb::backends::InMemoryBackend::new());
+        let s: Segment = Arc::new(MemSegment::default());
         map.insert(n, s.clone());
         Ok(s)
     }
@@ -179,6 +179,59 @@ impl SegmentDir for MemSegments {
     fn list(&self) -> io::Result<Vec<u32>> {
         let map = self.0.lock().map_err(|_| io::Error::other("poisoned"))?;
         Ok(map.keys().copied().collect())
+    }
+}
+
+/// One segment in memory. Unlike redb's in-memory backend, a write past
+/// the end extends it, as a file's does.
+#[derive(Debug, Default)]
+struct MemSegment(RwLock<Vec<u8>>);
+
+impl StorageBackend for MemSegment {
+    fn len(&self) -> io::Result<u64> {
+        Ok(self
+            .0
+            .read()
+            .map_err(|_| io::Error::other("poisoned"))?
+            .len() as u64)
+    }
+
+    fn read(&self, offset: u64, len: usize) -> io::Result<Vec<u8>> {
+        let bytes = self.0.read().map_err(|_| io::Error::other("poisoned"))?;
+        usize::try_from(offset)
+            .ok()
+            .and_then(|o| bytes.get(o..o.checked_add(len)?))
+            .map(<[u8]>::to_vec)
+            .ok_or_else(|| io::ErrorKind::UnexpectedEof.into())
+    }
+
+    fn set_len(&self, len: u64) -> io::Result<()> {
+        let len = usize::try_from(len).map_err(|_| io::ErrorKind::InvalidInput)?;
+        self.0
+            .write()
+            .map_err(|_| io::Error::other("poisoned"))?
+            .resize(len, 0);
+        Ok(())
+    }
+
+    fn sync_data(&self, _eventual: bool) -> io::Result<()> {
+        Ok(())
+    }
+
+    fn write(&self, offset: u64, data: &[u8]) -> io::Result<()> {
+        let mut bytes = self.0.write().map_err(|_| io::Error::other("poisoned"))?;
+        let start = usize::try_from(offset).map_err(|_| io::ErrorKind::InvalidInput)?;
+        let end = start
+            .checked_add(data.len())
+            .ok_or(io::ErrorKind::InvalidInput)?;
+        if bytes.len() < end {
+            bytes.resize(end, 0);
+        }
+        bytes
+            .get_mut(start..end)
+            .ok_or(io::ErrorKind::InvalidInput)?
+            .copy_from_slice(data);
+        Ok(())
     }
 }
 

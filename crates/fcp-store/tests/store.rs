@@ -305,6 +305,20 @@ fn runs_go_to_the_symbol_log() {
     assert!(lens.iter().all(|l| *l < 67 + 4 * 100), "{lens:?}");
 }
 
+/// A store over memory keeps symbols too: its log segments grow with each
+/// append (redb's in-memory backend refuses writes past its end).
+#[test]
+fn in_memory_stores_keep_symbols() {
+    let s = Store::open_with_backend(redb::backends::InMemoryBackend::new()).unwrap();
+    let z = zone(0);
+    let small = symbols(3, 5, &z, 999);
+    let huge = symbols(5, 3000, &z, 1000);
+    assert_eq!(s.put_symbols(&small).unwrap().inserted, 5);
+    assert_eq!(s.put_symbols(&huge).unwrap().inserted, 3000);
+    assert_eq!(s.symbols(&oid(3)).unwrap(), small);
+    assert_eq!(s.symbols(&oid(5)).unwrap(), huge);
+}
+
 /// A segment whose runs are all removed is deleted once it is no longer
 /// the head; bytes past a segment's committed end are cut off at open.
 #[test]
