@@ -319,6 +319,107 @@ fn in_memory_stores_keep_symbols() {
     assert_eq!(s.symbols(&oid(5)).unwrap(), huge);
 }
 
+/// Writes noted: (segment, offset, length, whether offset, length and
+/// address are all page-aligned).
+type Noted = std::sync::Arc<std::sync::Mutex<Vec<(u32, u64, usize, bool)>>>;
+
+/// Segments in memory that note each write.
+#[derive(Debug, Default, Clone)]
+struct NotedDir {
+    inner: std::sync::Arc<fcp_store::MemSegments>,
+    writes: Noted,
+}
+
+#[derive(Debug)]
+struct NotedSegment {
+    n: u32,
+    inner: fcp_store::Segment,
+    writes: Noted,
+}
+
+impl redb::StorageBackend for NotedSegment {
+    fn len(&self) -> std::io::Result<u64> {
+        self.inner.len()
+    }
+    fn read(&self, offset: u64, len: usize) -> std::io::Result<Vec<u8>> {
+        self.inner.read(offset, len)
+    }
+    fn set_len(&self, len: u64) -> std::io::Result<()> {
+        self.inner.set_len(len)
+    }
+    fn sync_data(&self, eventual: bool) -> std::io::Result<()> {
+        self.inner.sync_data(eventual)
+    }
+    fn write(&self, offset: u64, data: &[u8]) -> std::io::Result<()> {
+        let a = fcp_store::DIRECT_ALIGN;
+        let aligned = offset.is_multiple_of(a as u64)
+            && data.len().is_multiple_of(a)
+            && (data.as_ptr() as usize).is_multiple_of(a);
+        self.writes
+            .lock()
+            .unwrap()
+            .push((self.n, offset, data.len(), aligned));
+        self.inner.write(offset, data)
+    }
+}
+
+impl fcp_store::SegmentDir for NotedDir {
+    fn open(&self, n: u32, create: bool) -> std::io::Result<fcp_store::Segment> {
+        Ok(std::sync::Arc::new(NotedSegment {
+            n,
+            inner: self.inner.open(n, create)?,
+            writes: self.writes.clone(),
+        }))
+    }
+    fn remove(&self, n: u32) -> std::io::Result<()> {
+        self.inner.remove(n)
+    }
+    fn list(&self) -> std::io::Result<Vec<u32>> {
+        self.inner.list()
+    }
+}
+
+/// A large append reaches the log as whole pages at page-aligned addresses
+/// (which a file segment writes past the page cache), with at most a part
+/// page before and after; the pieces tile the appended range exactly. A
+/// small append is one plain write.
+#[test]
+fn large_appends_are_whole_aligned_pages() {
+    let dir = NotedDir::default();
+    let mut s =
+        Store::open_with_backends(redb::backends::InMemoryBackend::new(), dir.clone()).unwrap();
+    let z = zone(0);
+    let small: Vec<_> = (0..5u32).map(|e| symbol(3, e, &z, 999)).collect();
+    s.put_symbols(&small).unwrap();
+    let first: Vec<_> = dir.writes.lock().unwrap().drain(..).collect();
+    assert_eq!(first.len(), 1, "{first:?}");
+    let (seg, start, len, _) = first[0];
+    assert_eq!(start, 0);
+    // The next append starts part way into a page.
+    let huge = symbols(5, 3000, &z, 1000);
+    s.put_symbols(&huge).unwrap();
+    let writes: Vec<_> = dir.writes.lock().unwrap().drain(..).collect();
+    let a = fcp_store::DIRECT_ALIGN;
+    let mut at = start + len as u64;
+    assert!(!at.is_multiple_of(a as u64));
+    let mut aligned = 0;
+    for &(n, offset, len, is_aligned) in &writes {
+        assert_eq!((n, offset), (seg, at), "{writes:?}");
+        at += len as u64;
+        if is_aligned {
+            aligned += len;
+        } else {
+            assert!(len < a, "an unaligned write of {len} bytes: {writes:?}");
+        }
+    }
+    let total = (at - start) as usize - len;
+    assert!(total > 3000 * 1000, "{total}");
+    assert!(aligned + 2 * a >= total, "{aligned} of {total} aligned");
+    assert_eq!(s.symbols(&oid(5)).unwrap(), huge);
+    assert_eq!(s.symbols(&oid(3)).unwrap(), small);
+    assert!(s.check_integrity().unwrap());
+}
+
 /// A segment whose runs are all removed is deleted once it is no longer
 /// the head; bytes past a segment's committed end are cut off at open.
 #[test]
