@@ -108,15 +108,16 @@ pub fn decode_value(bytes: &[u8]) -> Result<Value<'static>, CborError> {
     let value = decode_value_unverified(bytes)?;
     // Belt and braces: the canonical form is unique, so re-encoding must give
     // the input back byte for byte.
-    if value.encode() != bytes {
+    if !encodes_to(&value, bytes) {
         return Err(CborError::NonCanonical);
     }
-    Ok(value)
+    Ok(value.into_owned())
 }
 
 /// [`decode_value`] without the final re-encoding, for callers that compare
 /// a stricter re-encoding with the input themselves.
-fn decode_value_unverified(bytes: &[u8]) -> Result<Value<'static>, CborError> {
+/// The item borrows from `bytes`.
+fn decode_value_unverified(bytes: &[u8]) -> Result<Value<'_>, CborError> {
     // Every element of a string/array/map takes at least one byte of input, so
     // no valid declared length exceeds the input length.
     let limit = u64::try_from(bytes.len()).unwrap_or(u64::MAX);
@@ -124,31 +125,58 @@ fn decode_value_unverified(bytes: &[u8]) -> Result<Value<'static>, CborError> {
         .recursion_limit(MAX_DEPTH)
         .length_limit(limit)
         .oom_mitigation(OOM_BUDGET)
-        .decode_owned(bytes)
+        .decode(bytes)
         .map_err(map_codec_error)
 }
 
 /// Decode the first canonical CBOR item of `bytes` and return it with the bytes
 /// that follow it (for self-delimiting prefixes such as the header of stored
 /// object content, profile §3). Same rules as [`decode_value`] for the item.
-pub fn decode_prefix(bytes: &[u8]) -> Result<(Value<'static>, &[u8]), CborError> {
+/// The item borrows from `bytes`.
+pub fn decode_prefix(bytes: &[u8]) -> Result<(Value<'_>, &[u8]), CborError> {
     let limit = u64::try_from(bytes.len()).unwrap_or(u64::MAX);
     let mut seq = cbor_core::DecodeOptions::new()
         .recursion_limit(MAX_DEPTH)
         .length_limit(limit)
         .oom_mitigation(OOM_BUDGET)
-        .sequence_decoder(&bytes);
+        .sequence_decoder(bytes);
     let value = match seq.next() {
-        Some(Ok(v)) => v.to_owned(),
+        Some(Ok(v)) => v,
         Some(Err(e)) => return Err(map_codec_error(e)),
         None => return Err(CborError::Truncated),
     };
-    // Canonical encodings are unique: the item's bytes are its re-encoding.
-    let enc = value.encode();
-    match bytes.split_at_checked(enc.len()) {
-        Some((head, rest)) if head == enc.as_slice() => Ok((value, rest)),
-        _ => Err(CborError::NonCanonical),
+    // Canonical encodings are unique: the item's bytes are its re-encoding,
+    // compared as it is written (nothing is built).
+    let rest = encoded_prefix_rest(&value, bytes).ok_or(CborError::NonCanonical)?;
+    Ok((value, rest))
+}
+
+/// If `value`'s encoding is a prefix of `bytes`, the bytes after it.
+fn encoded_prefix_rest<'b>(value: &Value<'_>, bytes: &'b [u8]) -> Option<&'b [u8]> {
+    /// Compares what is written with the bytes expected, in order.
+    struct Compare<'b> {
+        rest: Option<&'b [u8]>,
     }
+    impl std::io::Write for Compare<'_> {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.rest = self
+                .rest
+                .and_then(|r| r.split_at_checked(buf.len()))
+                .and_then(|(head, tail)| (head == buf).then_some(tail));
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut c = Compare { rest: Some(bytes) };
+    value.write_to(&mut c).ok()?;
+    c.rest
+}
+
+/// Whether `value` encodes to exactly `bytes`.
+pub fn encodes_to(value: &Value<'_>, bytes: &[u8]) -> bool {
+    encoded_prefix_rest(value, bytes).is_some_and(<[u8]>::is_empty)
 }
 
 /// Serialize any serde type to canonical CBOR bytes.
@@ -169,7 +197,10 @@ pub fn to_value<T: serde::Serialize + ?Sized>(v: &T) -> Result<Value<'static>, C
 /// [`from_canonical_strict`], which additionally requires that re-serialising
 /// the result reproduces the input bytes exactly.
 pub fn from_canonical<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, CborError> {
-    let value = decode_value(bytes)?;
+    let value = decode_value_unverified(bytes)?;
+    if !encodes_to(&value, bytes) {
+        return Err(CborError::NonCanonical);
+    }
     from_value(&value)
 }
 
@@ -191,13 +222,13 @@ where
     // `decode_value`'s re-encoding of the generic value checks: skip that one
     // pass and name a failure as it would have.
     let value = decode_value_unverified(bytes)?;
-    let non_canonical = || value.encode() != bytes;
+    let non_canonical = || !encodes_to(&value, bytes);
     let out: T = match from_value(&value) {
         Ok(out) => out,
         Err(_) if non_canonical() => return Err(CborError::NonCanonical),
         Err(e) => return Err(e),
     };
-    if to_canonical(&out)? != bytes {
+    if !encodes_to(&to_value(&out)?, bytes) {
         if non_canonical() {
             return Err(CborError::NonCanonical);
         }
@@ -294,6 +325,30 @@ mod tests {
 
     fn dec(hexstr: &str) -> Result<Value<'static>, CborError> {
         decode_value(&hex::decode(hexstr).unwrap())
+    }
+
+    /// A prefix item is checked as it is re-encoded, without building it:
+    /// what follows is returned untouched, a non-canonical or truncated
+    /// item is an error, and `encodes_to` wants the whole input.
+    #[test]
+    fn prefix_items_and_exact_encodings() {
+        let bytes = hex::decode("a2616101616202ffee").unwrap();
+        let (v, rest) = decode_prefix(&bytes).unwrap();
+        assert_eq!(rest, [0xff, 0xee]);
+        assert!(encodes_to(&v, &bytes[..7]));
+        assert!(!encodes_to(&v, &bytes));
+        assert!(!encodes_to(&v, &bytes[..6]));
+        let h = |s: &str| hex::decode(s).unwrap();
+        assert_eq!(
+            decode_prefix(&h("1900ff01")).err(),
+            Some(CborError::NonCanonical)
+        );
+        assert_eq!(
+            decode_prefix(&h("a2616201616101")).err(),
+            Some(CborError::NonCanonical)
+        );
+        assert!(decode_prefix(&h("a2616101")).is_err());
+        assert_eq!(decode_prefix(&[]).err(), Some(CborError::Truncated));
     }
 
     #[test]

@@ -270,7 +270,7 @@ impl StoredObject {
         // decode_prefix checked that the consumed bytes are the value's
         // canonical encoding; the typed header must re-encode to them too.
         let consumed = rest.get(..rest.len() - body.len()).unwrap_or_default();
-        if cbor::to_canonical(&header)? != consumed {
+        if !cbor::encodes_to(&cbor::to_value(&header)?, consumed) {
             return Err(
                 CborError::TypeMismatch("header is not in its canonical form".into()).into(),
             );
