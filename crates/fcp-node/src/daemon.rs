@@ -259,6 +259,8 @@ async fn store_writer(
 /// Symbols a peer announced it is about to push to us (placement).
 struct Incoming {
     meta: Meta,
+    /// `meta.zone_id`'s hash, which every frame must carry.
+    zone_hash: [u8; 32],
     source: Source,
     expected: HashSet<u32>,
     received: HashSet<u32>,
@@ -299,7 +301,7 @@ struct GetState {
     /// ESIs accepted so far (local and received), for `have` in re-requests.
     got: Mutex<HashSet<u32>>,
     early: Mutex<Vec<Frame>>,
-    meta: Mutex<Option<Meta>>,
+    meta: Mutex<Option<Arc<GetMeta>>>,
     sources: Mutex<HashMap<u64, String>>,
     /// Peers whose offer of this round is complete (OfferEnd, or an offer
     /// of nothing).
@@ -314,6 +316,22 @@ struct GetState {
     result: Mutex<Option<Vec<u8>>>,
     /// Local repair symbols, opened only if a solve is needed (decision 60).
     reserve: Mutex<Vec<SymbolRecord>>,
+}
+
+/// A get's object metadata (from the first offer or the local store) and
+/// the zone hash every frame of it must carry.
+struct GetMeta {
+    meta: Meta,
+    zone_hash: [u8; 32],
+}
+
+impl GetMeta {
+    fn new(meta: Meta) -> Arc<Self> {
+        Arc::new(Self {
+            zone_hash: *meta.zone_id.hash().as_bytes(),
+            meta,
+        })
+    }
 }
 
 struct Trust {
@@ -1105,6 +1123,7 @@ impl Node {
                         inc.insert(
                             key.clone(),
                             Incoming {
+                                zone_hash: *meta.zone_id.hash().as_bytes(),
                                 meta,
                                 source,
                                 expected: HashSet::new(),
@@ -1194,7 +1213,7 @@ impl Node {
                     if let Some(m) = meta {
                         let mut gm = lock(&g.meta);
                         if gm.is_none() {
-                            *gm = Some(m);
+                            *gm = Some(GetMeta::new(m));
                         }
                     }
                     {
@@ -1312,15 +1331,20 @@ impl Node {
             let Ok(got) = self.udp.recv(&mut buf).await else {
                 continue;
             };
-            let data = buf.get(..got.len).unwrap_or_default();
-            for d in data.chunks(got.stride.max(1)) {
-                self.on_datagram(d);
+            // One copy per receive (up to 64 datagrams): each frame is a
+            // slice of it, so the symbols kept are not copied again.
+            let data = Bytes::copy_from_slice(buf.get(..got.len).unwrap_or_default());
+            let now = (self.now_ms(), self.net.now_secs());
+            let stride = got.stride.max(1);
+            for at in (0..data.len()).step_by(stride) {
+                self.on_datagram(&data.slice(at..data.len().min(at + stride)), now);
             }
         }
     }
 
     /// One datagram: budget, session MAC and replay window, then the frame.
-    fn on_datagram(&self, d: &[u8]) {
+    /// `now` is (ms, s) when it was received.
+    fn on_datagram(&self, d: &Bytes, (now_ms, now_secs): (u64, u64)) {
         self.stats.datagrams_in.fetch_add(1, Ordering::Relaxed);
         if self.opts.drop_permille > 0 && rand::random::<u16>() % 1000 < self.opts.drop_permille {
             self.stats
@@ -1343,7 +1367,7 @@ impl Node {
         // A peer over its failed-auth budget is refused before any work
         // (spec §8.4).
         if lock(&self.admission)
-            .admit_inbound(self.now_ms(), &peer.node_id, 0, 0)
+            .admit_inbound(now_ms, &peer.node_id, 0, 0)
             .is_err()
         {
             self.stats
@@ -1354,11 +1378,11 @@ impl Node {
         // Session MAC and replay window first; nothing else touches the bytes before.
         let frame = {
             let mut s = lock(&peer.sessions);
-            match s.open_datagram(d, self.net.now_secs()) {
-                Ok(f) => Bytes::copy_from_slice(f),
+            match s.open_datagram(d, now_secs) {
+                Ok(f) => d.slice_ref(f),
                 Err(_) => {
                     drop(s);
-                    let _ = lock(&self.admission).record_failed_auth(self.now_ms(), &peer.node_id);
+                    let _ = lock(&self.admission).record_failed_auth(now_ms, &peer.node_id);
                     self.stats
                         .datagrams_rejected_session
                         .fetch_add(1, Ordering::Relaxed);
@@ -1398,7 +1422,7 @@ impl Node {
             c.fetch_add(1, Ordering::Relaxed);
             return Ok(());
         };
-        if h.zone_id_hash != *e.meta.zone_id.hash().as_bytes()
+        if h.zone_id_hash != e.zone_hash
             || h.symbol_size != e.meta.symbol_size
             || h.sender_instance_id != e.source.instance
         {
@@ -1497,12 +1521,12 @@ impl Node {
     fn open_for_get<'r, I: Iterator<Item = RecordRef<'r>>>(
         &self,
         g: &GetState,
-        meta: &Meta,
+        GetMeta { meta, zone_hash }: &GetMeta,
         source: &str,
         h: &FrameHeader,
         records: impl Fn() -> I,
     ) -> Result<(), FcpError> {
-        if h.zone_id_hash != *meta.zone_id.hash().as_bytes() {
+        if h.zone_id_hash != *zone_hash {
             return Err(fcp(ErrorCode::SymbolInvalid, "frame of another zone"));
         }
         let key = self.opener(&meta.zone_id, source, h.sender_instance_id)?;
@@ -1563,12 +1587,12 @@ impl Node {
         let (Some(m), recs) = (self.store.meta(&oid)?, self.store.symbols(&oid)?) else {
             return Ok(());
         };
-        let meta = Meta {
+        let meta = GetMeta::new(Meta {
             zone_id: m.zone_id.clone(),
             k: m.k,
             symbol_size: m.symbol_size,
             created_at: m.created_at,
-        };
+        });
         *lock(&g.meta) = Some(meta.clone());
         let (sources, repair): (Vec<_>, Vec<_>) =
             recs.into_iter().partition(|r| r.esi < u32::from(m.k));
@@ -1583,7 +1607,7 @@ impl Node {
     /// Feed one locally stored symbol to a get, straight from its record
     /// (no frame built and parsed again; the record names its sealer, so no
     /// offer has to); one that fails to open is counted and skipped.
-    fn open_local(&self, g: &GetState, meta: &Meta, r: &SymbolRecord) {
+    fn open_local(&self, g: &GetState, meta: &GetMeta, r: &SymbolRecord) {
         let rec = RecordRef {
             esi: r.esi,
             k: r.k,
@@ -2087,7 +2111,7 @@ impl Node {
         // Local symbols first, read and opened here (one object's worth; see
         // `serve` on why not on the blocking pool).
         self.load_local(&g, oid).map_err(fe)?;
-        let zone_of = |g: &GetState| lock(&g.meta).as_ref().map(|m| m.zone_id.clone());
+        let zone_of = |g: &GetState| lock(&g.meta).as_ref().map(|m| m.meta.zone_id.clone());
         // Holding ciphertext is not membership: without the zone's keys, stop early.
         let not_member =
             |g: &GetState| zone_of(g).filter(|z| !self.membership.zones.contains_key(z));
