@@ -16,9 +16,12 @@ use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::fs::{self, File, OpenOptions};
 use std::io;
-use std::os::unix::fs::{FileExt, OpenOptionsExt};
+use std::os::unix::fs::FileExt;
+#[cfg(target_os = "linux")]
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
 
 use redb::StorageBackend;
 
@@ -103,14 +106,12 @@ impl SegmentDir for FileSegments {
             }
             Err(e) => return Err(e),
         };
-        // A second descriptor for aligned bulk appends. Not every file
-        // system takes O_DIRECT (tmpfs refuses it); those get plain writes.
-        let direct = OpenOptions::new()
-            .write(true)
-            .custom_flags(libc::O_DIRECT)
-            .open(&path)
-            .ok();
-        Ok(Arc::new(FileSegment { file, direct }))
+        Ok(Arc::new(FileSegment {
+            file,
+            path,
+            direct: OnceLock::new(),
+            direct_refused: AtomicBool::new(false),
+        }))
     }
 
     fn remove(&self, n: u32) -> io::Result<()> {
@@ -145,10 +146,50 @@ impl SegmentDir for FileSegments {
 /// the `sync_data` before the commit still makes it durable (it flushes the
 /// device cache and the file's size). Reads stay buffered and coherent: the
 /// kernel drops cached pages a direct write covers.
+///
+/// The second, direct descriptor is opened on the first aligned write (old
+/// segments, only read, never take one). Not every file system takes
+/// `O_DIRECT` (tmpfs refuses it at open, some refuse the writes): once
+/// refused, a segment writes through the page cache only.
 #[derive(Debug)]
 struct FileSegment {
     file: File,
-    direct: Option<File>,
+    path: PathBuf,
+    direct: OnceLock<Option<File>>,
+    direct_refused: AtomicBool,
+}
+
+impl FileSegment {
+    /// Write `data` at `offset` past the page cache; false if that is not
+    /// possible (nothing or part of it written).
+    fn write_direct(&self, offset: u64, data: &[u8]) -> bool {
+        if !aligned(offset, data) || self.direct_refused.load(Ordering::Relaxed) {
+            return false;
+        }
+        let done = self
+            .direct
+            .get_or_init(|| open_direct(&self.path))
+            .as_ref()
+            .is_some_and(|d| d.write_all_at(data, offset).is_ok());
+        if !done {
+            self.direct_refused.store(true, Ordering::Relaxed);
+        }
+        done
+    }
+}
+
+#[cfg(target_os = "linux")]
+fn open_direct(path: &Path) -> Option<File> {
+    OpenOptions::new()
+        .write(true)
+        .custom_flags(libc::O_DIRECT)
+        .open(path)
+        .ok()
+}
+
+#[cfg(not(target_os = "linux"))]
+fn open_direct(_: &Path) -> Option<File> {
+    None
 }
 
 fn aligned(offset: u64, data: &[u8]) -> bool {
@@ -179,14 +220,12 @@ impl StorageBackend for FileSegment {
     }
 
     fn write(&self, offset: u64, data: &[u8]) -> io::Result<()> {
-        if let Some(direct) = &self.direct
-            && aligned(offset, data)
-            && direct.write_all_at(data, offset).is_ok()
-        {
+        if self.write_direct(offset, data) {
             return Ok(());
         }
         // Unaligned, or a file system or device that refused the direct
-        // write part way: the same bytes through the page cache.
+        // write (part way, perhaps): the same bytes through the page cache,
+        // whose error (a real I/O error shows here too) is the one reported.
         self.file.write_all_at(data, offset)
     }
 }
@@ -416,5 +455,88 @@ impl Log {
             // Best effort: the row is gone, so the next open removes the file.
             let _ = self.dir.remove(n);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    /// A buffer of `len` bytes at a page-aligned address (inside `backing`).
+    fn aligned_buf(backing: &mut Vec<u8>, len: usize) -> &mut [u8] {
+        backing.resize(len + DIRECT_ALIGN, 0);
+        let skip = (DIRECT_ALIGN - backing.as_ptr() as usize % DIRECT_ALIGN) % DIRECT_ALIGN;
+        &mut backing[skip..skip + len]
+    }
+
+    #[test]
+    fn only_whole_pages_at_aligned_addresses_go_direct() {
+        let mut backing = Vec::new();
+        let buf = aligned_buf(&mut backing, 3 * DIRECT_ALIGN);
+        assert!(aligned(0, buf));
+        assert!(aligned(8192, &buf[..DIRECT_ALIGN]));
+        assert!(!aligned(100, buf));
+        assert!(!aligned(0, &buf[..DIRECT_ALIGN - 1]));
+        assert!(!aligned(0, &buf[1..DIRECT_ALIGN + 1]));
+        assert!(!aligned(0, &buf[..0]));
+    }
+
+    /// Direct (where the file system takes it) and cached writes to one
+    /// segment file, over each other's pages, read back as written, before
+    /// and after the file is opened again.
+    #[test]
+    fn direct_and_cached_writes_read_back() {
+        let dir = std::env::temp_dir().join(format!(
+            "fcp-log-direct-{}-{:?}",
+            std::process::id(),
+            std::thread::current().id()
+        ));
+        let segs = FileSegments::new(&dir).unwrap();
+        drop(segs.open(0, true).unwrap());
+        let path = segs.file(0);
+        let seg = FileSegment {
+            file: OpenOptions::new()
+                .read(true)
+                .write(true)
+                .open(&path)
+                .unwrap(),
+            path: path.clone(),
+            direct: OnceLock::new(),
+            direct_refused: AtomicBool::new(false),
+        };
+        let mut backing = Vec::new();
+        let page = DIRECT_ALIGN;
+        let buf = aligned_buf(&mut backing, 4 * page);
+        for (i, b) in buf.iter_mut().enumerate() {
+            *b = (i % 251) as u8;
+        }
+        let mut want = vec![0u8; 5 * page];
+        // A part page through the cache, then whole pages past it.
+        seg.write(0, &buf[..page / 2]).unwrap();
+        want[..page / 2].copy_from_slice(&buf[..page / 2]);
+        seg.write(page as u64, buf).unwrap();
+        want[page..].copy_from_slice(buf);
+        // Cached bytes over a directly written page, and direct over cached.
+        seg.write(page as u64 + 10, &[7; 20]).unwrap();
+        want[page + 10..page + 30].fill(7);
+        buf[..page].fill(9);
+        seg.write(0, &buf[..page]).unwrap();
+        want[..page].fill(9);
+        seg.sync_data(false).unwrap();
+        assert_eq!(seg.read(0, want.len()).unwrap(), want);
+        // Where the file system takes O_DIRECT, the whole pages went direct.
+        let supported = open_direct(&path).is_some();
+        assert_eq!(
+            seg.direct.get().is_some_and(Option::is_some),
+            supported,
+            "{path:?}"
+        );
+        assert_eq!(seg.direct_refused.load(Ordering::Relaxed), !supported);
+        drop(seg);
+        let seg = segs.open(0, false).unwrap();
+        assert_eq!(seg.len().unwrap(), want.len() as u64);
+        assert_eq!(seg.read(0, want.len()).unwrap(), want);
+        let _ = fs::remove_dir_all(&dir);
     }
 }
