@@ -1431,14 +1431,16 @@ impl Node {
                 "frame does not match the store request",
             ));
         }
-        for (i, r) in (0u32..).zip(frame.records()) {
+        for r in frame.records() {
             if r.k != e.meta.k || !e.expected.contains(&r.esi) || !e.received.insert(r.esi) {
                 continue;
             }
             e.pending.push(symbol_record(
                 &frame,
-                i,
                 &r,
+                // Its own copy: a slice would keep the frame's whole receive
+                // (up to 64 datagrams) alive for as long as the push is open.
+                Bytes::copy_from_slice(r.ciphertext),
                 &e.source.node_id,
                 &peer.node_id,
             ));
@@ -1498,7 +1500,8 @@ impl Node {
             // keep a bounded number until it arrives.
             let mut early = lock(&g.early);
             if early.len() < MAX_EARLY_FRAMES {
-                early.push(frame.clone());
+                // Its own copy: a slice would keep its whole receive alive.
+                early.push(Frame::decode(Bytes::copy_from_slice(frame.as_bytes())).map_err(fe)?);
                 return Ok(());
             }
             return Err(fcp(
@@ -2493,21 +2496,22 @@ fn frames_to_records(frames: &[Bytes], source: &str, from: &str) -> Vec<SymbolRe
         let Ok(fr) = Frame::decode(f.clone()) else {
             continue;
         };
-        out.extend(
-            (0u32..)
-                .zip(fr.records())
-                .map(|(i, r)| symbol_record(&fr, i, &r, source, from)),
-        );
+        out.extend((0u32..).zip(fr.records()).map(|(i, r)| {
+            let ciphertext = fr
+                .ciphertext_bytes(i)
+                .unwrap_or_else(|| Bytes::copy_from_slice(r.ciphertext));
+            symbol_record(&fr, &r, ciphertext, source, from)
+        }));
     }
     out
 }
 
-/// The stored form of record `i` (`r`) of `frame` (the inverse of
-/// `record_frame`); its ciphertext shares the frame's buffer.
+/// The stored form of record `r` of `frame`, with its ciphertext bytes
+/// (the inverse of `record_frame`).
 fn symbol_record(
     frame: &Frame,
-    i: u32,
     r: &RecordRef<'_>,
+    ciphertext: Bytes,
     source: &str,
     from: &str,
 ) -> SymbolRecord {
@@ -2523,9 +2527,7 @@ fn symbol_record(
         source_node: source.to_owned(),
         sender_instance_id: h.sender_instance_id,
         frame_seq: h.frame_seq,
-        ciphertext: frame
-            .ciphertext_bytes(i)
-            .unwrap_or_else(|| Bytes::copy_from_slice(r.ciphertext)),
+        ciphertext,
         tag: *r.tag,
         from_node: from.to_owned(),
     }
