@@ -197,7 +197,7 @@ async fn write_head<S: tokio::io::AsyncWrite + Unpin>(
 pub async fn write_stream_response<S: tokio::io::AsyncWrite + Unpin>(
     mut stream: S,
     len: u64,
-    mut body: tokio::sync::mpsc::Receiver<Result<Vec<u8>, FcpError>>,
+    mut body: tokio::sync::mpsc::Receiver<Result<bytes::Bytes, FcpError>>,
 ) -> std::io::Result<()> {
     write_head(&mut stream, 200, "application/octet-stream", len).await?;
     let mut sent = 0u64;
@@ -599,7 +599,7 @@ mod tests {
     /// of `pieces`.
     fn serve_stream(
         len: u64,
-        pieces: Vec<Result<Vec<u8>, FcpError>>,
+        pieces: Vec<Result<bytes::Bytes, FcpError>>,
     ) -> (tempfile::TempDir, PathBuf, JoinHandle<()>) {
         serve_with(move |mut s| async move {
             let (rd, wr) = s.split();
@@ -619,14 +619,15 @@ mod tests {
         let a = pattern(CHUNK + 5);
         let b = pattern(3 * CHUNK);
         let len = (a.len() + b.len()) as u64;
-        let (_dir, sock, server) = serve_stream(len, vec![Ok(a.clone()), Ok(b.clone())]);
+        let (_dir, sock, server) =
+            serve_stream(len, vec![Ok(a.clone().into()), Ok(b.clone().into())]);
         let resp = call(&sock, "GET", "/get/x", &[]).unwrap();
         assert_eq!(resp.body, [a.clone(), b].concat());
         server.join().unwrap();
         // An error after the head (e.g. a payload-hash mismatch) cuts the body
         // short, and the client reports the transfer failed.
         let e = FcpError::new(ErrorCode::ObjectCorrupt, "payload hash mismatch");
-        let (_dir, sock, server) = serve_stream(len, vec![Ok(a), Err(e)]);
+        let (_dir, sock, server) = serve_stream(len, vec![Ok(a.into()), Err(e)]);
         let err = call(&sock, "GET", "/get/x", &[]).unwrap_err();
         assert_eq!(err.error_code(), Some(ErrorCode::LocalIo));
         server.join().unwrap();

@@ -274,7 +274,7 @@ struct Incoming {
 }
 
 /// The body of a get, in order, piece by piece.
-type GetBody = mpsc::Receiver<Result<Vec<u8>, FcpError>>;
+type GetBody = mpsc::Receiver<Result<Bytes, FcpError>>;
 
 /// An admin answer: whole, or a body streamed as it is rebuilt.
 enum Reply {
@@ -2261,7 +2261,7 @@ impl Node {
         match parse_root(&root).map_err(fe)? {
             PayloadRoot::Inline(b) => {
                 let len = b.len() as u64;
-                let _ = tx.send(Ok(b)).await;
+                let _ = tx.send(Ok(Bytes::from(b))).await;
                 Ok((len, rx))
             }
             PayloadRoot::Manifest(m) => {
@@ -2285,7 +2285,7 @@ impl Node {
     async fn stream_chunks(
         self: Arc<Self>,
         m: &fcp_wire::chunk::ChunkedObjectManifest,
-        tx: &mpsc::Sender<Result<Vec<u8>, FcpError>>,
+        tx: &mpsc::Sender<Result<Bytes, FcpError>>,
     ) -> Result<(), FcpError> {
         use fcp_wire::chunk::{can_merge, chunk_cv, merged_payload_hash};
         let merge = can_merge(m.total_len, m.chunk_size);
@@ -2294,7 +2294,7 @@ impl Node {
         let mut pending = std::collections::VecDeque::new();
         let mut next = m.chunks.iter().enumerate();
         let mut sent = 0u64;
-        let mut held: Option<Vec<u8>> = None;
+        let mut held: Option<Bytes> = None;
         let header = std::sync::OnceLock::new();
         loop {
             while pending.len() < PARALLEL_FETCHES {
@@ -2314,7 +2314,17 @@ impl Node {
             if chunk.object_id(self.object_id_key(&zone)?) != id {
                 return Err(id_mismatch(id));
             }
-            let bytes = chunk.body(m, i).map_err(fe)?.to_vec();
+            // The body goes out as a slice of the rebuilt content (no copy);
+            // it lies inside the content, which `body` borrows from.
+            let body = chunk.body(m, i).map_err(fe)?;
+            let range = (body.as_ptr() as usize)
+                .checked_sub(content.as_ptr() as usize)
+                .map(|at| at..at + body.len())
+                .filter(|r| r.end <= content.len());
+            let bytes = match range {
+                Some(r) => Bytes::from(content).slice(r),
+                None => Bytes::copy_from_slice(body),
+            };
             if merge {
                 cvs.push(chunk_cv(&bytes, i, m.chunk_size));
             } else if let Some(h) = whole.as_mut() {
