@@ -135,7 +135,7 @@ use redb::{
 
 pub use error::{Result, StoreError};
 use log::Log;
-pub use log::{DIRECT_ALIGN, FileSegments, MemSegments, SEGMENT_BYTES, Segment, SegmentDir};
+pub use log::{FileSegments, MemSegments, SEGMENT_BYTES, Segment, SegmentDir};
 pub use record::{
     GcReport, MAX_NODE_ID_LEN, MAX_RUN_BYTES, MAX_RUN_SYMBOLS, ObjectMeta, PutSymbols,
     SYMBOL_INDEX_V3, SYMBOL_LAYOUT_V2, SymbolRecord,
@@ -372,12 +372,9 @@ struct LogTxn<'a> {
     base: u64,
     /// Bytes of this transaction already written to the segment (unsynced).
     written: u64,
-    /// Encoded runs not written yet, from `buf[lead..]`; written once they
-    /// pass [`LOG_WRITE_BYTES`], so a large batch is copied while it is in
-    /// cache. `lead` places each file page boundary at an aligned address,
-    /// so the whole pages go to the disk directly ([`log::DIRECT_ALIGN`]).
+    /// Encoded runs not written yet; written once they pass
+    /// [`LOG_WRITE_BYTES`], so a large batch is copied while it is in cache.
     buf: Vec<u8>,
-    lead: usize,
     /// Run bytes removed, per segment.
     freed: BTreeMap<u32, u64>,
 }
@@ -397,88 +394,39 @@ impl<'a> LogTxn<'a> {
             base: 0,
             written: 0,
             buf: Vec::new(),
-            lead: 0,
             freed: BTreeMap::new(),
         }
-    }
-
-    /// Bytes buffered, not written yet.
-    fn pending(&self) -> usize {
-        self.buf.len() - self.lead
     }
 
     /// Make room in the buffer for a run of `len` bytes (writing out what
     /// it holds if the run would take it past [`LOG_WRITE_BYTES`]) and
     /// return where in the segment the run will lie.
     fn room_for(&mut self, len: usize) -> Result<u64> {
-        if self.pending() + len > LOG_WRITE_BYTES {
-            self.write_out(false)?;
+        if self.buf.len() + len > LOG_WRITE_BYTES {
+            self.write_out()?;
         }
         if self.buf.capacity() == 0 {
             // One allocation for the whole transaction: the buffer is
             // written out before it would outgrow this.
-            self.buf
-                .reserve(LOG_WRITE_BYTES.max(len) + 2 * log::DIRECT_ALIGN);
-            self.realign(0);
+            self.buf.reserve(LOG_WRITE_BYTES.max(len));
         }
-        Ok(self.base + self.written + self.pending() as u64)
+        Ok(self.base + self.written + self.buf.len() as u64)
     }
 
-    /// Keep the last `keep` buffered bytes, moved so that the next file
-    /// offset to write lies at an address with the same page offset.
-    fn realign(&mut self, keep: usize) {
-        let a = log::DIRECT_ALIGN;
-        let from = self.buf.len() - keep;
-        let at = (self.base + self.written) as usize % a;
-        let lead = (at + a - self.buf.as_ptr() as usize % a) % a;
-        if lead + keep > self.buf.len() {
-            self.buf.resize(lead + keep, 0);
+    /// Write what is buffered (not synced).
+    fn write_out(&mut self) -> Result<()> {
+        if !self.buf.is_empty() {
+            self.log
+                .write(self.segment, self.base + self.written, &self.buf)?;
+            self.written += self.buf.len() as u64;
+            self.buf.clear();
         }
-        self.buf.copy_within(from..from + keep, lead);
-        self.buf.truncate(lead + keep);
-        self.lead = lead;
-    }
-
-    /// Write what is buffered (not synced): all of it at the end of the
-    /// transaction, else up to the last whole file page. In a transaction
-    /// that fills the buffer, the part between page boundaries goes in one
-    /// aligned write; a smaller one is a single plain write (one page
-    /// written directly and then synced would cost two device writes).
-    fn write_out(&mut self, all: bool) -> Result<()> {
-        let a = log::DIRECT_ALIGN as u64;
-        let start = self.base + self.written;
-        let end = start + self.pending() as u64;
-        let upto = if all { end } else { end - end % a };
-        if upto <= start {
-            return Ok(());
-        }
-        let head = (a - start % a) % a;
-        let body_end = if all && self.written == 0 {
-            start
-        } else {
-            (upto - upto % a).max(start)
-        };
-        let cuts = [start, (start + head).min(body_end), body_end, upto];
-        for w in cuts.windows(2) {
-            if let [from, to] = *w
-                && to > from
-            {
-                let i = self.lead + (from - start) as usize;
-                let bytes = self.buf.get(i..i + (to - from) as usize).ok_or_else(|| {
-                    StoreError::Io("symbol log buffer out of step with its offsets".into())
-                })?;
-                self.log.write(self.segment, from, bytes)?;
-            }
-        }
-        self.written += upto - start;
-        let keep = (end - upto) as usize;
-        self.realign(keep);
         Ok(())
     }
 
     /// Bytes this transaction appends.
     fn appended(&self) -> u64 {
-        self.written + self.pending() as u64
+        self.written + self.buf.len() as u64
     }
 }
 
@@ -1023,7 +971,7 @@ impl Store {
             let dead = w.settle_log()?;
             // The appended runs reach the segment, synced, before the commit
             // that indexes them.
-            w.log.write_out(true)?;
+            w.log.write_out()?;
             let appended = w.log.appended();
             if appended > 0 {
                 self.log.sync(segment)?;

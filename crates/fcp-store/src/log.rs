@@ -2,8 +2,7 @@
 //! a small index entry per run (decision 63 in `docs/spec-decisions.md`).
 //!
 //! A write transaction appends its runs to the head segment (in 1 MiB
-//! writes; a large append's whole pages bypass the page cache, decision
-//! 65), syncs the segment, and only then commits the redb transaction
+//! writes), syncs the segment, and only then commits the redb transaction
 //! whose index entries point at those bytes, so a committed entry never
 //! points at bytes a crash can lose. Appends start at the segment's
 //! committed end as the `segments` table records it. Bytes past that end (an
@@ -17,11 +16,8 @@ use std::fmt;
 use std::fs::{self, File, OpenOptions};
 use std::io;
 use std::os::unix::fs::FileExt;
-#[cfg(target_os = "linux")]
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, OnceLock, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 
 use redb::StorageBackend;
 
@@ -47,11 +43,6 @@ pub trait SegmentDir: fmt::Debug + Send + Sync + 'static {
     /// The segments present, in any order.
     fn list(&self) -> io::Result<Vec<u32>>;
 }
-
-/// Writes at offsets, of lengths and from addresses that are multiples of
-/// this bypass the page cache (`O_DIRECT`) where the file system allows it.
-/// [`crate::Store`]'s log buffer lines up its large appends for it.
-pub const DIRECT_ALIGN: usize = 4096;
 
 /// Segments as files `NNNNNNNN.seg` in a directory.
 #[derive(Debug)]
@@ -106,12 +97,7 @@ impl SegmentDir for FileSegments {
             }
             Err(e) => return Err(e),
         };
-        Ok(Arc::new(FileSegment {
-            file,
-            path,
-            direct: OnceLock::new(),
-            direct_refused: AtomicBool::new(false),
-        }))
+        Ok(Arc::new(FileSegment(file)))
     }
 
     fn remove(&self, n: u32) -> io::Result<()> {
@@ -138,95 +124,34 @@ impl SegmentDir for FileSegments {
     }
 }
 
-/// One segment file.
-///
-/// Bulk appends skip the page cache: a holder's put spent a quarter of its
-/// CPU copying symbol bytes into freshly allocated cache pages that the
-/// sync then wrote out anyway. A direct write hands the buffer to the disk;
-/// the `sync_data` before the commit still makes it durable (it flushes the
-/// device cache and the file's size). Reads stay buffered and coherent: the
-/// kernel drops cached pages a direct write covers.
-///
-/// The second, direct descriptor is opened on the first aligned write (old
-/// segments, only read, never take one). Not every file system takes
-/// `O_DIRECT` (tmpfs refuses it at open, some refuse the writes): once
-/// refused, a segment writes through the page cache only.
+/// One segment file, written through the page cache. (Writing large
+/// appends' whole pages with `O_DIRECT` was measured on the 3-node 64 MiB
+/// mesh bench: put +3%, but a get right after the put read from the disk,
+/// −5 to −7%; it was not kept.)
 #[derive(Debug)]
-struct FileSegment {
-    file: File,
-    path: PathBuf,
-    direct: OnceLock<Option<File>>,
-    direct_refused: AtomicBool,
-}
-
-impl FileSegment {
-    /// Write `data` at `offset` past the page cache; false if that is not
-    /// possible (nothing or part of it written).
-    fn write_direct(&self, offset: u64, data: &[u8]) -> bool {
-        if !aligned(offset, data) || self.direct_refused.load(Ordering::Relaxed) {
-            return false;
-        }
-        let done = self
-            .direct
-            .get_or_init(|| open_direct(&self.path))
-            .as_ref()
-            .is_some_and(|d| d.write_all_at(data, offset).is_ok());
-        if !done {
-            self.direct_refused.store(true, Ordering::Relaxed);
-        }
-        done
-    }
-}
-
-#[cfg(target_os = "linux")]
-fn open_direct(path: &Path) -> Option<File> {
-    OpenOptions::new()
-        .write(true)
-        .custom_flags(libc::O_DIRECT)
-        .open(path)
-        .ok()
-}
-
-#[cfg(not(target_os = "linux"))]
-fn open_direct(_: &Path) -> Option<File> {
-    None
-}
-
-fn aligned(offset: u64, data: &[u8]) -> bool {
-    let a = DIRECT_ALIGN as u64;
-    offset.is_multiple_of(a)
-        && !data.is_empty()
-        && (data.len() as u64).is_multiple_of(a)
-        && (data.as_ptr() as usize).is_multiple_of(DIRECT_ALIGN)
-}
+struct FileSegment(File);
 
 impl StorageBackend for FileSegment {
     fn len(&self) -> io::Result<u64> {
-        Ok(self.file.metadata()?.len())
+        Ok(self.0.metadata()?.len())
     }
 
     fn read(&self, offset: u64, len: usize) -> io::Result<Vec<u8>> {
         let mut out = vec![0u8; len];
-        self.file.read_exact_at(&mut out, offset)?;
+        self.0.read_exact_at(&mut out, offset)?;
         Ok(out)
     }
 
     fn set_len(&self, len: u64) -> io::Result<()> {
-        self.file.set_len(len)
+        self.0.set_len(len)
     }
 
     fn sync_data(&self, _eventual: bool) -> io::Result<()> {
-        self.file.sync_data()
+        self.0.sync_data()
     }
 
     fn write(&self, offset: u64, data: &[u8]) -> io::Result<()> {
-        if self.write_direct(offset, data) {
-            return Ok(());
-        }
-        // Unaligned, or a file system or device that refused the direct
-        // write (part way, perhaps): the same bytes through the page cache,
-        // whose error (a real I/O error shows here too) is the one reported.
-        self.file.write_all_at(data, offset)
+        self.0.write_all_at(data, offset)
     }
 }
 
@@ -455,88 +380,5 @@ impl Log {
             // Best effort: the row is gone, so the next open removes the file.
             let _ = self.dir.remove(n);
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    #![allow(clippy::unwrap_used)]
-    use super::*;
-
-    /// A buffer of `len` bytes at a page-aligned address (inside `backing`).
-    fn aligned_buf(backing: &mut Vec<u8>, len: usize) -> &mut [u8] {
-        backing.resize(len + DIRECT_ALIGN, 0);
-        let skip = (DIRECT_ALIGN - backing.as_ptr() as usize % DIRECT_ALIGN) % DIRECT_ALIGN;
-        &mut backing[skip..skip + len]
-    }
-
-    #[test]
-    fn only_whole_pages_at_aligned_addresses_go_direct() {
-        let mut backing = Vec::new();
-        let buf = aligned_buf(&mut backing, 3 * DIRECT_ALIGN);
-        assert!(aligned(0, buf));
-        assert!(aligned(8192, &buf[..DIRECT_ALIGN]));
-        assert!(!aligned(100, buf));
-        assert!(!aligned(0, &buf[..DIRECT_ALIGN - 1]));
-        assert!(!aligned(0, &buf[1..DIRECT_ALIGN + 1]));
-        assert!(!aligned(0, &buf[..0]));
-    }
-
-    /// Direct (where the file system takes it) and cached writes to one
-    /// segment file, over each other's pages, read back as written, before
-    /// and after the file is opened again.
-    #[test]
-    fn direct_and_cached_writes_read_back() {
-        let dir = std::env::temp_dir().join(format!(
-            "fcp-log-direct-{}-{:?}",
-            std::process::id(),
-            std::thread::current().id()
-        ));
-        let segs = FileSegments::new(&dir).unwrap();
-        drop(segs.open(0, true).unwrap());
-        let path = segs.file(0);
-        let seg = FileSegment {
-            file: OpenOptions::new()
-                .read(true)
-                .write(true)
-                .open(&path)
-                .unwrap(),
-            path: path.clone(),
-            direct: OnceLock::new(),
-            direct_refused: AtomicBool::new(false),
-        };
-        let mut backing = Vec::new();
-        let page = DIRECT_ALIGN;
-        let buf = aligned_buf(&mut backing, 4 * page);
-        for (i, b) in buf.iter_mut().enumerate() {
-            *b = (i % 251) as u8;
-        }
-        let mut want = vec![0u8; 5 * page];
-        // A part page through the cache, then whole pages past it.
-        seg.write(0, &buf[..page / 2]).unwrap();
-        want[..page / 2].copy_from_slice(&buf[..page / 2]);
-        seg.write(page as u64, buf).unwrap();
-        want[page..].copy_from_slice(buf);
-        // Cached bytes over a directly written page, and direct over cached.
-        seg.write(page as u64 + 10, &[7; 20]).unwrap();
-        want[page + 10..page + 30].fill(7);
-        buf[..page].fill(9);
-        seg.write(0, &buf[..page]).unwrap();
-        want[..page].fill(9);
-        seg.sync_data(false).unwrap();
-        assert_eq!(seg.read(0, want.len()).unwrap(), want);
-        // Where the file system takes O_DIRECT, the whole pages went direct.
-        let supported = open_direct(&path).is_some();
-        assert_eq!(
-            seg.direct.get().is_some_and(Option::is_some),
-            supported,
-            "{path:?}"
-        );
-        assert_eq!(seg.direct_refused.load(Ordering::Relaxed), !supported);
-        drop(seg);
-        let seg = segs.open(0, false).unwrap();
-        assert_eq!(seg.len().unwrap(), want.len() as u64);
-        assert_eq!(seg.read(0, want.len()).unwrap(), want);
-        let _ = fs::remove_dir_all(&dir);
     }
 }
