@@ -114,6 +114,17 @@ pub fn decode_value(bytes: &[u8]) -> Result<Value<'static>, CborError> {
     Ok(value.into_owned())
 }
 
+/// Whether `bytes` are exactly one canonical CBOR item (the rules of
+/// [`decode_value`]), without keeping the decoded value.
+pub fn check_canonical(bytes: &[u8]) -> Result<(), CborError> {
+    let value = decode_value_unverified(bytes)?;
+    if encodes_to(&value, bytes) {
+        Ok(())
+    } else {
+        Err(CborError::NonCanonical)
+    }
+}
+
 /// [`decode_value`] without the final re-encoding, for callers that compare
 /// a stricter re-encoding with the input themselves.
 /// The item borrows from `bytes`.
@@ -349,6 +360,22 @@ mod tests {
         );
         assert!(decode_prefix(&h("a2616101")).is_err());
         assert_eq!(decode_prefix(&[]).err(), Some(CborError::Truncated));
+        // The check alone: the same verdicts as decoding.
+        for hexstr in [
+            "a2616101616202",
+            "1900ff",
+            "a2616201616101",
+            "a2616101",
+            "01ff",
+            "",
+        ] {
+            let b = h(hexstr);
+            assert_eq!(
+                check_canonical(&b).err(),
+                decode_value(&b).err(),
+                "{hexstr}"
+            );
+        }
     }
 
     #[test]
