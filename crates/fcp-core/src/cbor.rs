@@ -105,24 +105,24 @@ pub fn encode_value(v: &Value<'_>) -> Vec<u8> {
 /// keys, non-shortest integers/lengths, trailing bytes, nesting deeper than
 /// [`MAX_DEPTH`] and declared lengths larger than the input.
 pub fn decode_value(bytes: &[u8]) -> Result<Value<'static>, CborError> {
+    decode_canonical(bytes).map(Value::into_owned)
+}
+
+/// Whether `bytes` are exactly one canonical CBOR item (the rules of
+/// [`decode_value`]), without keeping the decoded value.
+pub fn check_canonical(bytes: &[u8]) -> Result<(), CborError> {
+    decode_canonical(bytes).map(drop)
+}
+
+/// [`decode_value`]'s item, borrowing from `bytes`.
+fn decode_canonical(bytes: &[u8]) -> Result<Value<'_>, CborError> {
     let value = decode_value_unverified(bytes)?;
     // Belt and braces: the canonical form is unique, so re-encoding must give
     // the input back byte for byte.
     if !encodes_to(&value, bytes) {
         return Err(CborError::NonCanonical);
     }
-    Ok(value.into_owned())
-}
-
-/// Whether `bytes` are exactly one canonical CBOR item (the rules of
-/// [`decode_value`]), without keeping the decoded value.
-pub fn check_canonical(bytes: &[u8]) -> Result<(), CborError> {
-    let value = decode_value_unverified(bytes)?;
-    if encodes_to(&value, bytes) {
-        Ok(())
-    } else {
-        Err(CborError::NonCanonical)
-    }
+    Ok(value)
 }
 
 /// [`decode_value`] without the final re-encoding, for callers that compare
@@ -208,11 +208,7 @@ pub fn to_value<T: serde::Serialize + ?Sized>(v: &T) -> Result<Value<'static>, C
 /// [`from_canonical_strict`], which additionally requires that re-serialising
 /// the result reproduces the input bytes exactly.
 pub fn from_canonical<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, CborError> {
-    let value = decode_value_unverified(bytes)?;
-    if !encodes_to(&value, bytes) {
-        return Err(CborError::NonCanonical);
-    }
-    from_value(&value)
+    from_value(&decode_canonical(bytes)?)
 }
 
 /// Deserialize a [`Value`] into a serde type.

@@ -31,12 +31,8 @@ fn check_max(max_frame: usize) -> Result<()> {
 }
 
 fn check_payload(p: &[u8]) -> Result<()> {
-    match fcp_core::cbor::check_canonical(p) {
-        Ok(()) => Ok(()),
-        Err(_) => Err(SessionError::FcpcMalformed(
-            "payload is not one canonical CBOR item",
-        )),
-    }
+    fcp_core::cbor::check_canonical(p)
+        .map_err(|_| SessionError::FcpcMalformed("payload is not one canonical CBOR item"))
 }
 
 /// Sending half of an FCPC stream.
