@@ -258,9 +258,7 @@ async fn store_writer(
 
 /// Symbols a peer announced it is about to push to us (placement).
 struct Incoming {
-    meta: Meta,
-    /// `meta.zone_id`'s hash, which every frame must carry.
-    zone_hash: [u8; 32],
+    meta: ZoneMeta,
     source: Source,
     expected: HashSet<u32>,
     received: HashSet<u32>,
@@ -301,7 +299,7 @@ struct GetState {
     /// ESIs accepted so far (local and received), for `have` in re-requests.
     got: Mutex<HashSet<u32>>,
     early: Mutex<Vec<Frame>>,
-    meta: Mutex<Option<Arc<GetMeta>>>,
+    meta: Mutex<Option<Arc<ZoneMeta>>>,
     sources: Mutex<HashMap<u64, String>>,
     /// Peers whose offer of this round is complete (OfferEnd, or an offer
     /// of nothing).
@@ -318,19 +316,26 @@ struct GetState {
     reserve: Mutex<Vec<SymbolRecord>>,
 }
 
-/// A get's object metadata (from the first offer or the local store) and
-/// the zone hash every frame of it must carry.
-struct GetMeta {
+/// An object's metadata as a push or a get knows it, with the zone hash
+/// every frame of the object must carry (computed once, not per frame).
+struct ZoneMeta {
     meta: Meta,
     zone_hash: [u8; 32],
 }
 
-impl GetMeta {
-    fn new(meta: Meta) -> Arc<Self> {
-        Arc::new(Self {
+impl ZoneMeta {
+    fn new(meta: Meta) -> Self {
+        Self {
             zone_hash: *meta.zone_id.hash().as_bytes(),
             meta,
-        })
+        }
+    }
+}
+
+impl std::ops::Deref for ZoneMeta {
+    type Target = Meta;
+    fn deref(&self) -> &Meta {
+        &self.meta
     }
 }
 
@@ -1123,8 +1128,7 @@ impl Node {
                         inc.insert(
                             key.clone(),
                             Incoming {
-                                zone_hash: *meta.zone_id.hash().as_bytes(),
-                                meta,
+                                meta: ZoneMeta::new(meta),
                                 source,
                                 expected: HashSet::new(),
                                 received: HashSet::new(),
@@ -1213,7 +1217,7 @@ impl Node {
                     if let Some(m) = meta {
                         let mut gm = lock(&g.meta);
                         if gm.is_none() {
-                            *gm = Some(GetMeta::new(m));
+                            *gm = Some(Arc::new(ZoneMeta::new(m)));
                         }
                     }
                     {
@@ -1281,7 +1285,7 @@ impl Node {
             let records = std::mem::take(&mut e.pending);
             let mut missing: Vec<u32> = e.expected.difference(&e.received).copied().collect();
             missing.sort_unstable();
-            let meta = e.meta.clone();
+            let meta = e.meta.meta.clone();
             if missing.is_empty() {
                 self.close_push(inc.remove(&key));
             }
@@ -1422,7 +1426,7 @@ impl Node {
             c.fetch_add(1, Ordering::Relaxed);
             return Ok(());
         };
-        if h.zone_id_hash != e.zone_hash
+        if h.zone_id_hash != e.meta.zone_hash
             || h.symbol_size != e.meta.symbol_size
             || h.sender_instance_id != e.source.instance
         {
@@ -1500,8 +1504,7 @@ impl Node {
             // keep a bounded number until it arrives.
             let mut early = lock(&g.early);
             if early.len() < MAX_EARLY_FRAMES {
-                // Its own copy: a slice would keep its whole receive alive.
-                early.push(Frame::decode(Bytes::copy_from_slice(frame.as_bytes())).map_err(fe)?);
+                early.push(frame.detached());
                 return Ok(());
             }
             return Err(fcp(
@@ -1524,7 +1527,7 @@ impl Node {
     fn open_for_get<'r, I: Iterator<Item = RecordRef<'r>>>(
         &self,
         g: &GetState,
-        GetMeta { meta, zone_hash }: &GetMeta,
+        ZoneMeta { meta, zone_hash }: &ZoneMeta,
         source: &str,
         h: &FrameHeader,
         records: impl Fn() -> I,
@@ -1590,12 +1593,12 @@ impl Node {
         let (Some(m), recs) = (self.store.meta(&oid)?, self.store.symbols(&oid)?) else {
             return Ok(());
         };
-        let meta = GetMeta::new(Meta {
+        let meta = Arc::new(ZoneMeta::new(Meta {
             zone_id: m.zone_id.clone(),
             k: m.k,
             symbol_size: m.symbol_size,
             created_at: m.created_at,
-        });
+        }));
         *lock(&g.meta) = Some(meta.clone());
         let (sources, repair): (Vec<_>, Vec<_>) =
             recs.into_iter().partition(|r| r.esi < u32::from(m.k));
@@ -1610,7 +1613,7 @@ impl Node {
     /// Feed one locally stored symbol to a get, straight from its record
     /// (no frame built and parsed again; the record names its sealer, so no
     /// offer has to); one that fails to open is counted and skipped.
-    fn open_local(&self, g: &GetState, meta: &GetMeta, r: &SymbolRecord) {
+    fn open_local(&self, g: &GetState, meta: &ZoneMeta, r: &SymbolRecord) {
         let rec = RecordRef {
             esi: r.esi,
             k: r.k,
@@ -2114,7 +2117,7 @@ impl Node {
         // Local symbols first, read and opened here (one object's worth; see
         // `serve` on why not on the blocking pool).
         self.load_local(&g, oid).map_err(fe)?;
-        let zone_of = |g: &GetState| lock(&g.meta).as_ref().map(|m| m.meta.zone_id.clone());
+        let zone_of = |g: &GetState| lock(&g.meta).as_ref().map(|m| m.zone_id.clone());
         // Holding ciphertext is not membership: without the zone's keys, stop early.
         let not_member =
             |g: &GetState| zone_of(g).filter(|z| !self.membership.zones.contains_key(z));

@@ -323,6 +323,16 @@ impl Frame {
         self.symbol_count
     }
 
+    /// This frame over its own copy of its bytes: a frame sliced from a
+    /// larger buffer (a receive of many datagrams) keeps all of it alive.
+    pub fn detached(&self) -> Self {
+        Self {
+            header: self.header,
+            symbol_count: self.symbol_count,
+            bytes: Bytes::copy_from_slice(&self.bytes),
+        }
+    }
+
     /// The whole frame.
     pub fn as_bytes(&self) -> &Bytes {
         &self.bytes

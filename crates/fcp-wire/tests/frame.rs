@@ -178,3 +178,22 @@ proptest! {
         let _ = Frame::decode(with_fixed_checksum(data));
     }
 }
+
+/// A frame sliced from a larger buffer, detached, reads the same and no
+/// longer shares that buffer.
+#[test]
+fn a_detached_frame_owns_its_bytes() {
+    let h = header(256);
+    let one = build(&h, 2, 4096);
+    let mut batch = one.to_vec();
+    batch.extend_from_slice(&one);
+    let batch = Bytes::from(batch);
+    let sliced = Frame::decode(batch.slice(one.len()..)).unwrap();
+    let own = sliced.detached();
+    assert_eq!(own.as_bytes(), sliced.as_bytes());
+    assert_eq!(own.header(), sliced.header());
+    assert!(own.records().eq(sliced.records()));
+    let inside = batch.as_ptr_range();
+    assert!(!inside.contains(&own.as_bytes().as_ptr()));
+    assert!(own.ciphertext_bytes(1).is_some());
+}
