@@ -384,14 +384,13 @@ struct LogTxn<'a> {
 const LOG_WRITE_BYTES: usize = 1 << 20;
 
 impl<'a> LogTxn<'a> {
-    /// Appending to `head` from 0 until `Store::write` sets `segment` and
-    /// `base` from the `segments` table.
-    fn new(log: &'a Log, head: u32) -> Self {
+    /// Appending to `segment` from `base`, with `head` the head before.
+    fn new(log: &'a Log, head: u32, segment: u32, base: u64) -> Self {
         Self {
             log,
             head,
-            segment: head,
-            base: 0,
+            segment,
+            base,
             written: 0,
             buf: Vec::new(),
             freed: BTreeMap::new(),
@@ -443,10 +442,23 @@ struct W<'t> {
 }
 
 impl<'t> W<'t> {
-    fn open(txn: &'t WriteTransaction, log: LogTxn<'t>) -> Result<Self> {
+    /// Open every table, appending to the log after `head`'s committed end.
+    fn open(txn: &'t WriteTransaction, log: &'t Log, head: u32) -> Result<Self> {
+        let segments = txn.open_table(SEGMENTS)?;
+        // Appends start at the committed end the `segments` table holds (so
+        // a commit that failed yet became durable is never written over), in
+        // the next segment once the head is full.
+        let end_of = |n: u32| -> Result<u64> { Ok(segments.get(n)?.map_or(0, |v| v.value().0)) };
+        let (mut segment, mut base) = (head, end_of(head)?);
+        if base >= SEGMENT_BYTES {
+            segment = head
+                .checked_add(1)
+                .ok_or_else(|| StoreError::Corrupt("symbol segment numbers exhausted".into()))?;
+            base = end_of(segment)?;
+        }
         Ok(Self {
-            log,
-            segments: txn.open_table(SEGMENTS)?,
+            log: LogTxn::new(log, head, segment, base),
+            segments,
             objects: txn.open_table(OBJECTS)?,
             symbols: txn.open_table(SYMBOLS)?,
             meta: txn.open_table(META)?,
@@ -950,23 +962,8 @@ impl Store {
         // until the commit.
         let mut head = self.log.head.lock().map_err(log::poisoned)?;
         let out = (|| {
-            let mut w = W::open(&txn, LogTxn::new(&self.log, *head))?;
-            // Appends start at the committed end the `segments` table holds
-            // (so a commit that failed yet became durable is never written
-            // over), in the next segment once the head is full.
-            let end_of = |w: &W<'_>, n: u32| -> Result<u64> {
-                Ok(w.segments.get(n)?.map_or(0, |v| v.value().0))
-            };
-            let mut segment = *head;
-            let mut base = end_of(&w, segment)?;
-            if base >= SEGMENT_BYTES {
-                segment = segment.checked_add(1).ok_or_else(|| {
-                    StoreError::Corrupt("symbol segment numbers exhausted".into())
-                })?;
-                base = end_of(&w, segment)?;
-            }
-            w.log.segment = segment;
-            w.log.base = base;
+            let mut w = W::open(&txn, &self.log, *head)?;
+            let segment = w.log.segment;
             let v = f(&mut w)?;
             let dead = w.settle_log()?;
             // The appended runs reach the segment, synced, before the commit
