@@ -196,6 +196,14 @@ pub fn check_header(h: &FrameHeader, ctx: &SymbolContext) -> Result<(), Envelope
     Ok(())
 }
 
+/// `key` is the subkey of the sender that sealed under `h`.
+pub fn check_sealer(h: &FrameHeader, key: &SymbolKey) -> Result<(), EnvelopeError> {
+    if key.sender_instance_id() != h.sender_instance_id {
+        return Err(EnvelopeError::ContextMismatch("sender_instance_id"));
+    }
+    Ok(())
+}
+
 /// Decrypt every record of `frame` with the sender's key and feed the
 /// decoder. `key` must be the subkey of the frame's sender and
 /// `sender_instance_id`. A record that fails authentication aborts the frame
@@ -255,9 +263,7 @@ pub fn open_records_into<'r>(
     key: &SymbolKey,
     decoder: &mut ObjectDecoder,
 ) -> Result<Progress, EnvelopeError> {
-    if key.sender_instance_id() != h.sender_instance_id {
-        return Err(EnvelopeError::ContextMismatch("sender_instance_id"));
-    }
+    check_sealer(h, key)?;
     let mut last = Progress::NeedMore;
     for r in records {
         if decoder.is_complete() {

@@ -370,7 +370,7 @@ impl SymbolPath<'_> {
         };
         let mut first = vec![0u8; r.ciphertext.len()];
         if crate::envelope::check_header(h, &ctx).is_err()
-            || self.key.sender_instance_id() != h.sender_instance_id
+            || crate::envelope::check_sealer(h, self.key).is_err()
             || crate::envelope::open_record(self.key, h, &r, &mut first).is_err()
         {
             return;
@@ -431,9 +431,7 @@ impl SymbolPath<'_> {
             let frame = FrameRef::decode(f).map_err(WireError::from)?;
             let h = frame.header();
             crate::envelope::check_header(h, &ctx)?;
-            if self.key.sender_instance_id() != h.sender_instance_id {
-                return Err(EnvelopeError::ContextMismatch("sender_instance_id").into());
-            }
+            crate::envelope::check_sealer(h, self.key)?;
             for r in frame.records() {
                 if have == kk {
                     break 'frames;
