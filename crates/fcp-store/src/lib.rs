@@ -536,6 +536,16 @@ impl<'t> W<'t> {
     }
 
     fn put_symbols(&mut self, records: &[SymbolRecord]) -> Result<PutSymbols> {
+        self.put_symbols_of(records, None)
+    }
+
+    /// As `put_symbols`; `meta` is an object whose meta row this
+    /// transaction just wrote, with its zone hash (not read back).
+    fn put_symbols_of(
+        &mut self,
+        records: &[SymbolRecord],
+        meta: Option<(&ObjectId, [u8; 32])>,
+    ) -> Result<PutSymbols> {
         let mut report = PutSymbols::default();
         // Per object: ESIs held or already taken from this batch, next run
         // number, and the meta zone (invariant 3).
@@ -549,8 +559,11 @@ impl<'t> W<'t> {
                 std::collections::btree_map::Entry::Occupied(e) => e.into_mut(),
                 std::collections::btree_map::Entry::Vacant(e) => {
                     let (esis, next) = held_esis(&self.symbols, &r.object_id)?;
-                    let zone = get_meta_in(&self.meta, &r.object_id)?
-                        .map(|m| *m.zone_id.hash().as_bytes());
+                    let zone = match meta {
+                        Some((id, zone)) if *id == r.object_id => Some(zone),
+                        _ => get_meta_in(&self.meta, &r.object_id)?
+                            .map(|m| *m.zone_id.hash().as_bytes()),
+                    };
                     e.insert((esis, next, zone))
                 }
             };
@@ -1087,9 +1100,10 @@ impl Store {
         records: &[SymbolRecord],
     ) -> Result<PutSymbols> {
         let value = to_canonical(meta).map_err(|e| StoreError::InvalidRecord(e.to_string()))?;
+        let zone = *meta.zone_id.hash().as_bytes();
         self.write(|w| {
             w.meta.insert(id.as_bytes().as_slice(), value.as_slice())?;
-            w.put_symbols(records)
+            w.put_symbols_of(records, Some((id, zone)))
         })
     }
 
@@ -1101,16 +1115,20 @@ impl Store {
     ) -> Result<PutSymbols> {
         let values = items
             .iter()
-            .map(|(_, m, _)| to_canonical(m).map_err(|e| StoreError::InvalidRecord(e.to_string())))
+            .map(|(_, m, _)| {
+                let value =
+                    to_canonical(m).map_err(|e| StoreError::InvalidRecord(e.to_string()))?;
+                Ok((value, *m.zone_id.hash().as_bytes()))
+            })
             .collect::<Result<Vec<_>>>()?;
         self.write(|w| {
             let mut total = PutSymbols {
                 inserted: 0,
                 duplicates: 0,
             };
-            for ((id, _, records), value) in items.iter().zip(&values) {
+            for ((id, _, records), (value, zone)) in items.iter().zip(&values) {
                 w.meta.insert(id.as_bytes().as_slice(), value.as_slice())?;
-                let r = w.put_symbols(records)?;
+                let r = w.put_symbols_of(records, Some((id, *zone)))?;
                 total.inserted += r.inserted;
                 total.duplicates += r.duplicates;
             }

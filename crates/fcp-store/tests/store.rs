@@ -112,10 +112,21 @@ fn meta_round_trips_and_pins_symbol_zone() {
         .put_meta_and_symbols(&oid(4), &m, &[symbol(4, 0, &zone(1), 8)])
         .unwrap();
     assert_eq!(r.inserted, 1);
-    assert_eq!(s.meta(&oid(4)).unwrap(), Some(m));
+    assert_eq!(s.meta(&oid(4)).unwrap(), Some(m.clone()));
     let e = s.put_symbols(&[symbol(4, 1, &zone(0), 8)]).unwrap_err();
     assert_eq!(e.error_code(), ErrorCode::StoreInvalidRecord);
     assert_eq!(s.symbol_count(&oid(4)).unwrap(), 1);
+    // The same check when the meta is written in the same transaction
+    // (all or nothing: neither the meta nor the symbol stays).
+    let foreign = vec![symbol(5, 0, &zone(0), 8)];
+    let e = s.put_meta_and_symbols(&oid(5), &m, &foreign).unwrap_err();
+    assert_eq!(e.error_code(), ErrorCode::StoreInvalidRecord);
+    let e = s
+        .put_meta_and_symbols_batch(&[(oid(5), m.clone(), foreign)])
+        .unwrap_err();
+    assert_eq!(e.error_code(), ErrorCode::StoreInvalidRecord);
+    assert_eq!(s.meta(&oid(5)).unwrap(), None);
+    assert_eq!(s.symbol_count(&oid(5)).unwrap(), 0);
     assert!(s.remove_meta(&oid(4)).unwrap());
     assert_eq!(s.meta(&oid(4)).unwrap(), None);
 }
