@@ -260,8 +260,7 @@ async fn store_writer(
 struct Incoming {
     meta: ZoneMeta,
     source: Source,
-    expected: HashSet<u32>,
-    received: HashSet<u32>,
+    esis: PushEsis,
     pending: Vec<SymbolRecord>,
     /// Woken when every expected ESI is in.
     complete: Arc<Notify>,
@@ -269,6 +268,79 @@ struct Incoming {
     permit: Option<Permit>,
     /// When the push was admitted (abandoned pushes expire).
     opened_ms: u64,
+}
+
+/// The ESIs a push announced, each with whether it has arrived: a sorted
+/// list searched per symbol (a push names tens of ESIs), no hashing.
+#[derive(Debug, Default)]
+struct PushEsis {
+    /// Ascending, distinct, with the arrival flag.
+    esis: Vec<(u32, bool)>,
+    /// Announced ESIs not yet arrived.
+    left: usize,
+}
+
+impl PushEsis {
+    /// Add announced ESIs (a repeated StoreRequest adds to the first).
+    fn announce(&mut self, more: Vec<u32>) {
+        self.esis.extend(more.into_iter().map(|e| (e, false)));
+        // An ESI both arrived and announced again stays arrived.
+        self.esis.sort_unstable_by_key(|&(e, got)| (e, !got));
+        self.esis.dedup_by_key(|(e, _)| *e);
+        self.left = self.esis.iter().filter(|(_, got)| !got).count();
+    }
+
+    /// Mark `esi` arrived; false if it was not announced or came before.
+    fn accept(&mut self, esi: u32) -> bool {
+        match self.esis.binary_search_by_key(&esi, |&(e, _)| e) {
+            Ok(i) => match self.esis.get_mut(i) {
+                Some((_, got)) if !*got => {
+                    *got = true;
+                    self.left -= 1;
+                    true
+                }
+                _ => false,
+            },
+            Err(_) => false,
+        }
+    }
+
+    fn complete(&self) -> bool {
+        self.left == 0
+    }
+
+    /// The announced ESIs not yet arrived, ascending.
+    fn missing(&self) -> Vec<u32> {
+        self.esis
+            .iter()
+            .filter(|(_, got)| !got)
+            .map(|&(e, _)| e)
+            .collect()
+    }
+}
+
+/// One object's own frames (one record each) by ESI, for placement.
+struct OwnFrames(Vec<(u32, Bytes)>);
+
+impl OwnFrames {
+    fn index(frames: Vec<Bytes>) -> Self {
+        let mut v: Vec<(u32, Bytes)> = frames
+            .into_iter()
+            .filter_map(|f| Some((first_esi_of_own_frame(&f)?, f)))
+            .collect();
+        v.sort_unstable_by_key(|(e, _)| *e);
+        v.dedup_by_key(|(e, _)| *e);
+        Self(v)
+    }
+
+    fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    fn get(&self, esi: &u32) -> Option<&Bytes> {
+        let i = self.0.binary_search_by_key(esi, |(e, _)| *e).ok()?;
+        self.0.get(i).map(|(_, f)| f)
+    }
 }
 
 /// The body of a get, in order, piece by piece.
@@ -1130,8 +1202,7 @@ impl Node {
                             Incoming {
                                 meta: ZoneMeta::new(meta),
                                 source,
-                                expected: HashSet::new(),
-                                received: HashSet::new(),
+                                esis: PushEsis::default(),
                                 pending: Vec::new(),
                                 complete: Arc::new(Notify::new()),
                                 permit: Some(permit),
@@ -1140,8 +1211,8 @@ impl Node {
                         );
                     }
                     let Some(e) = inc.get_mut(&key) else { return };
-                    e.expected.extend(esis.into_vec());
-                    EsiList::new(e.expected.difference(&e.received).copied().collect())
+                    e.esis.announce(esis.into_vec());
+                    EsiList::new(e.esis.missing())
                 };
                 // Ready: datagrams sent after this reply are admitted.
                 peer.send(Control::StoreAck { object_id, missing });
@@ -1261,14 +1332,14 @@ impl Node {
             let wake = {
                 let inc = lock(&self.incoming);
                 match inc.get(&key) {
-                    Some(e) if e.expected.len() != e.received.len() => e.complete.clone(),
+                    Some(e) if !e.esis.complete() => e.complete.clone(),
                     _ => break,
                 }
             };
             let notified = wake.notified();
             let complete = lock(&self.incoming)
                 .get(&key)
-                .is_none_or(|e| e.expected.len() == e.received.len());
+                .is_none_or(|e| e.esis.complete());
             if complete || tokio::time::timeout_at(until, notified).await.is_err() {
                 break;
             }
@@ -1283,8 +1354,7 @@ impl Node {
                 return;
             };
             let records = std::mem::take(&mut e.pending);
-            let mut missing: Vec<u32> = e.expected.difference(&e.received).copied().collect();
-            missing.sort_unstable();
+            let missing = e.esis.missing();
             let meta = e.meta.meta.clone();
             if missing.is_empty() {
                 self.close_push(inc.remove(&key));
@@ -1436,7 +1506,7 @@ impl Node {
             ));
         }
         for r in frame.records() {
-            if r.k != e.meta.k || !e.expected.contains(&r.esi) || !e.received.insert(r.esi) {
+            if r.k != e.meta.k || !e.esis.accept(r.esi) {
                 continue;
             }
             e.pending.push(symbol_record(
@@ -1449,7 +1519,7 @@ impl Node {
                 &peer.node_id,
             ));
         }
-        if e.expected.len() == e.received.len() {
+        if e.esis.complete() {
             e.complete.notify_waiters();
         }
         Ok(())
@@ -1844,10 +1914,7 @@ impl Node {
         let mut placed_objects = Vec::with_capacity(objects.len());
         let mut local = Vec::with_capacity(objects.len());
         for (oid, k, frames) in objects {
-            let by_esi: HashMap<u32, Bytes> = frames
-                .into_iter()
-                .filter_map(|f| Some((first_esi_of_own_frame(&f)?, f)))
-                .collect();
+            let by_esi = OwnFrames::index(frames);
             let made = u32::try_from(by_esi.len()).unwrap_or(u32::MAX);
             let plan = placement::plan(&oid, k, made, &policy, &peer_ids).map_err(fe)?;
             let kept: Vec<Bytes> = plan
@@ -2017,7 +2084,7 @@ impl Node {
         oid: ObjectId,
         meta: &Meta,
         esis: &[u32],
-        by_esi: &HashMap<u32, Bytes>,
+        by_esi: &OwnFrames,
     ) -> Result<(), FcpError> {
         // Announce first and wait for the holder to admit the object: datagrams
         // that arrive before their StoreRequest would be dropped as unsolicited.
@@ -2543,5 +2610,29 @@ fn symbol_record(
         ciphertext,
         tag: *r.tag,
         from_node: from.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::PushEsis;
+
+    #[test]
+    fn push_esis_track_announced_arrivals() {
+        let mut p = PushEsis::default();
+        assert!(p.complete());
+        p.announce(vec![9, 3, 5, 3]);
+        assert_eq!(p.missing(), vec![3, 5, 9]);
+        assert!(!p.accept(4), "not announced");
+        assert!(p.accept(5));
+        assert!(!p.accept(5), "a duplicate is not accepted twice");
+        // A second announcement adds, and an arrived ESI stays arrived.
+        p.announce(vec![5, 1]);
+        assert_eq!(p.missing(), vec![1, 3, 9]);
+        for e in [1, 3, 9] {
+            assert!(p.accept(e));
+        }
+        assert!(p.complete());
+        assert!(p.missing().is_empty());
     }
 }
