@@ -1957,36 +1957,47 @@ impl Node {
         let sem = Arc::new(tokio::sync::Semaphore::new(PARALLEL_OBJECTS));
         let mut tasks = tokio::task::JoinSet::new();
         for (oid, k, plan, by_esi) in placed_objects {
-            let permit = sem
-                .clone()
-                .acquire_owned()
-                .await
-                .map_err(|_| fcp(ErrorCode::Internal, "semaphore"))?;
-            let me = self.clone();
-            let peers = peers.clone();
-            let zone = zone.clone();
-            tasks.spawn(async move {
-                let _permit = permit;
-                let meta = Meta {
-                    zone_id: zone,
-                    k,
-                    symbol_size: 1024,
-                    created_at: now,
-                };
-                let mut placed = 0u32;
-                for (node, esis) in &plan.assignments {
-                    let Some(p) = peers.iter().find(|p| &p.node_id == node) else {
-                        continue;
-                    };
-                    me.push_to_peer(p, oid, &meta, esis, &by_esi).await?;
-                    placed += esis.len() as u32;
-                }
-                lock(&me.placed).insert(oid, (k, placed));
-                Ok::<_, FcpError>(())
+            let permit = Arc::new(
+                sem.clone()
+                    .acquire_owned()
+                    .await
+                    .map_err(|_| fcp(ErrorCode::Internal, "semaphore"))?,
+            );
+            let by_esi = Arc::new(by_esi);
+            let meta = Arc::new(Meta {
+                zone_id: zone.clone(),
+                k,
+                symbol_size: 1024,
+                created_at: now,
             });
+            // Each object goes to its peers at the same time.
+            for (node, esis) in plan.assignments {
+                let Some(p) = peers.iter().find(|p| p.node_id == node).cloned() else {
+                    continue;
+                };
+                let (me, permit, by_esi, meta) =
+                    (self.clone(), permit.clone(), by_esi.clone(), meta.clone());
+                tasks.spawn(async move {
+                    let _permit = permit;
+                    me.push_to_peer(&p, oid, &meta, &esis, &by_esi).await?;
+                    Ok::<_, FcpError>((oid, k, esis.len() as u32))
+                });
+            }
         }
+        let mut placed: HashMap<ObjectId, (u16, u32)> = HashMap::new();
+        let mut failed = None;
         while let Some(r) = tasks.join_next().await {
-            r.map_err(|_| fcp(ErrorCode::Internal, "placement task failed"))??;
+            match r.map_err(|_| fcp(ErrorCode::Internal, "placement task failed")) {
+                Ok(Ok((oid, k, n))) => placed.entry(oid).or_insert((k, 0)).1 += n,
+                Ok(Err(e)) | Err(e) => {
+                    failed = Some(e);
+                    break;
+                }
+            }
+        }
+        lock(&self.placed).extend(placed);
+        if let Some(e) = failed {
+            return Err(e);
         }
         // The put is acknowledged only once the local copy is durable too.
         local_write
