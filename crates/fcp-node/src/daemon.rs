@@ -34,7 +34,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use fcp_core::identity::{NodeKeyAttestation, PeerAnnouncement, SignedObject};
 use fcp_core::object::{RetentionClass, StorageMeta};
 use fcp_core::provenance::TaintFlags;
@@ -119,6 +119,8 @@ const PARALLEL_FETCHES: usize = 24;
 /// An admitted push still open after this long is dropped with its slot
 /// (a sender gives up after `STORE_ROUNDS` rounds of at most 5 s each).
 const PUSH_EXPIRY_MS: u64 = 60_000;
+/// Bytes of a push's symbols copied into one allocation.
+const PUSH_BLOCK: usize = 64 * 1024;
 /// How long a holder waits for datagrams that a StoreEnd overtook.
 const STRAGGLERS: Duration = Duration::from_millis(40);
 /// Store rounds (send, then resend what the holder reports missing).
@@ -262,6 +264,10 @@ struct Incoming {
     source: Source,
     esis: PushEsis,
     pending: Vec<SymbolRecord>,
+    /// Where the pending symbols' bytes are copied: blocks of `PUSH_BLOCK`
+    /// shared by their symbols, not one allocation per symbol (and not
+    /// slices of a receive, which would keep it alive as long as the push).
+    block: BytesMut,
     /// Woken when every expected ESI is in.
     complete: Arc<Notify>,
     /// The peer's StoreRequest slot (spec §8.4), given back when done.
@@ -338,7 +344,11 @@ impl OwnFrames {
     }
 
     fn get(&self, esi: &u32) -> Option<&Bytes> {
-        let i = self.0.binary_search_by_key(esi, |(e, _)| *e).ok()?;
+        // A sealed object's ESIs are 0..n: the ESI is the index.
+        let i = match self.0.get(*esi as usize) {
+            Some((e, _)) if e == esi => *esi as usize,
+            _ => self.0.binary_search_by_key(esi, |(e, _)| *e).ok()?,
+        };
         self.0.get(i).map(|(_, f)| f)
     }
 }
@@ -1204,6 +1214,7 @@ impl Node {
                                 source,
                                 esis: PushEsis::default(),
                                 pending: Vec::new(),
+                                block: BytesMut::new(),
                                 complete: Arc::new(Notify::new()),
                                 permit: Some(permit),
                                 opened_ms: self.now_ms(),
@@ -1509,12 +1520,19 @@ impl Node {
             if r.k != e.meta.k || !e.esis.accept(r.esi) {
                 continue;
             }
+            let len = r.ciphertext.len();
+            if e.block.capacity() - e.block.len() < len {
+                // Room for the rest of the push (this symbol included),
+                // at most a block.
+                let rest = e.esis.left.saturating_add(1).saturating_mul(len);
+                e.block = BytesMut::with_capacity(rest.min(PUSH_BLOCK).max(len));
+            }
+            e.block.extend_from_slice(r.ciphertext);
+            let ciphertext = e.block.split().freeze();
             e.pending.push(symbol_record(
                 &frame,
                 &r,
-                // Its own copy: a slice would keep the frame's whole receive
-                // (up to 64 datagrams) alive for as long as the push is open.
-                Bytes::copy_from_slice(r.ciphertext),
+                ciphertext,
                 &e.source.node_id,
                 &peer.node_id,
             ));
