@@ -1000,6 +1000,9 @@ impl Node {
         let writer = tokio::spawn(async move {
             let mut out = Vec::new();
             while let Some(c) = ctl_rx.recv().await {
+                // Let the tasks that are ready run first: what they queue
+                // joins this write.
+                tokio::task::yield_now().await;
                 let mut next = Some(c);
                 while let Some(c) = next {
                     let Ok(frame) = tx_fcpc.seal_value(&c) else {
