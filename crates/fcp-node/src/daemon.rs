@@ -2647,7 +2647,37 @@ fn symbol_record(
 
 #[cfg(test)]
 mod tests {
-    use super::PushEsis;
+    use super::{OwnFrames, PushEsis};
+    use bytes::Bytes;
+    use fcp_wire::frame::{HEADER_LEN, first_esi_of_own_frame};
+
+    /// Just enough of a frame for `first_esi_of_own_frame`.
+    fn frame(esi: u32) -> Bytes {
+        let mut f = vec![0u8; HEADER_LEN];
+        f.extend_from_slice(&esi.to_le_bytes());
+        Bytes::from(f)
+    }
+
+    #[test]
+    fn own_frames_are_found_by_esi() {
+        let esi_of = |o: &OwnFrames, e: u32| o.get(&e).and_then(|f| first_esi_of_own_frame(f));
+        // ESIs 0..n in any order: found at their index.
+        let dense = OwnFrames::index(vec![frame(2), frame(0), frame(1)]);
+        assert_eq!(dense.len(), 3);
+        for e in 0..3 {
+            assert_eq!(esi_of(&dense, e), Some(e));
+        }
+        assert_eq!(esi_of(&dense, 3), None);
+        // With gaps (and a duplicate), the search finds them.
+        let sparse = OwnFrames::index(vec![frame(7), frame(1), frame(40), frame(1)]);
+        assert_eq!(sparse.len(), 3);
+        for e in [1, 7, 40] {
+            assert_eq!(esi_of(&sparse, e), Some(e));
+        }
+        for e in [0, 2, 8, 41] {
+            assert_eq!(esi_of(&sparse, e), None);
+        }
+    }
 
     #[test]
     fn push_esis_track_announced_arrivals() {
