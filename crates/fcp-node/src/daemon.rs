@@ -1925,7 +1925,11 @@ impl Node {
         let sealed = offload(&*self.net, move || me.seal(&z, &payload, now))
             .await
             .map_err(|_| fcp(ErrorCode::Internal, "sealing task failed"))??;
-        let (root, objects) = sealed;
+        let (root, mut objects) = sealed;
+        // Chunks with the same bytes are one object (the same ObjectId): it
+        // is placed once, and the manifest names it at each position.
+        let mut seen = HashSet::with_capacity(objects.len());
+        objects.retain(|(oid, _, _)| seen.insert(*oid));
         // Placement (decision 61): each object's symbols are spread over its
         // HRW-ranked peers and the writer, each ESI on one node, so that
         // losing any one node leaves k + 2; the peers hold the source
@@ -2394,6 +2398,11 @@ impl Node {
         let mut cvs = Vec::with_capacity(if merge { m.chunks.len() } else { 0 });
         let mut whole = (!merge).then(blake3::Hasher::new);
         let mut pending = std::collections::VecDeque::new();
+        // A chunk that repeats within the window (the same bytes, so the same
+        // ObjectId) is fetched once: its later positions wait for that fetch
+        // (`repeats`) and take its content from `shared`.
+        let mut repeats: HashMap<ObjectId, usize> = HashMap::new();
+        let mut shared: HashMap<ObjectId, (Bytes, ZoneId)> = HashMap::new();
         let mut next = m.chunks.iter().enumerate();
         let mut sent = 0u64;
         let mut held: Option<Bytes> = None;
@@ -2401,20 +2410,49 @@ impl Node {
         loop {
             while pending.len() < PARALLEL_FETCHES {
                 let Some((i, id)) = next.next() else { break };
-                let me = self.clone();
                 let id = *id;
-                let task = tokio::spawn(async move { me.fetch_content(id).await });
+                let task = if shared.contains_key(&id) || pending.iter().any(|(_, p, _)| *p == id) {
+                    *repeats.entry(id).or_insert(0) += 1;
+                    None
+                } else {
+                    let me = self.clone();
+                    Some(tokio::spawn(async move { me.fetch_content(id).await }))
+                };
                 pending.push_back((i, id, task));
             }
             let Some((i, id, task)) = pending.pop_front() else {
                 break;
             };
-            let (content, zone) = task
-                .await
-                .map_err(|_| fcp(ErrorCode::Internal, "fetch task"))??;
+            let (content, zone, fetched) = match task {
+                Some(task) => {
+                    let (content, zone) = task
+                        .await
+                        .map_err(|_| fcp(ErrorCode::Internal, "fetch task"))??;
+                    (Bytes::from(content), zone, true)
+                }
+                None => {
+                    let (content, zone) = shared
+                        .get(&id)
+                        .cloned()
+                        .ok_or_else(|| fcp(ErrorCode::Internal, "repeated chunk not fetched"))?;
+                    if let Some(n) = repeats.get_mut(&id) {
+                        *n -= 1;
+                        if *n == 0 {
+                            repeats.remove(&id);
+                            shared.remove(&id);
+                        }
+                    }
+                    (content, zone, false)
+                }
+            };
             let chunk = parse_chunk_content(&content, &header).map_err(fe)?;
-            if chunk.object_id(self.object_id_key(&zone)?) != id {
-                return Err(id_mismatch(id));
+            if fetched {
+                if chunk.object_id(self.object_id_key(&zone)?) != id {
+                    return Err(id_mismatch(id));
+                }
+                if repeats.contains_key(&id) {
+                    shared.insert(id, (content.clone(), zone));
+                }
             }
             // The body goes out as a slice of the rebuilt content (no copy);
             // it lies inside the content, which `body` borrows from.
@@ -2424,7 +2462,7 @@ impl Node {
                 .map(|at| at..at + body.len())
                 .filter(|r| r.end <= content.len());
             let bytes = match range {
-                Some(r) => Bytes::from(content).slice(r),
+                Some(r) => content.slice(r),
                 None => Bytes::copy_from_slice(body),
             };
             if merge {
