@@ -119,7 +119,7 @@ const PARALLEL_FETCHES: usize = 24;
 /// An admitted push still open after this long is dropped with its slot
 /// (a sender gives up after `STORE_ROUNDS` rounds of at most 5 s each).
 const PUSH_EXPIRY_MS: u64 = 60_000;
-/// Bytes of a push's symbols copied into one allocation.
+/// Bytes of a push's symbols copied into one allocation, at most.
 const PUSH_BLOCK: usize = 64 * 1024;
 /// How long a holder waits for datagrams that a StoreEnd overtook.
 const STRAGGLERS: Duration = Duration::from_millis(40);
@@ -1368,6 +1368,10 @@ impl Node {
                 return;
             };
             let records = std::mem::take(&mut e.pending);
+            // The records leave for the store: a push still open (symbols
+            // missing) puts the rest in a new block, so the stored ones'
+            // block can go when they do.
+            e.block = BytesMut::new();
             let missing = e.esis.missing();
             let meta = e.meta.meta.clone();
             if missing.is_empty() {
@@ -1525,8 +1529,12 @@ impl Node {
             }
             let len = r.ciphertext.len();
             if e.block.capacity() - e.block.len() < len {
-                // Room for the rest of the push (this symbol included),
-                // at most a block.
+                // Room for the rest of the push (this symbol included), at
+                // most a block. A peer that announces many symbols and sends
+                // few makes this node hold up to a block per open push
+                // (128 × 64 KiB per peer, until the push expires); one
+                // allocation per push instead of growing blocks measured
+                // 5–7% faster on the mesh bench.
                 let rest = e.esis.left.saturating_add(1).saturating_mul(len);
                 e.block = BytesMut::with_capacity(rest.min(PUSH_BLOCK).max(len));
             }
@@ -1981,6 +1989,8 @@ impl Node {
         // Place copies on peers, many objects at a time (holders group-commit).
         let sem = Arc::new(tokio::sync::Semaphore::new(PARALLEL_OBJECTS));
         let mut tasks = tokio::task::JoinSet::new();
+        // Per object: k, symbols placed, pushes still running.
+        let mut placing: HashMap<ObjectId, (u16, u32, usize)> = HashMap::new();
         for (oid, k, plan, by_esi) in placed_objects {
             let permit = Arc::new(
                 sem.clone()
@@ -1996,6 +2006,7 @@ impl Node {
                 created_at: now,
             });
             // Each object goes to its peers at the same time.
+            let mut pushes = 0;
             for (node, esis) in plan.assignments {
                 let Some(p) = peers.iter().find(|p| p.node_id == node).cloned() else {
                     continue;
@@ -2005,22 +2016,39 @@ impl Node {
                 tasks.spawn(async move {
                     let _permit = permit;
                     me.push_to_peer(&p, oid, &meta, &esis, &by_esi).await?;
-                    Ok::<_, FcpError>((oid, k, esis.len() as u32))
+                    Ok::<_, FcpError>((oid, esis.len() as u32))
                 });
+                pushes += 1;
             }
+            placing.insert(oid, (k, 0u32, pushes));
         }
-        let mut placed: HashMap<ObjectId, (u16, u32)> = HashMap::new();
+        // An object's coverage is recorded once all its pushes are done; a
+        // failed put records none for the objects it left half placed.
         let mut failed = None;
+        let finish = |placing: &mut HashMap<ObjectId, (u16, u32, usize)>, oid| {
+            if let Some((k, n, 0)) = placing.get(&oid).copied() {
+                placing.remove(&oid);
+                lock(&self.placed).insert(oid, (k, n));
+            }
+        };
+        for oid in ids.iter() {
+            finish(&mut placing, *oid);
+        }
         while let Some(r) = tasks.join_next().await {
             match r.map_err(|_| fcp(ErrorCode::Internal, "placement task failed")) {
-                Ok(Ok((oid, k, n))) => placed.entry(oid).or_insert((k, 0)).1 += n,
+                Ok(Ok((oid, n))) => {
+                    if let Some(e) = placing.get_mut(&oid) {
+                        e.1 += n;
+                        e.2 = e.2.saturating_sub(1);
+                    }
+                    finish(&mut placing, oid);
+                }
                 Ok(Err(e)) | Err(e) => {
                     failed = Some(e);
                     break;
                 }
             }
         }
-        lock(&self.placed).extend(placed);
         if let Some(e) = failed {
             return Err(e);
         }
