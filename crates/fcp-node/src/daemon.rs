@@ -57,7 +57,7 @@ use fcp_wire::session::{
 };
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::UnixListener;
-use tokio::sync::{Notify, mpsc, oneshot};
+use tokio::sync::{Notify, mpsc, oneshot, watch};
 
 use crate::admin::{self, Request, Response};
 use crate::budget::{Admission, AdmissionPolicy, InflightKind, Permit, Requester};
@@ -353,6 +353,54 @@ impl OwnFrames {
     }
 }
 
+/// One push turn per (peer, object).
+type TurnMap = Mutex<HashMap<PeerObject, Arc<tokio::sync::Mutex<()>>>>;
+
+/// A push's turn at its (peer, object): given back on drop (also when the
+/// push is cancelled), and forgotten when no other push waits for it.
+struct Turn<'a> {
+    turns: &'a TurnMap,
+    key: PeerObject,
+    guard: Option<tokio::sync::OwnedMutexGuard<()>>,
+}
+
+impl<'a> Turn<'a> {
+    async fn take(turns: &'a TurnMap, key: PeerObject) -> Turn<'a> {
+        let turn = lock(turns).entry(key.clone()).or_default().clone();
+        let guard = Some(turn.lock_owned().await);
+        Turn { turns, key, guard }
+    }
+}
+
+impl Drop for Turn<'_> {
+    fn drop(&mut self) {
+        self.guard = None;
+        let mut turns = lock(self.turns);
+        if turns
+            .get(&self.key)
+            .is_some_and(|t| Arc::strong_count(t) == 1)
+        {
+            turns.remove(&self.key);
+        }
+    }
+}
+
+/// What a fetch of one object ends with: its content and zone.
+type Fetched = Result<(Vec<u8>, ZoneId), FcpError>;
+
+/// Removes a fetch from the map of fetches in progress on drop (also when
+/// the fetch is cancelled, so that a waiting get starts its own).
+struct Forget<'a>(
+    &'a Mutex<HashMap<ObjectId, watch::Receiver<Option<Fetched>>>>,
+    ObjectId,
+);
+
+impl Drop for Forget<'_> {
+    fn drop(&mut self) {
+        lock(self.0).remove(&self.1);
+    }
+}
+
 /// The body of a get, in order, piece by piece.
 type GetBody = mpsc::Receiver<Result<Bytes, FcpError>>;
 
@@ -458,6 +506,13 @@ struct Node {
     gets: Mutex<HashMap<ObjectId, Arc<GetState>>>,
     incoming: Mutex<HashMap<PeerObject, Incoming>>,
     store_waiters: Mutex<HashMap<PeerObject, oneshot::Sender<Vec<u32>>>>,
+    /// Pushes of an object to a peer take turns: the peer's answers name
+    /// only the object, so two puts of the same bytes would take each
+    /// other's (see [`Turn`]).
+    push_turns: TurnMap,
+    /// Fetches in progress by object: a get of an object already being
+    /// fetched shares that fetch, as frames are routed by object id.
+    fetching: Mutex<HashMap<ObjectId, watch::Receiver<Option<Fetched>>>>,
     store_jobs: mpsc::UnboundedSender<StoreJob>,
     /// Serves in progress, each with the flag a SymbolAck raises to stop it.
     /// An entry lives as long as its serve, so acks cannot pile up.
@@ -591,6 +646,8 @@ pub async fn start(
         gets: Mutex::new(HashMap::new()),
         incoming: Mutex::new(HashMap::new()),
         store_waiters: Mutex::new(HashMap::new()),
+        push_turns: Mutex::new(HashMap::new()),
+        fetching: Mutex::new(HashMap::new()),
         serving: Mutex::new(HashMap::new()),
         placed: Mutex::new(BTreeMap::new()),
         keys: Mutex::new(HashMap::new()),
@@ -2150,6 +2207,7 @@ impl Node {
         esis: &[u32],
         by_esi: &OwnFrames,
     ) -> Result<(), FcpError> {
+        let _turn = Turn::take(&self.push_turns, (peer.node_id.clone(), oid)).await;
         // Announce first and wait for the holder to admit the object: datagrams
         // that arrive before their StoreRequest would be dropped as unsolicited.
         let (tx, rx) = oneshot::channel();
@@ -2230,7 +2288,43 @@ impl Node {
     /// Rebuild the content bytes of object `oid` (profile §3) from this
     /// node's symbols and its peers', with the zone it belongs to. Callers
     /// check the content's id ([`Self::fetch_object`], `stream_chunks`).
-    async fn fetch_content(self: Arc<Self>, oid: ObjectId) -> Result<(Vec<u8>, ZoneId), FcpError> {
+    async fn fetch_content(self: Arc<Self>, oid: ObjectId) -> Fetched {
+        loop {
+            let (leader, mut rx) = {
+                let mut fetching = lock(&self.fetching);
+                match fetching.get(&oid) {
+                    Some(rx) => (None, rx.clone()),
+                    None => {
+                        let (tx, rx) = watch::channel(None);
+                        fetching.insert(oid, rx.clone());
+                        (Some(tx), rx)
+                    }
+                }
+            };
+            let Some(tx) = leader else {
+                // Another get is fetching it: take its result, or, if that
+                // get was cancelled, start over.
+                let shared = rx
+                    .wait_for(Option::is_some)
+                    .await
+                    .ok()
+                    .and_then(|r| r.clone());
+                match shared {
+                    Some(r) => return r,
+                    None => continue,
+                }
+            };
+            let result = {
+                let _entry = Forget(&self.fetching, oid);
+                self.clone().fetch_content_once(oid).await
+            };
+            let _ = tx.send(Some(result.clone()));
+            return result;
+        }
+    }
+
+    /// Fetch and rebuild one object's content (see [`Node::fetch_content`]).
+    async fn fetch_content_once(self: Arc<Self>, oid: ObjectId) -> Fetched {
         let g = Arc::new(GetState {
             decoder: Mutex::new(None),
             got: Mutex::new(HashSet::new()),

@@ -926,3 +926,24 @@ fn repeated_chunks_are_placed_once() {
         assert!(got == data, "node 3 rebuilt other bytes");
     });
 }
+
+/// Two puts of the same bytes at once on one node, then two gets of the
+/// object at once on another: each asks about the same objects of the same
+/// peers at the same time, and each succeeds.
+#[test]
+fn concurrent_puts_and_gets_of_one_object() {
+    mesh(0x5eed_000d).run(|nodes, _, _| async move {
+        all_connected(&nodes).await;
+        let (n1, n3) = (&nodes[0], &nodes[2]);
+        let data = payload(SIZE, 31);
+        let (a, b) = tokio::join!(
+            n1.put(ZoneId::private(), data.clone()),
+            n1.put(ZoneId::private(), data.clone())
+        );
+        let id = a.unwrap();
+        assert_eq!(b.unwrap(), id, "the same bytes are the same object");
+        let (x, y) = tokio::join!(n3.get(id), n3.get(id));
+        assert!(x.unwrap() == data, "first get rebuilt other bytes");
+        assert!(y.unwrap() == data, "second get rebuilt other bytes");
+    });
+}
