@@ -83,8 +83,7 @@
 //!    [`StoreError::QuotaExceeded`] and writes nothing (the whole batch is
 //!    refused). Lowering a quota below the usage is allowed; later writes fail.
 //! 3. Symbols written for an object that has [`ObjectMeta`] must carry that
-//!    zone's hash, and a stored meta is not replaced by one of another zone
-//!    (an object's id binds its zone).
+//!    zone's hash.
 //! 4. Puts are idempotent: an existing object id or `(object_id, esi)` is
 //!    left untouched (a run holds each ESI of its object at most once, and no
 //!    two runs of an object share an ESI) (use [`Store::set_retention`] to renew a lease).
@@ -538,22 +537,6 @@ impl<'t> W<'t> {
 
     fn put_symbols(&mut self, records: &[SymbolRecord]) -> Result<PutSymbols> {
         self.put_symbols_of(records, None)
-    }
-
-    /// Write an object's meta row (`value`, whose zone hashes to `zone`).
-    /// An object's id binds its zone, so a row already stored under another
-    /// zone is not replaced: its symbols carry that zone (invariant 3).
-    fn write_meta(&mut self, id: &ObjectId, value: &[u8], zone: &[u8; 32]) -> Result<()> {
-        if let Some(old) = get_meta_in(&self.meta, id)?
-            && old.zone_id.hash().as_bytes() != zone
-        {
-            return Err(StoreError::InvalidRecord(format!(
-                "object {id} is stored under zone {}, not another",
-                old.zone_id
-            )));
-        }
-        self.meta.insert(id.as_bytes().as_slice(), value)?;
-        Ok(())
     }
 
     /// As `put_symbols`; `meta` is an object whose meta row this
@@ -1119,7 +1102,7 @@ impl Store {
         let value = to_canonical(meta).map_err(|e| StoreError::InvalidRecord(e.to_string()))?;
         let zone = *meta.zone_id.hash().as_bytes();
         self.write(|w| {
-            w.write_meta(id, &value, &zone)?;
+            w.meta.insert(id.as_bytes().as_slice(), value.as_slice())?;
             w.put_symbols_of(records, Some((id, zone)))
         })
     }
@@ -1144,7 +1127,7 @@ impl Store {
                 duplicates: 0,
             };
             for ((id, _, records), (value, zone)) in items.iter().zip(&values) {
-                w.write_meta(id, value, zone)?;
+                w.meta.insert(id.as_bytes().as_slice(), value.as_slice())?;
                 let r = w.put_symbols_of(records, Some((id, *zone)))?;
                 total.inserted += r.inserted;
                 total.duplicates += r.duplicates;
@@ -1226,8 +1209,10 @@ impl Store {
     /// Write (or replace) an object's meta.
     pub fn put_meta(&self, id: &ObjectId, meta: &ObjectMeta) -> Result<()> {
         let value = to_canonical(meta).map_err(|e| StoreError::InvalidRecord(e.to_string()))?;
-        let zone = *meta.zone_id.hash().as_bytes();
-        self.write(|w| w.write_meta(id, &value, &zone))
+        self.write(|w| {
+            w.meta.insert(id.as_bytes().as_slice(), value.as_slice())?;
+            Ok(())
+        })
     }
 
     /// An object's meta, if stored.

@@ -127,19 +127,6 @@ fn meta_round_trips_and_pins_symbol_zone() {
     assert_eq!(e.error_code(), ErrorCode::StoreInvalidRecord);
     assert_eq!(s.meta(&oid(5)).unwrap(), None);
     assert_eq!(s.symbol_count(&oid(5)).unwrap(), 0);
-    // A stored object's meta cannot move to another zone: its symbols carry
-    // the first one.
-    let moved = meta(&zone(0), vec![], RetentionClass::Pinned);
-    let e = s.put_meta(&oid(4), &moved).unwrap_err();
-    assert_eq!(e.error_code(), ErrorCode::StoreInvalidRecord);
-    let e = s
-        .put_meta_and_symbols_batch(&[(oid(4), moved, vec![symbol(4, 2, &zone(0), 8)])])
-        .unwrap_err();
-    assert_eq!(e.error_code(), ErrorCode::StoreInvalidRecord);
-    assert_eq!(s.meta(&oid(4)).unwrap(), Some(m.clone()));
-    assert_eq!(s.symbol_count(&oid(4)).unwrap(), 1);
-    // The same zone may be written again (a re-put).
-    s.put_meta(&oid(4), &m).unwrap();
     assert!(s.remove_meta(&oid(4)).unwrap());
     assert_eq!(s.meta(&oid(4)).unwrap(), None);
 }
