@@ -2290,35 +2290,42 @@ impl Node {
     /// check the content's id ([`Self::fetch_object`], `stream_chunks`).
     async fn fetch_content(self: Arc<Self>, oid: ObjectId) -> Fetched {
         loop {
-            let (leader, mut rx) = {
+            let leader = {
                 let mut fetching = lock(&self.fetching);
                 match fetching.get(&oid) {
-                    Some(rx) => (None, rx.clone()),
+                    Some(rx) => Err(rx.clone()),
                     None => {
                         let (tx, rx) = watch::channel(None);
-                        fetching.insert(oid, rx.clone());
-                        (Some(tx), rx)
+                        fetching.insert(oid, rx);
+                        Ok(tx)
                     }
                 }
             };
-            let Some(tx) = leader else {
-                // Another get is fetching it: take its result, or, if that
-                // get was cancelled, start over.
-                let shared = rx
-                    .wait_for(Option::is_some)
-                    .await
-                    .ok()
-                    .and_then(|r| r.clone());
-                match shared {
-                    Some(r) => return r,
-                    None => continue,
+            let tx = match leader {
+                Ok(tx) => tx,
+                Err(mut rx) => {
+                    // Another get is fetching it: take its result, or, if
+                    // that get was cancelled, start over.
+                    let shared = rx
+                        .wait_for(Option::is_some)
+                        .await
+                        .ok()
+                        .and_then(|r| r.clone());
+                    match shared {
+                        Some(r) => return r,
+                        None => continue,
+                    }
                 }
             };
             let result = {
                 let _entry = Forget(&self.fetching, oid);
                 self.clone().fetch_content_once(oid).await
             };
-            let _ = tx.send(Some(result.clone()));
+            // The entry is gone, so no get joins now: copy the result only
+            // for those that wait.
+            if tx.receiver_count() > 0 {
+                let _ = tx.send(Some(result.clone()));
+            }
             return result;
         }
     }
