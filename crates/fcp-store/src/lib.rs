@@ -539,6 +539,20 @@ impl<'t> W<'t> {
         self.put_symbols_of(records, None)
     }
 
+    /// Write `id`'s meta row (`value`, of the zone hashing to `zone`) and
+    /// its symbols; the symbols are checked against that zone, not the row
+    /// read back.
+    fn put_meta_and_symbols(
+        &mut self,
+        id: &ObjectId,
+        value: &[u8],
+        zone: [u8; 32],
+        records: &[SymbolRecord],
+    ) -> Result<PutSymbols> {
+        self.meta.insert(id.as_bytes().as_slice(), value)?;
+        self.put_symbols_of(records, Some((id, zone)))
+    }
+
     /// As `put_symbols`; `meta` is an object whose meta row this
     /// transaction just wrote, with its zone hash (not read back).
     fn put_symbols_of(
@@ -1101,10 +1115,7 @@ impl Store {
     ) -> Result<PutSymbols> {
         let value = to_canonical(meta).map_err(|e| StoreError::InvalidRecord(e.to_string()))?;
         let zone = *meta.zone_id.hash().as_bytes();
-        self.write(|w| {
-            w.meta.insert(id.as_bytes().as_slice(), value.as_slice())?;
-            w.put_symbols_of(records, Some((id, zone)))
-        })
+        self.write(|w| w.put_meta_and_symbols(id, &value, zone, records))
     }
 
     /// Several objects' metadata and symbols in one durable transaction (one
@@ -1127,8 +1138,7 @@ impl Store {
                 duplicates: 0,
             };
             for ((id, _, records), (value, zone)) in items.iter().zip(&values) {
-                w.meta.insert(id.as_bytes().as_slice(), value.as_slice())?;
-                let r = w.put_symbols_of(records, Some((id, *zone)))?;
+                let r = w.put_meta_and_symbols(id, value, *zone, records)?;
                 total.inserted += r.inserted;
                 total.duplicates += r.duplicates;
             }
