@@ -2077,37 +2077,26 @@ impl Node {
                 });
                 pushes += 1;
             }
-            placing.insert(oid, (k, 0u32, pushes));
+            if pushes == 0 {
+                lock(&self.placed).insert(oid, (k, 0));
+            } else {
+                placing.insert(oid, (k, 0u32, pushes));
+            }
         }
         // An object's coverage is recorded once all its pushes are done; a
-        // failed put records none for the objects it left half placed.
-        let mut failed = None;
-        let finish = |placing: &mut HashMap<ObjectId, (u16, u32, usize)>, oid| {
-            if let Some((k, n, 0)) = placing.get(&oid).copied() {
-                placing.remove(&oid);
-                lock(&self.placed).insert(oid, (k, n));
-            }
-        };
-        for oid in ids.iter() {
-            finish(&mut placing, *oid);
-        }
+        // failed put records none for the objects it left half placed (the
+        // other pushes stop as the task set is dropped).
         while let Some(r) = tasks.join_next().await {
-            match r.map_err(|_| fcp(ErrorCode::Internal, "placement task failed")) {
-                Ok(Ok((oid, n))) => {
-                    if let Some(e) = placing.get_mut(&oid) {
-                        e.1 += n;
-                        e.2 = e.2.saturating_sub(1);
-                    }
-                    finish(&mut placing, oid);
-                }
-                Ok(Err(e)) | Err(e) => {
-                    failed = Some(e);
-                    break;
+            let (oid, n) = r.map_err(|_| fcp(ErrorCode::Internal, "placement task failed"))??;
+            if let Some(e) = placing.get_mut(&oid) {
+                e.1 += n;
+                e.2 = e.2.saturating_sub(1);
+                if e.2 == 0 {
+                    let (k, n, _) = *e;
+                    placing.remove(&oid);
+                    lock(&self.placed).insert(oid, (k, n));
                 }
             }
-        }
-        if let Some(e) = failed {
-            return Err(e);
         }
         // The put is acknowledged only once the local copy is durable too.
         local_write
