@@ -162,6 +162,9 @@ struct Stats {
     /// Objects a get rebuilt with the RaptorQ solver (some source symbols
     /// were not to be had; decision 60).
     gets_solved: AtomicU64,
+    /// Pushes the store refused (an object held under another zone, a
+    /// zone over quota); their symbols were dropped and no StoreAck sent.
+    stores_refused: AtomicU64,
 }
 
 /// Additive-increase / multiplicative-decrease send rate, in datagrams per
@@ -251,9 +254,20 @@ async fn store_writer(
         let res = offload(&*net, move || st.put_meta_and_symbols_batch(&items))
             .await
             .map_err(|_| "store task failed".to_owned())
-            .and_then(|r| r.map(|_| ()).map_err(|e| e.to_string()));
-        for w in waiters {
-            let _ = w.send(res.clone());
+            .and_then(|r| r.map_err(|e| e.to_string()));
+        // Each job has its own answer: one refused object (another zone
+        // than the one held, a zone over quota) does not sink the others.
+        match res {
+            Ok(each) => {
+                for (w, r) in waiters.into_iter().zip(each) {
+                    let _ = w.send(r.map(|_| ()).map_err(|e| fe(e).to_string()));
+                }
+            }
+            Err(e) => {
+                for w in waiters {
+                    let _ = w.send(Err(e.clone()));
+                }
+            }
         }
     }
 }
@@ -1460,7 +1474,12 @@ impl Node {
                     self.stats.symbols_stored.fetch_add(n, Ordering::Relaxed);
                 }
                 Ok(Err(e)) => {
-                    eprintln!("{}: storing symbols of {object_id}: {e}", self.node_id());
+                    self.stats.stores_refused.fetch_add(1, Ordering::Relaxed);
+                    eprintln!(
+                        "{}: storing symbols of {object_id} from {}: {e}",
+                        self.node_id(),
+                        peer.node_id
+                    );
                     return;
                 }
                 Err(_) => return,
@@ -2043,7 +2062,10 @@ impl Node {
                 })
                 .collect();
             // One durable transaction for the whole payload.
-            store.put_meta_and_symbols_batch(&items).map_err(fe)
+            store
+                .put_meta_and_symbols_batch(&items)
+                .and_then(|each| each.into_iter().collect::<Result<Vec<_>, _>>())
+                .map_err(fe)
         });
         // Place copies on peers, many objects at a time (holders group-commit).
         let sem = Arc::new(tokio::sync::Semaphore::new(PARALLEL_OBJECTS));
@@ -2653,6 +2675,7 @@ impl Node {
                 "handshakes_failed": s.handshakes_failed.load(Ordering::Relaxed),
                 "keepalive_timeouts": s.keepalive_timeouts.load(Ordering::Relaxed),
                 "gets_solved": s.gets_solved.load(Ordering::Relaxed),
+                "stores_refused": s.stores_refused.load(Ordering::Relaxed),
                 "pings_sent": s.pings_sent.load(Ordering::Relaxed),
                 "control_unknown": s.control_unknown.load(Ordering::Relaxed),
                 // A gauge: serves in progress (each leaves when it ends).

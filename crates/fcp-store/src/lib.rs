@@ -429,6 +429,15 @@ impl<'a> LogTxn<'a> {
     }
 }
 
+/// A symbol write worked out and checked, not yet written.
+struct SymbolPlan<'r> {
+    report: PutSymbols,
+    /// Zones' usage after the write.
+    usage: Vec<([u8; 32], u64)>,
+    /// Each run with its value's length.
+    runs: Vec<([u8; 36], Vec<&'r SymbolRecord>, usize)>,
+}
+
 struct W<'t> {
     log: LogTxn<'t>,
     segments: Table<'t, u32, (u64, u64)>,
@@ -477,11 +486,9 @@ impl<'t> W<'t> {
             .unwrap_or(0))
     }
 
-    /// Add `bytes` to a zone's usage, refusing to pass its quota.
-    fn charge(&mut self, hash: &[u8; 32], bytes: u64) -> Result<()> {
-        if bytes == 0 {
-            return Ok(());
-        }
+    /// A zone's usage after adding `bytes`, refused past its quota (nothing
+    /// is written).
+    fn charged(&self, hash: &[u8; 32], bytes: u64) -> Result<u64> {
         let used = self.used(hash)?;
         let total = used.checked_add(bytes);
         if let Some((limit, zone)) = quota_in(&self.quotas, hash)?
@@ -494,7 +501,15 @@ impl<'t> W<'t> {
                 limit,
             });
         }
-        let total = total.ok_or_else(|| StoreError::InvalidRecord("usage overflow".into()))?;
+        total.ok_or_else(|| StoreError::InvalidRecord("usage overflow".into()))
+    }
+
+    /// Add `bytes` to a zone's usage, refusing to pass its quota.
+    fn charge(&mut self, hash: &[u8; 32], bytes: u64) -> Result<()> {
+        if bytes == 0 {
+            return Ok(());
+        }
+        let total = self.charged(hash, bytes)?;
         self.usage.insert(hash.as_slice(), total)?;
         Ok(())
     }
@@ -536,30 +551,64 @@ impl<'t> W<'t> {
     }
 
     fn put_symbols(&mut self, records: &[SymbolRecord]) -> Result<PutSymbols> {
-        self.put_symbols_of(records, None)
+        let plan = self.plan_symbols(records, None)?;
+        self.write_symbols(plan)
     }
 
-    /// Write `id`'s meta row (`value`, of the zone hashing to `zone`) and
-    /// its symbols; the symbols are checked against that zone, not the row
-    /// read back.
+    /// Write `id`'s meta row (`meta`, encoded as `value`) unless the object
+    /// is already known, and its symbols, checked against the meta's zone.
+    ///
+    /// The outer error failed the transaction; the inner one refused this
+    /// object alone, before anything of it was written, so a group commit
+    /// keeps the other objects (decision 65). An object already known keeps
+    /// its meta: another zone, `k` or symbol size is refused, not
+    /// relabelled.
     fn put_meta_and_symbols(
         &mut self,
         id: &ObjectId,
+        meta: &ObjectMeta,
         value: &[u8],
-        zone: [u8; 32],
         records: &[SymbolRecord],
-    ) -> Result<PutSymbols> {
-        self.meta.insert(id.as_bytes().as_slice(), value)?;
-        self.put_symbols_of(records, Some((id, zone)))
+    ) -> Result<Result<PutSymbols>> {
+        let zone = *meta.zone_id.hash().as_bytes();
+        let known = match self.known_meta(id, meta) {
+            Ok(k) => k,
+            Err(e) => return Ok(Err(e)),
+        };
+        let plan = match self.plan_symbols(records, Some((id, zone))) {
+            Ok(p) => p,
+            Err(e) => return Ok(Err(e)),
+        };
+        if !known {
+            self.meta.insert(id.as_bytes().as_slice(), value)?;
+        }
+        self.write_symbols(plan).map(Ok)
     }
 
-    /// As `put_symbols`; `meta` is an object whose meta row this
-    /// transaction just wrote, with its zone hash (not read back).
-    fn put_symbols_of(
-        &mut self,
-        records: &[SymbolRecord],
+    /// Whether `id` already has a meta row; an error if that row
+    /// disagrees with `meta` on the zone, `k` or the symbol size.
+    fn known_meta(&self, id: &ObjectId, meta: &ObjectMeta) -> Result<bool> {
+        let Some(held) = get_meta_in(&self.meta, id)? else {
+            return Ok(false);
+        };
+        if held.zone_id != meta.zone_id || held.k != meta.k || held.symbol_size != meta.symbol_size
+        {
+            return Err(StoreError::InvalidRecord(format!(
+                "object {id} is held as {} (k {}, symbol size {}), not as {} (k {}, symbol size {})",
+                held.zone_id, held.k, held.symbol_size, meta.zone_id, meta.k, meta.symbol_size
+            )));
+        }
+        Ok(true)
+    }
+
+    /// Check `records` and work out their runs and charges without writing
+    /// anything. `meta` is an object whose meta row this transaction is
+    /// writing, with its zone hash (not read back).
+    fn plan_symbols<'r>(
+        &self,
+        records: &'r [SymbolRecord],
         meta: Option<(&ObjectId, [u8; 32])>,
-    ) -> Result<PutSymbols> {
+    ) -> Result<SymbolPlan<'r>> {
         let mut report = PutSymbols::default();
         // Per object: ESIs held or already taken from this batch, next run
         // number, and the meta zone (invariant 3).
@@ -614,8 +663,28 @@ impl<'t> W<'t> {
             }
             report.inserted += 1;
         }
-        for (hash, bytes) in &charges {
-            self.charge(hash, *bytes)?;
+        let usage = charges
+            .into_iter()
+            .filter(|(_, bytes)| *bytes > 0)
+            .map(|(hash, bytes)| Ok((hash, self.charged(&hash, bytes)?)))
+            .collect::<Result<_>>()?;
+        Ok(SymbolPlan {
+            report,
+            usage,
+            runs,
+        })
+    }
+
+    /// Write what [`W::plan_symbols`] worked out; an error here fails the
+    /// transaction.
+    fn write_symbols(&mut self, plan: SymbolPlan<'_>) -> Result<PutSymbols> {
+        let SymbolPlan {
+            report,
+            usage,
+            runs,
+        } = plan;
+        for (hash, total) in &usage {
+            self.usage.insert(hash.as_slice(), *total)?;
         }
         // spec §3.6 durability: the run bytes go to the symbol log, which is
         // synced before the commit that indexes them (decision 63).
@@ -1106,7 +1175,9 @@ impl Store {
         self.write(|w| w.put_symbols(records))
     }
 
-    /// Write an object's meta and symbols in one durable transaction.
+    /// Write an object's meta (unless it is already known) and symbols in
+    /// one durable transaction. An object already known under another
+    /// zone, `k` or symbol size is refused and keeps its meta.
     pub fn put_meta_and_symbols(
         &self,
         id: &ObjectId,
@@ -1114,35 +1185,31 @@ impl Store {
         records: &[SymbolRecord],
     ) -> Result<PutSymbols> {
         let value = to_canonical(meta).map_err(|e| StoreError::InvalidRecord(e.to_string()))?;
-        let zone = *meta.zone_id.hash().as_bytes();
-        self.write(|w| w.put_meta_and_symbols(id, &value, zone, records))
+        self.write(|w| w.put_meta_and_symbols(id, meta, &value, records)?)
     }
 
     /// Several objects' metadata and symbols in one durable transaction (one
-    /// fsync for all: a holder's group commit). All or nothing.
+    /// fsync for all: a holder's group commit), with a result per object.
+    /// An object refused (see [`Store::put_meta_and_symbols`], or its zone's
+    /// quota) writes nothing and the others are still written; the outer
+    /// error means nothing was.
     pub fn put_meta_and_symbols_batch(
         &self,
         items: &[(ObjectId, ObjectMeta, Vec<SymbolRecord>)],
-    ) -> Result<PutSymbols> {
+    ) -> Result<Vec<Result<PutSymbols>>> {
         let values = items
             .iter()
-            .map(|(_, m, _)| {
-                let value =
-                    to_canonical(m).map_err(|e| StoreError::InvalidRecord(e.to_string()))?;
-                Ok((value, *m.zone_id.hash().as_bytes()))
-            })
-            .collect::<Result<Vec<_>>>()?;
+            .map(|(_, m, _)| to_canonical(m).map_err(|e| StoreError::InvalidRecord(e.to_string())))
+            .collect::<Vec<_>>();
         self.write(|w| {
-            let mut total = PutSymbols {
-                inserted: 0,
-                duplicates: 0,
-            };
-            for ((id, _, records), (value, zone)) in items.iter().zip(&values) {
-                let r = w.put_meta_and_symbols(id, value, *zone, records)?;
-                total.inserted += r.inserted;
-                total.duplicates += r.duplicates;
-            }
-            Ok(total)
+            items
+                .iter()
+                .zip(values)
+                .map(|((id, meta, records), value)| match value {
+                    Ok(v) => w.put_meta_and_symbols(id, meta, &v, records),
+                    Err(e) => Ok(Err(e)),
+                })
+                .collect()
         })
     }
 

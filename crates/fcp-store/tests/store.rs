@@ -6,7 +6,7 @@ mod common;
 
 use common::{TempDir, meta, object, oid, symbol, symbols, zone};
 use fcp_core::{ErrorCode, HasErrorCode, RetentionClass, ZoneId};
-use fcp_store::{PutSymbols, Store, StoreError};
+use fcp_store::{ObjectMeta, PutSymbols, Store, StoreError};
 
 const EPH: RetentionClass = RetentionClass::Ephemeral;
 
@@ -121,9 +121,10 @@ fn meta_round_trips_and_pins_symbol_zone() {
     let foreign = vec![symbol(5, 0, &zone(0), 8)];
     let e = s.put_meta_and_symbols(&oid(5), &m, &foreign).unwrap_err();
     assert_eq!(e.error_code(), ErrorCode::StoreInvalidRecord);
-    let e = s
+    let each = s
         .put_meta_and_symbols_batch(&[(oid(5), m.clone(), foreign)])
-        .unwrap_err();
+        .unwrap();
+    let e = each.into_iter().next().unwrap().unwrap_err();
     assert_eq!(e.error_code(), ErrorCode::StoreInvalidRecord);
     assert_eq!(s.meta(&oid(5)).unwrap(), None);
     assert_eq!(s.symbol_count(&oid(5)).unwrap(), 0);
@@ -535,26 +536,95 @@ fn batched_meta_and_symbols_commit_together_and_persist() {
         .collect();
     {
         let s = Store::open(dir.db()).unwrap();
-        let r = s.put_meta_and_symbols_batch(&items).unwrap();
-        assert_eq!(
-            r,
-            PutSymbols {
-                inserted: 15,
-                duplicates: 0
-            }
-        );
+        let each = s.put_meta_and_symbols_batch(&items).unwrap();
+        let fresh = PutSymbols {
+            inserted: 3,
+            duplicates: 0,
+        };
+        assert!(each.iter().all(|r| r.as_ref().ok() == Some(&fresh)));
         // Re-sending the same batch inserts nothing new.
-        assert_eq!(s.put_meta_and_symbols_batch(&items).unwrap().duplicates, 15);
+        let again = s.put_meta_and_symbols_batch(&items).unwrap();
+        let seen = PutSymbols {
+            inserted: 0,
+            duplicates: 3,
+        };
+        assert!(again.iter().all(|r| r.as_ref().ok() == Some(&seen)));
     }
     let s = Store::open(dir.db()).unwrap();
     for (id, m, recs) in &items {
         assert_eq!(s.meta(id).unwrap().as_ref(), Some(m));
         assert_eq!(&s.symbols(id).unwrap(), recs);
     }
-    // A quota too small for the whole batch refuses all of it.
+    // A quota with room for two of the five objects: those two are
+    // written, the other three refused, each with its own answer.
     let s2dir = TempDir::new("batch-quota");
     let s2 = Store::open(s2dir.db()).unwrap();
-    s2.set_quota(&z, 100).unwrap();
-    assert!(s2.put_meta_and_symbols_batch(&items).is_err());
-    assert_eq!(s2.symbol_count(&oid(0)).unwrap(), 0);
+    let per_object: u64 = items[0].2.iter().map(|r| r.quota_bytes()).sum();
+    s2.set_quota(&z, 2 * per_object + 1).unwrap();
+    let each = s2.put_meta_and_symbols_batch(&items).unwrap();
+    assert_eq!(each.len(), 5);
+    for (n, r) in each.iter().enumerate() {
+        match r {
+            Ok(p) if n < 2 => assert_eq!(p.inserted, 3),
+            Err(StoreError::QuotaExceeded { .. }) if n >= 2 => {}
+            other => panic!("object {n}: {other:?}"),
+        }
+        let held = if n < 2 { 3 } else { 0 };
+        assert_eq!(s2.symbol_count(&oid(n as u64)).unwrap(), held);
+        assert_eq!(s2.meta(&oid(n as u64)).unwrap().is_some(), n < 2);
+    }
+    assert_eq!(s2.usage(&z).unwrap(), 2 * per_object);
+}
+
+#[test]
+fn a_held_object_keeps_its_meta_and_refuses_another_zone() {
+    let dir = TempDir::new("relabel");
+    let s = Store::open(dir.db()).unwrap();
+    let (z0, z1) = (zone(0), zone(1));
+    let held = meta(&z0, vec![oid(9)], RetentionClass::Pinned);
+    s.put_meta_and_symbols(&oid(1), &held, &symbols(1, 2, &z0, 16))
+        .unwrap();
+    // Another push of the same object under another zone, with symbols of
+    // that zone: refused, in a batch beside an honest object that is
+    // written all the same.
+    let relabel = meta(&z1, vec![], RetentionClass::Pinned);
+    let honest = meta(&z0, vec![], RetentionClass::Pinned);
+    let each = s
+        .put_meta_and_symbols_batch(&[
+            (oid(1), relabel.clone(), vec![symbol(1, 2, &z1, 16)]),
+            (oid(2), honest.clone(), symbols(2, 2, &z0, 16)),
+        ])
+        .unwrap();
+    let e = each[0].as_ref().unwrap_err();
+    assert_eq!(e.error_code(), ErrorCode::StoreInvalidRecord);
+    assert_eq!(each[1].as_ref().unwrap().inserted, 2);
+    assert_eq!(s.meta(&oid(1)).unwrap(), Some(held.clone()));
+    assert_eq!(s.symbol_count(&oid(1)).unwrap(), 2);
+    assert_eq!(s.meta(&oid(2)).unwrap(), Some(honest));
+    // Another k or symbol size is refused the same way.
+    for bad in [
+        ObjectMeta {
+            k: 5,
+            ..held.clone()
+        },
+        ObjectMeta {
+            symbol_size: 512,
+            ..held.clone()
+        },
+    ] {
+        let e = s
+            .put_meta_and_symbols(&oid(1), &bad, &[symbol(1, 3, &z0, 16)])
+            .unwrap_err();
+        assert_eq!(e.error_code(), ErrorCode::StoreInvalidRecord);
+    }
+    // The same object again from another holder: its symbols are added
+    // and the meta it already had (refs, retention) stays.
+    let again = meta(&z0, vec![], RetentionClass::Ephemeral);
+    let r = s
+        .put_meta_and_symbols(&oid(1), &again, &[symbol(1, 3, &z0, 16)])
+        .unwrap();
+    assert_eq!(r.inserted, 1);
+    assert_eq!(s.meta(&oid(1)).unwrap(), Some(held));
+    assert_eq!(s.symbol_count(&oid(1)).unwrap(), 3);
+    assert_eq!(s.usage(&z1).unwrap(), 0);
 }
