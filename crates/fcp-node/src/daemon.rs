@@ -367,11 +367,13 @@ impl OwnFrames {
     }
 }
 
-/// One push turn per (peer, object).
-type TurnMap = Mutex<HashMap<PeerObject, Arc<tokio::sync::Mutex<()>>>>;
+/// One push turn per (peer, object), with the number of pushes holding or
+/// waiting for it.
+type TurnMap = Mutex<HashMap<PeerObject, (Arc<tokio::sync::Mutex<()>>, usize)>>;
 
-/// A push's turn at its (peer, object): given back on drop (also when the
-/// push is cancelled), and forgotten when no other push waits for it.
+/// A push's turn at its (peer, object): given back on drop, and forgotten
+/// when no other push holds or waits for it (also when pushes are
+/// cancelled while waiting).
 struct Turn<'a> {
     turns: &'a TurnMap,
     key: PeerObject,
@@ -380,9 +382,20 @@ struct Turn<'a> {
 
 impl<'a> Turn<'a> {
     async fn take(turns: &'a TurnMap, key: PeerObject) -> Turn<'a> {
-        let turn = lock(turns).entry(key.clone()).or_default().clone();
-        let guard = Some(turn.lock_owned().await);
-        Turn { turns, key, guard }
+        let turn = {
+            let mut map = lock(turns);
+            let (turn, users) = map.entry(key.clone()).or_default();
+            *users += 1;
+            turn.clone()
+        };
+        // Counted from here: a push cancelled while it waits drops this.
+        let mut t = Turn {
+            turns,
+            key,
+            guard: None,
+        };
+        t.guard = Some(turn.lock_owned().await);
+        t
     }
 }
 
@@ -390,11 +403,11 @@ impl Drop for Turn<'_> {
     fn drop(&mut self) {
         self.guard = None;
         let mut turns = lock(self.turns);
-        if turns
-            .get(&self.key)
-            .is_some_and(|t| Arc::strong_count(t) == 1)
-        {
-            turns.remove(&self.key);
+        if let Some((_, users)) = turns.get_mut(&self.key) {
+            *users = users.saturating_sub(1);
+            if *users == 0 {
+                turns.remove(&self.key);
+            }
         }
     }
 }
@@ -402,14 +415,12 @@ impl Drop for Turn<'_> {
 /// What a fetch of one object ends with: its content and zone.
 type Fetched = Result<(Vec<u8>, ZoneId), FcpError>;
 
-/// Removes a fetch from the map of fetches in progress on drop (also when
-/// the fetch is cancelled, so that a waiting get starts its own).
-struct Forget<'a>(
-    &'a Mutex<HashMap<ObjectId, watch::Receiver<Option<Fetched>>>>,
-    ObjectId,
-);
+/// Removes an object's entry from a map of work in progress on drop, also
+/// when that work is cancelled: a fetch (so that a waiting get starts its
+/// own), or a get's state (so that late frames find no get).
+struct Forget<'a, V>(&'a Mutex<HashMap<ObjectId, V>>, ObjectId);
 
-impl Drop for Forget<'_> {
+impl<V> Drop for Forget<'_, V> {
     fn drop(&mut self) {
         lock(self.0).remove(&self.1);
     }
@@ -2375,6 +2386,7 @@ impl Node {
         let mut round = 0u32;
         if lock(&g.result).is_none() {
             lock(&self.gets).insert(oid, g.clone());
+            let registered = Forget(&self.gets, oid);
             let deadline = tokio::time::Instant::now() + GET_TIMEOUT;
             while lock(&g.result).is_none() && round < 6 {
                 round += 1;
@@ -2455,7 +2467,6 @@ impl Node {
                 // what is in, if enough.
                 self.solve_get(&g);
                 if let Some(z) = not_member(&g) {
-                    lock(&self.gets).remove(&oid);
                     return Err(fcp(
                         ErrorCode::NotInZone,
                         format!(
@@ -2467,7 +2478,7 @@ impl Node {
                     break;
                 }
             }
-            lock(&self.gets).remove(&oid);
+            drop(registered);
             // Only a peer still sending needs to be told to stop.
             let ended = std::mem::take(&mut *lock(&g.offers_ended));
             for p in self.connected_peers() {
@@ -2828,9 +2839,13 @@ fn symbol_record(
 
 #[cfg(test)]
 mod tests {
-    use super::{OwnFrames, PushEsis};
+    use super::{OwnFrames, PushEsis, Turn, TurnMap, lock};
     use bytes::Bytes;
+    use fcp_core::ObjectId;
     use fcp_wire::frame::{HEADER_LEN, first_esi_of_own_frame};
+    use std::collections::HashMap;
+    use std::sync::Mutex;
+    use std::time::Duration;
 
     /// Just enough of a frame for `first_esi_of_own_frame`.
     fn frame(esi: u32) -> Bytes {
@@ -2877,5 +2892,40 @@ mod tests {
         }
         assert!(p.complete());
         assert!(p.missing().is_empty());
+    }
+
+    #[test]
+    fn turns_are_forgotten_when_their_pushes_end_or_are_cancelled() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let turns: TurnMap = Mutex::new(HashMap::new());
+            let key = ("peer".to_owned(), ObjectId::from_bytes([7; 32]));
+            let users = || lock(&turns).get(&key).map(|(_, n)| *n);
+            let first = Turn::take(&turns, key.clone()).await;
+            // A second push waits for the turn; the first ends, and the
+            // second is cancelled before it runs again.
+            let mut second = Box::pin(Turn::take(&turns, key.clone()));
+            let waiting = tokio::time::timeout(Duration::from_millis(5), &mut second).await;
+            assert!(waiting.is_err(), "the turn is taken");
+            assert_eq!(users(), Some(2));
+            drop(first);
+            assert_eq!(users(), Some(1));
+            drop(second);
+            assert!(lock(&turns).is_empty(), "no push holds or waits");
+            // Taken again, then handed to a waiting push, then forgotten.
+            let a = Turn::take(&turns, key.clone()).await;
+            let mut b = Box::pin(Turn::take(&turns, key.clone()));
+            let waiting = tokio::time::timeout(Duration::from_millis(5), &mut b).await;
+            assert!(waiting.is_err(), "b waits for a");
+            assert_eq!(users(), Some(2));
+            drop(a);
+            let b = b.await;
+            assert_eq!(users(), Some(1));
+            drop(b);
+            assert!(lock(&turns).is_empty());
+        });
     }
 }
