@@ -119,6 +119,9 @@ const PARALLEL_FETCHES: usize = 24;
 /// An admitted push still open after this long is dropped with its slot
 /// (a sender gives up after `STORE_ROUNDS` rounds of at most 5 s each).
 const PUSH_EXPIRY_MS: u64 = 60_000;
+
+/// Most pushes remembered as not stored (see `Node::not_stored`).
+const MAX_NOT_STORED: usize = 4096;
 /// Bytes of a push's symbols copied into one allocation, at most.
 const PUSH_BLOCK: usize = 64 * 1024;
 /// How long a holder waits for datagrams that a StoreEnd overtook.
@@ -224,7 +227,16 @@ struct StoreJob {
     id: ObjectId,
     meta: ObjectMeta,
     records: Vec<SymbolRecord>,
-    done: oneshot::Sender<Result<(), String>>,
+    done: oneshot::Sender<Result<(), Stored>>,
+}
+
+/// Why a store job did not store: this object was refused (another zone
+/// than the one held, a zone over quota, a bad record), or the whole
+/// transaction failed.
+#[derive(Clone, Debug)]
+enum Stored {
+    Refused(String),
+    Failed(String),
 }
 
 /// Group commit: every store job queued while the previous transaction was
@@ -253,14 +265,17 @@ async fn store_writer(
         let st = store.clone();
         let res = offload(&*net, move || st.put_meta_and_symbols_batch(&items))
             .await
-            .map_err(|_| "store task failed".to_owned())
-            .and_then(|r| r.map_err(|e| e.to_string()));
+            .map_err(|_| Stored::Failed("store task failed".to_owned()))
+            .and_then(|r| r.map_err(|e| Stored::Failed(fe(e).to_string())));
         // Each job has its own answer: one refused object (another zone
         // than the one held, a zone over quota) does not sink the others.
         match res {
             Ok(each) => {
                 for (w, r) in waiters.into_iter().zip(each) {
-                    let _ = w.send(r.map(|_| ()).map_err(|e| fe(e).to_string()));
+                    let _ = w.send(
+                        r.map(|_| ())
+                            .map_err(|e| Stored::Refused(fe(e).to_string())),
+                    );
                 }
             }
             Err(e) => {
@@ -415,12 +430,12 @@ impl Drop for Turn<'_> {
 /// What a fetch of one object ends with: its content and zone.
 type Fetched = Result<(Vec<u8>, ZoneId), FcpError>;
 
-/// Removes an object's entry from a map of work in progress on drop, also
-/// when that work is cancelled: a fetch (so that a waiting get starts its
-/// own), or a get's state (so that late frames find no get).
-struct Forget<'a, V>(&'a Mutex<HashMap<ObjectId, V>>, ObjectId);
+/// Removes an entry from a map of work in progress on drop, also when that
+/// work is cancelled: a fetch (so that a waiting get starts its own), a
+/// get's state (so that late frames find no get), a push's StoreAck waiter.
+struct Forget<'a, K: Eq + std::hash::Hash, V>(&'a Mutex<HashMap<K, V>>, K);
 
-impl<V> Drop for Forget<'_, V> {
+impl<K: Eq + std::hash::Hash, V> Drop for Forget<'_, K, V> {
     fn drop(&mut self) {
         lock(self.0).remove(&self.1);
     }
@@ -531,6 +546,8 @@ struct Node {
     gets: Mutex<HashMap<ObjectId, Arc<GetState>>>,
     incoming: Mutex<HashMap<PeerObject, Incoming>>,
     store_waiters: Mutex<HashMap<PeerObject, oneshot::Sender<Vec<u32>>>>,
+    /// Pushes that ended without storing their symbols, until when.
+    not_stored: Mutex<HashMap<PeerObject, u64>>,
     /// Pushes of an object to a peer take turns: the peer's answers name
     /// only the object, so two puts of the same bytes would take each
     /// other's (see [`Turn`]).
@@ -671,6 +688,7 @@ pub async fn start(
         gets: Mutex::new(HashMap::new()),
         incoming: Mutex::new(HashMap::new()),
         store_waiters: Mutex::new(HashMap::new()),
+        not_stored: Mutex::new(HashMap::new()),
         push_turns: Mutex::new(HashMap::new()),
         fetching: Mutex::new(HashMap::new()),
         serving: Mutex::new(HashMap::new()),
@@ -779,6 +797,25 @@ impl Node {
     /// Milliseconds since start (the admission clock).
     fn now_ms(&self) -> u64 {
         self.net.now_ms()
+    }
+
+    /// Remember for `PUSH_EXPIRY_MS` that a push ended without storing its
+    /// symbols, so that a retried StoreEnd gets no StoreAck.
+    fn not_stored(&self, key: PeerObject) {
+        let now = self.now_ms();
+        let mut m = lock(&self.not_stored);
+        m.retain(|_, until| *until > now);
+        if m.len() < MAX_NOT_STORED {
+            m.insert(key, now.saturating_add(PUSH_EXPIRY_MS));
+        }
+    }
+
+    /// Whether a push of `key` ended without storing, recently.
+    fn was_not_stored(&self, key: &PeerObject) -> bool {
+        let now = self.now_ms();
+        lock(&self.not_stored)
+            .get(key)
+            .is_some_and(|until| *until > now)
     }
 
     /// A push is over: give its StoreRequest slot back.
@@ -1292,6 +1329,7 @@ impl Node {
                                 return;
                             }
                         };
+                        lock(&self.not_stored).remove(&key);
                         inc.insert(
                             key.clone(),
                             Incoming {
@@ -1443,10 +1481,13 @@ impl Node {
         let (records, meta, missing) = {
             let mut inc = lock(&self.incoming);
             let Some(e) = inc.get_mut(&key) else {
-                peer.send(Control::StoreAck {
-                    object_id,
-                    missing: EsiList::default(),
-                });
+                // A push over: stored (answer again), or not (stay silent).
+                if !self.was_not_stored(&key) {
+                    peer.send(Control::StoreAck {
+                        object_id,
+                        missing: EsiList::default(),
+                    });
+                }
                 return;
             };
             let records = std::mem::take(&mut e.pending);
@@ -1485,15 +1526,28 @@ impl Node {
                     self.stats.symbols_stored.fetch_add(n, Ordering::Relaxed);
                 }
                 Ok(Err(e)) => {
-                    self.stats.stores_refused.fetch_add(1, Ordering::Relaxed);
+                    let e = match e {
+                        Stored::Refused(e) => {
+                            self.stats.stores_refused.fetch_add(1, Ordering::Relaxed);
+                            e
+                        }
+                        Stored::Failed(e) => e,
+                    };
                     eprintln!(
                         "{}: storing symbols of {object_id} from {}: {e}",
                         self.node_id(),
                         peer.node_id
                     );
+                    // No StoreAck: the push is over and a retried StoreEnd
+                    // must not be told its symbols are stored.
+                    self.close_push(lock(&self.incoming).remove(&key));
+                    self.not_stored(key);
                     return;
                 }
-                Err(_) => return,
+                Err(_) => {
+                    self.not_stored(key);
+                    return;
+                }
             }
         }
         peer.send(Control::StoreAck {
@@ -2073,10 +2127,7 @@ impl Node {
                 })
                 .collect();
             // One durable transaction for the whole payload.
-            store
-                .put_meta_and_symbols_batch(&items)
-                .and_then(|each| each.into_iter().collect::<Result<Vec<_>, _>>())
-                .map_err(fe)
+            store.put_meta_and_symbols_all(&items).map_err(fe)
         });
         // Place copies on peers, many objects at a time (holders group-commit).
         let sem = Arc::new(tokio::sync::Semaphore::new(PARALLEL_OBJECTS));
@@ -2232,6 +2283,9 @@ impl Node {
         by_esi: &OwnFrames,
     ) -> Result<(), FcpError> {
         let _turn = Turn::take(&self.push_turns, (peer.node_id.clone(), oid)).await;
+        // Our turn: a waiter left for this (peer, object) is ours, and goes
+        // with this push however it ends.
+        let _waiter = Forget(&self.store_waiters, (peer.node_id.clone(), oid));
         // Announce first and wait for the holder to admit the object: datagrams
         // that arrive before their StoreRequest would be dropped as unsolicited.
         let (tx, rx) = oneshot::channel();

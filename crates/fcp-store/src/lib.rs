@@ -429,6 +429,14 @@ impl<'a> LogTxn<'a> {
     }
 }
 
+/// Each item's meta row, encoded.
+fn encode_metas(items: &[(ObjectId, ObjectMeta, Vec<SymbolRecord>)]) -> Vec<Result<Vec<u8>>> {
+    items
+        .iter()
+        .map(|(_, m, _)| to_canonical(m).map_err(|e| StoreError::InvalidRecord(e.to_string())))
+        .collect()
+}
+
 /// A symbol write worked out and checked, not yet written.
 struct SymbolPlan<'r> {
     report: PutSymbols,
@@ -571,13 +579,17 @@ impl<'t> W<'t> {
         records: &[SymbolRecord],
     ) -> Result<Result<PutSymbols>> {
         let zone = *meta.zone_id.hash().as_bytes();
-        let known = match self.known_meta(id, meta) {
-            Ok(k) => k,
-            Err(e) => return Ok(Err(e)),
-        };
-        let plan = match self.plan_symbols(records, Some((id, zone))) {
-            Ok(p) => p,
-            Err(e) => return Ok(Err(e)),
+        let checked = self.known_meta(id, meta).and_then(|known| {
+            let plan = self.plan_symbols(records, Some((id, zone)))?;
+            Ok((known, plan))
+        });
+        let (known, plan) = match checked {
+            Ok(c) => c,
+            // A read that failed fails the transaction; a refusal, this object.
+            Err(e @ (StoreError::InvalidRecord(_) | StoreError::QuotaExceeded { .. })) => {
+                return Ok(Err(e));
+            }
+            Err(e) => return Err(e),
         };
         if !known {
             self.meta.insert(id.as_bytes().as_slice(), value)?;
@@ -630,6 +642,9 @@ impl<'t> W<'t> {
                     e.insert((esis, next, zone))
                 }
             };
+            // What `encode_run_into` would refuse is refused here, before
+            // anything is written (a refusal must not fail a group commit).
+            record::check_node_ids(r)?;
             if obj.2.is_some_and(|z| z != r.zone_id_hash) {
                 return Err(StoreError::InvalidRecord(format!(
                     "symbol {} of object {} carries a zone hash other than its meta's zone",
@@ -1188,6 +1203,25 @@ impl Store {
         self.write(|w| w.put_meta_and_symbols(id, meta, &value, records)?)
     }
 
+    /// Several objects' metadata and symbols in one durable transaction, all
+    /// or nothing: the first refused object refuses the whole batch (a
+    /// writer's own put).
+    pub fn put_meta_and_symbols_all(
+        &self,
+        items: &[(ObjectId, ObjectMeta, Vec<SymbolRecord>)],
+    ) -> Result<PutSymbols> {
+        let values = encode_metas(items);
+        self.write(|w| {
+            let mut total = PutSymbols::default();
+            for ((id, meta, records), value) in items.iter().zip(values) {
+                let r = w.put_meta_and_symbols(id, meta, &value?, records)??;
+                total.inserted += r.inserted;
+                total.duplicates += r.duplicates;
+            }
+            Ok(total)
+        })
+    }
+
     /// Several objects' metadata and symbols in one durable transaction (one
     /// fsync for all: a holder's group commit), with a result per object.
     /// An object refused (see [`Store::put_meta_and_symbols`], or its zone's
@@ -1197,10 +1231,7 @@ impl Store {
         &self,
         items: &[(ObjectId, ObjectMeta, Vec<SymbolRecord>)],
     ) -> Result<Vec<Result<PutSymbols>>> {
-        let values = items
-            .iter()
-            .map(|(_, m, _)| to_canonical(m).map_err(|e| StoreError::InvalidRecord(e.to_string())))
-            .collect::<Vec<_>>();
+        let values = encode_metas(items);
         self.write(|w| {
             items
                 .iter()

@@ -126,6 +126,19 @@ pub(crate) fn encode_run(records: &[&SymbolRecord]) -> Result<Vec<u8>> {
 }
 
 /// Append a run (layout v2) to `out`; on error `out` may hold a partial run.
+/// A record's node ids fit the run layout (one length byte each).
+pub(crate) fn check_node_ids(r: &SymbolRecord) -> Result<()> {
+    for (name, v) in [("source_node", &r.source_node), ("from_node", &r.from_node)] {
+        if v.len() > MAX_NODE_ID_LEN {
+            return Err(StoreError::InvalidRecord(format!(
+                "{name} is {} bytes, at most {MAX_NODE_ID_LEN}",
+                v.len()
+            )));
+        }
+    }
+    Ok(())
+}
+
 pub(crate) fn encode_run_into(out: &mut Vec<u8>, records: &[&SymbolRecord]) -> Result<()> {
     let start = out.len();
     let Some(first) = records.first() else {
@@ -134,17 +147,7 @@ pub(crate) fn encode_run_into(out: &mut Vec<u8>, records: &[&SymbolRecord]) -> R
     if records.len() > MAX_RUN_SYMBOLS {
         return Err(StoreError::InvalidRecord("symbol run too long".into()));
     }
-    for (name, v) in [
-        ("source_node", &first.source_node),
-        ("from_node", &first.from_node),
-    ] {
-        if v.len() > MAX_NODE_ID_LEN {
-            return Err(StoreError::InvalidRecord(format!(
-                "{name} is {} bytes, at most {MAX_NODE_ID_LEN}",
-                v.len()
-            )));
-        }
-    }
+    check_node_ids(first)?;
     let body: usize = records.iter().map(|r| run_symbol_len(r)).sum();
     out.reserve(run_header_len(first) + body);
     out.push(SYMBOL_LAYOUT_V2);

@@ -577,6 +577,40 @@ fn batched_meta_and_symbols_commit_together_and_persist() {
 }
 
 #[test]
+fn a_bad_record_refuses_its_object_alone_or_the_whole_put() {
+    let dir = TempDir::new("bad-record");
+    let s = Store::open(dir.db()).unwrap();
+    let z = zone(0);
+    let m = meta(&z, vec![], RetentionClass::Pinned);
+    let mut long = symbols(1, 2, &z, 16);
+    for r in &mut long {
+        r.source_node = "n".repeat(300);
+    }
+    let items = vec![
+        (oid(1), m.clone(), long),
+        (oid(2), m.clone(), symbols(2, 2, &z, 16)),
+    ];
+    // All or nothing (a writer's own put): nothing is written.
+    let e = s.put_meta_and_symbols_all(&items).unwrap_err();
+    assert_eq!(e.error_code(), ErrorCode::StoreInvalidRecord);
+    for n in [1, 2] {
+        assert_eq!(s.meta(&oid(n)).unwrap(), None);
+        assert_eq!(s.symbol_count(&oid(n)).unwrap(), 0);
+    }
+    // A group commit: the bad object alone is refused.
+    let each = s.put_meta_and_symbols_batch(&items).unwrap();
+    let e = each[0].as_ref().unwrap_err();
+    assert_eq!(e.error_code(), ErrorCode::StoreInvalidRecord);
+    assert_eq!(each[1].as_ref().unwrap().inserted, 2);
+    assert_eq!(s.meta(&oid(1)).unwrap(), None);
+    assert_eq!(s.symbol_count(&oid(2)).unwrap(), 2);
+    assert_eq!(
+        s.put_meta_and_symbols_all(&items[1..]).unwrap().duplicates,
+        2
+    );
+}
+
+#[test]
 fn a_held_object_keeps_its_meta_and_refuses_another_zone() {
     let dir = TempDir::new("relabel");
     let s = Store::open(dir.db()).unwrap();
