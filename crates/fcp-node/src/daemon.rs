@@ -168,6 +168,9 @@ struct Stats {
     /// Pushes the store refused (an object held under another zone, a
     /// zone over quota); their symbols were dropped and no StoreAck sent.
     stores_refused: AtomicU64,
+    /// StoreAcks that answered no waiting push (a late answer to a push
+    /// that gave up), ignored.
+    store_acks_stale: AtomicU64,
 }
 
 /// Additive-increase / multiplicative-decrease send rate, in datagrams per
@@ -382,6 +385,10 @@ impl OwnFrames {
     }
 }
 
+/// A push waiting for its StoreAck: the push's number, and where the
+/// answer's missing ESIs go.
+type StoreWaiter = (u64, oneshot::Sender<Vec<u32>>);
+
 /// One push turn per (peer, object), with the number of pushes holding or
 /// waiting for it.
 type TurnMap = Mutex<HashMap<PeerObject, (Arc<tokio::sync::Mutex<()>>, usize)>>;
@@ -545,13 +552,20 @@ struct Node {
     responder: Mutex<Responder>,
     gets: Mutex<HashMap<ObjectId, Arc<GetState>>>,
     incoming: Mutex<HashMap<PeerObject, Incoming>>,
-    store_waiters: Mutex<HashMap<PeerObject, oneshot::Sender<Vec<u32>>>>,
+    store_waiters: Mutex<HashMap<PeerObject, StoreWaiter>>,
+    /// The number of this node's next push (StoreRequest), from 1.
+    next_push: AtomicU64,
     /// Pushes that ended without storing their symbols, until when.
     not_stored: Mutex<HashMap<PeerObject, u64>>,
-    /// Pushes of an object to a peer take turns: the peer's answers name
-    /// only the object, so two puts of the same bytes would take each
-    /// other's (see [`Turn`]).
+    /// Pushes of an object to a peer take turns: the peer keeps one open
+    /// push per (pusher, object), so two puts of the same bytes at once
+    /// would share it and end each other's (see [`Turn`]).
     push_turns: TurnMap,
+    /// A peer's StoreEnds of one object are answered in turn: a StoreEnd sent
+    /// again (its pusher timed out) waits for the first one's commit, so it
+    /// is never told that symbols still being written, or refused, are
+    /// stored.
+    finish_turns: TurnMap,
     /// Fetches in progress by object: a get of an object already being
     /// fetched shares that fetch, as frames are routed by object id.
     fetching: Mutex<HashMap<ObjectId, watch::Receiver<Option<Fetched>>>>,
@@ -688,8 +702,10 @@ pub async fn start(
         gets: Mutex::new(HashMap::new()),
         incoming: Mutex::new(HashMap::new()),
         store_waiters: Mutex::new(HashMap::new()),
+        next_push: AtomicU64::new(1),
         not_stored: Mutex::new(HashMap::new()),
         push_turns: Mutex::new(HashMap::new()),
+        finish_turns: Mutex::new(HashMap::new()),
         fetching: Mutex::new(HashMap::new()),
         serving: Mutex::new(HashMap::new()),
         placed: Mutex::new(BTreeMap::new()),
@@ -1300,6 +1316,7 @@ impl Node {
                 meta,
                 source,
                 esis,
+                push,
             } => {
                 if meta.k == 0 || !(256..=16384).contains(&meta.symbol_size) {
                     return;
@@ -1349,18 +1366,35 @@ impl Node {
                     EsiList::new(e.esis.missing())
                 };
                 // Ready: datagrams sent after this reply are admitted.
-                peer.send(Control::StoreAck { object_id, missing });
+                peer.send(Control::StoreAck {
+                    object_id,
+                    missing,
+                    push,
+                });
             }
-            Control::StoreEnd { object_id } => {
+            Control::StoreEnd { object_id, push } => {
                 let me = self.clone();
                 let peer = peer.clone();
-                tokio::spawn(async move { me.finish_store(peer, object_id).await });
+                tokio::spawn(async move { me.finish_store(peer, object_id, push).await });
             }
-            Control::StoreAck { object_id, missing } => {
-                if let Some(tx) =
-                    lock(&self.store_waiters).remove(&(peer.node_id.clone(), object_id))
-                {
-                    let _ = tx.send(missing.into_vec());
+            Control::StoreAck {
+                object_id,
+                missing,
+                push,
+            } => {
+                let mut waiters = lock(&self.store_waiters);
+                let key = (peer.node_id.clone(), object_id);
+                // An answer to an earlier push of this object (one that gave
+                // up waiting) is not this push's answer.
+                match waiters.get(&key) {
+                    Some((waiting, _)) if *waiting == push || push == 0 => {
+                        if let Some((_, tx)) = waiters.remove(&key) {
+                            let _ = tx.send(missing.into_vec());
+                        }
+                    }
+                    _ => {
+                        self.stats.store_acks_stale.fetch_add(1, Ordering::Relaxed);
+                    }
                 }
             }
             Control::SymbolRequest {
@@ -1457,8 +1491,9 @@ impl Node {
     }
 
     /// Make the symbols a peer pushed durable, then tell it what is missing.
-    async fn finish_store(self: Arc<Self>, peer: Arc<Peer>, object_id: ObjectId) {
+    async fn finish_store(self: Arc<Self>, peer: Arc<Peer>, object_id: ObjectId, push: u64) {
         let key = (peer.node_id.clone(), object_id);
+        let _turn = Turn::take(&self.finish_turns, key.clone()).await;
         // StoreEnd travels on TCP and may overtake the last datagrams on UDP:
         // give stragglers a moment before reporting them missing.
         let until = tokio::time::Instant::now() + STRAGGLERS;
@@ -1486,6 +1521,7 @@ impl Node {
                     peer.send(Control::StoreAck {
                         object_id,
                         missing: EsiList::default(),
+                        push,
                     });
                 }
                 return;
@@ -1553,6 +1589,7 @@ impl Node {
         peer.send(Control::StoreAck {
             object_id,
             missing: EsiList::new(missing),
+            push,
         });
     }
 
@@ -2288,8 +2325,9 @@ impl Node {
         let _waiter = Forget(&self.store_waiters, (peer.node_id.clone(), oid));
         // Announce first and wait for the holder to admit the object: datagrams
         // that arrive before their StoreRequest would be dropped as unsolicited.
+        let push = self.next_push.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = oneshot::channel();
-        lock(&self.store_waiters).insert((peer.node_id.clone(), oid), tx);
+        lock(&self.store_waiters).insert((peer.node_id.clone(), oid), (push, tx));
         peer.send(Control::StoreRequest {
             object_id: oid,
             meta: meta.clone(),
@@ -2298,6 +2336,7 @@ impl Node {
                 node_id: self.node_id().to_owned(),
             },
             esis: EsiList::new(esis.to_vec()),
+            push,
         });
         let mut todo = match tokio::time::timeout(Duration::from_secs(5), rx).await {
             Ok(Ok(m)) => m,
@@ -2318,8 +2357,11 @@ impl Node {
             let batch: Vec<Bytes> = todo.iter().filter_map(|e| by_esi.get(e).cloned()).collect();
             self.send_frames(peer, &batch, None).await;
             let (tx, rx) = oneshot::channel();
-            lock(&self.store_waiters).insert((peer.node_id.clone(), oid), tx);
-            peer.send(Control::StoreEnd { object_id: oid });
+            lock(&self.store_waiters).insert((peer.node_id.clone(), oid), (push, tx));
+            peer.send(Control::StoreEnd {
+                object_id: oid,
+                push,
+            });
             let missing = match tokio::time::timeout(Duration::from_secs(5), rx).await {
                 Ok(Ok(m)) => m,
                 _ => todo.clone(),
@@ -2741,6 +2783,7 @@ impl Node {
                 "keepalive_timeouts": s.keepalive_timeouts.load(Ordering::Relaxed),
                 "gets_solved": s.gets_solved.load(Ordering::Relaxed),
                 "stores_refused": s.stores_refused.load(Ordering::Relaxed),
+                "store_acks_stale": s.store_acks_stale.load(Ordering::Relaxed),
                 "pings_sent": s.pings_sent.load(Ordering::Relaxed),
                 "control_unknown": s.control_unknown.load(Ordering::Relaxed),
                 // A gauge: serves in progress (each leaves when it ends).

@@ -116,11 +116,19 @@ pub enum Control {
         source: Source,
         /// ESIs that will follow as datagrams.
         esis: EsiList,
+        /// The pusher's number for this push, echoed in its StoreAcks so that
+        /// a late answer to an earlier push of the object is told apart
+        /// (decision 66). 0: unnumbered.
+        #[serde(default, skip_serializing_if = "is_zero_u64")]
+        push: u64,
     },
     /// All datagrams of a StoreRequest were sent.
     StoreEnd {
         /// The object.
         object_id: ObjectId,
+        /// The push (as in its StoreRequest).
+        #[serde(default, skip_serializing_if = "is_zero_u64")]
+        push: u64,
     },
     /// The holder made the received symbols durable; `missing` were not received.
     StoreAck {
@@ -128,6 +136,9 @@ pub enum Control {
         object_id: ObjectId,
         /// ESIs still missing.
         missing: EsiList,
+        /// The push answered (from the StoreRequest or StoreEnd).
+        #[serde(default, skip_serializing_if = "is_zero_u64")]
+        push: u64,
     },
     /// "Send me up to `want` symbols of this object, except these."
     SymbolRequest {
@@ -231,6 +242,10 @@ fn is_zero(v: &u32) -> bool {
     *v == 0
 }
 
+fn is_zero_u64(v: &u64) -> bool {
+    *v == 0
+}
+
 fn is_false(v: &bool) -> bool {
     !*v
 }
@@ -319,6 +334,7 @@ mod tests {
                 node_id: "node-1".into(),
             },
             esis: EsiList::new(vec![0, 2, 4]),
+            push: 7,
         };
         let b = fcp_core::to_canonical(&m).unwrap();
         assert_eq!(
@@ -431,6 +447,39 @@ mod tests {
         assert_eq!(esi_part(7, 0), 0);
     }
 
+    #[test]
+    fn push_numbers_are_optional_on_the_wire() {
+        let oid = ObjectId::from_bytes([3; 32]);
+        // Unnumbered (0) is left out, so a message without the field is the
+        // canonical encoding of push 0 and still decodes.
+        let plain = fcp_core::to_canonical(&Control::StoreEnd {
+            object_id: oid,
+            push: 0,
+        })
+        .unwrap();
+        let numbered = fcp_core::to_canonical(&Control::StoreEnd {
+            object_id: oid,
+            push: 5,
+        })
+        .unwrap();
+        assert!(numbered.len() > plain.len());
+        for (bytes, push) in [(&plain, 0), (&numbered, 5)] {
+            match decode(bytes).unwrap() {
+                Decoded::Known(Control::StoreEnd { object_id, push: p }) => {
+                    assert_eq!((object_id, p), (oid, push));
+                }
+                other => panic!("{other:?}"),
+            }
+        }
+        let ack = Control::StoreAck {
+            object_id: oid,
+            missing: EsiList::new(vec![1, 2]),
+            push: u64::MAX,
+        };
+        let b = fcp_core::to_canonical(&ack).unwrap();
+        assert!(matches!(decode(&b).unwrap(), Decoded::Known(a) if a == ack));
+    }
+
     /// One message of every type.
     fn samples() -> Vec<Control> {
         let oid = ObjectId::from_bytes([3; 32]);
@@ -451,11 +500,16 @@ mod tests {
                     node_id: "n".into(),
                 },
                 esis: EsiList::new(vec![0]),
+                push: 1,
             },
-            Control::StoreEnd { object_id: oid },
+            Control::StoreEnd {
+                object_id: oid,
+                push: 1,
+            },
             Control::StoreAck {
                 object_id: oid,
                 missing: EsiList::default(),
+                push: 1,
             },
             Control::SymbolRequest {
                 object_id: oid,
@@ -544,6 +598,7 @@ mod tests {
         let big = Control::StoreAck {
             object_id: ObjectId::from_bytes([1; 32]),
             missing: EsiList::new((0..=MAX_ESIS as u32).collect()),
+            push: 0,
         };
         assert!(decode(&fcp_core::to_canonical(&big).unwrap()).is_err());
         // No type at all, or not CBOR.
