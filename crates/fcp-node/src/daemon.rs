@@ -83,6 +83,24 @@ fn fe<E: HasErrorCode + std::fmt::Display>(e: E) -> FcpError {
     FcpError::from_err(&e)
 }
 
+/// A StoreRefused for push `push` of `object_id`, saying why.
+fn refusal(object_id: ObjectId, push: u64, why: &FcpError) -> Control {
+    let mut message = why.message.clone();
+    if message.len() > 512 {
+        let mut end = 512;
+        while !message.is_char_boundary(end) {
+            end -= 1;
+        }
+        message.truncate(end);
+    }
+    Control::StoreRefused {
+        object_id,
+        push,
+        code: why.code.clone(),
+        message,
+    }
+}
+
 fn id_mismatch(oid: ObjectId) -> FcpError {
     fcp(
         ErrorCode::ObjectIdMismatch,
@@ -166,10 +184,11 @@ struct Stats {
     /// were not to be had; decision 60).
     gets_solved: AtomicU64,
     /// Pushes the store refused (an object held under another zone, a
-    /// zone over quota); their symbols were dropped and no StoreAck sent.
+    /// zone over quota, a bad record); their symbols were dropped and the
+    /// pusher told so (StoreRefused).
     stores_refused: AtomicU64,
-    /// StoreAcks that answered no waiting push (a late answer to a push
-    /// that gave up), ignored.
+    /// StoreAcks and StoreRefuseds that answered no waiting push (a late
+    /// answer to a push that gave up or already ended), ignored.
     store_acks_stale: AtomicU64,
 }
 
@@ -238,8 +257,8 @@ struct StoreJob {
 /// transaction failed.
 #[derive(Clone, Debug)]
 enum Stored {
-    Refused(String),
-    Failed(String),
+    Refused(FcpError),
+    Failed(FcpError),
 }
 
 /// Group commit: every store job queued while the previous transaction was
@@ -268,17 +287,14 @@ async fn store_writer(
         let st = store.clone();
         let res = offload(&*net, move || st.put_meta_and_symbols_batch(&items))
             .await
-            .map_err(|_| Stored::Failed("store task failed".to_owned()))
-            .and_then(|r| r.map_err(|e| Stored::Failed(fe(e).to_string())));
+            .map_err(|_| Stored::Failed(fcp(ErrorCode::Internal, "store task failed")))
+            .and_then(|r| r.map_err(|e| Stored::Failed(fe(e))));
         // Each job has its own answer: one refused object (another zone
         // than the one held, a zone over quota) does not sink the others.
         match res {
             Ok(each) => {
                 for (w, r) in waiters.into_iter().zip(each) {
-                    let _ = w.send(
-                        r.map(|_| ())
-                            .map_err(|e| Stored::Refused(fe(e).to_string())),
-                    );
+                    let _ = w.send(r.map(|_| ()).map_err(|e| Stored::Refused(fe(e))));
                 }
             }
             Err(e) => {
@@ -304,8 +320,11 @@ struct Incoming {
     complete: Arc<Notify>,
     /// The peer's StoreRequest slot (spec §8.4), given back when done.
     permit: Option<Permit>,
-    /// When the push was admitted (abandoned pushes expire).
+    /// When the push was admitted or last heard of (abandoned pushes
+    /// expire).
     opened_ms: u64,
+    /// The number of the push this entry serves (the latest StoreRequest).
+    push: u64,
 }
 
 /// The ESIs a push announced, each with whether it has arrived: a sorted
@@ -386,8 +405,8 @@ impl OwnFrames {
 }
 
 /// A push waiting for its StoreAck: the push's number, and where the
-/// answer's missing ESIs go.
-type StoreWaiter = (u64, oneshot::Sender<Vec<u32>>);
+/// answer goes (the missing ESIs, or the holder's refusal).
+type StoreWaiter = (u64, oneshot::Sender<Result<Vec<u32>, FcpError>>);
 
 /// One push turn per (peer, object), with the number of pushes holding or
 /// waiting for it.
@@ -400,21 +419,24 @@ struct Turn<'a> {
     turns: &'a TurnMap,
     key: PeerObject,
     guard: Option<tokio::sync::OwnedMutexGuard<()>>,
+    /// Whether another holder or waiter was there when this one came.
+    contended: bool,
 }
 
 impl<'a> Turn<'a> {
     async fn take(turns: &'a TurnMap, key: PeerObject) -> Turn<'a> {
-        let turn = {
+        let (turn, contended) = {
             let mut map = lock(turns);
             let (turn, users) = map.entry(key.clone()).or_default();
             *users += 1;
-            turn.clone()
+            (turn.clone(), *users > 1)
         };
         // Counted from here: a push cancelled while it waits drops this.
         let mut t = Turn {
             turns,
             key,
             guard: None,
+            contended,
         };
         t.guard = Some(turn.lock_owned().await);
         t
@@ -555,8 +577,9 @@ struct Node {
     store_waiters: Mutex<HashMap<PeerObject, StoreWaiter>>,
     /// The number of this node's next push (StoreRequest), from 1.
     next_push: AtomicU64,
-    /// Pushes that ended without storing their symbols, until when.
-    not_stored: Mutex<HashMap<PeerObject, u64>>,
+    /// Pushes that ended without storing their symbols: the push number,
+    /// until when it is remembered, and why.
+    not_stored: Mutex<HashMap<PeerObject, (u64, u64, FcpError)>>,
     /// Pushes of an object to a peer take turns: the peer keeps one open
     /// push per (pusher, object), so two puts of the same bytes at once
     /// would share it and end each other's (see [`Turn`]).
@@ -815,23 +838,32 @@ impl Node {
         self.net.now_ms()
     }
 
-    /// Remember for `PUSH_EXPIRY_MS` that a push ended without storing its
-    /// symbols, so that a retried StoreEnd gets no StoreAck.
-    fn not_stored(&self, key: PeerObject) {
+    /// Remember for `PUSH_EXPIRY_MS` that push `push` of `key` ended
+    /// without storing its symbols, and why, so that a StoreEnd sent again
+    /// is refused too and not taken for stored. At `MAX_NOT_STORED`, the
+    /// oldest is forgotten.
+    fn not_stored(&self, key: PeerObject, push: u64, why: &FcpError) {
         let now = self.now_ms();
         let mut m = lock(&self.not_stored);
-        m.retain(|_, until| *until > now);
-        if m.len() < MAX_NOT_STORED {
-            m.insert(key, now.saturating_add(PUSH_EXPIRY_MS));
+        m.retain(|_, (_, until, _)| *until > now);
+        if m.len() >= MAX_NOT_STORED
+            && let Some(oldest) = m
+                .iter()
+                .min_by_key(|(_, (_, until, _))| *until)
+                .map(|(k, _)| k.clone())
+        {
+            m.remove(&oldest);
         }
+        m.insert(key, (push, now.saturating_add(PUSH_EXPIRY_MS), why.clone()));
     }
 
-    /// Whether a push of `key` ended without storing, recently.
-    fn was_not_stored(&self, key: &PeerObject) -> bool {
+    /// Why push `push` of `key` ended without storing, if it did recently.
+    fn was_not_stored(&self, key: &PeerObject, push: u64) -> Option<FcpError> {
         let now = self.now_ms();
         lock(&self.not_stored)
             .get(key)
-            .is_some_and(|until| *until > now)
+            .filter(|(p, until, _)| *p == push && *until > now)
+            .map(|(_, _, why)| why.clone())
     }
 
     /// A push is over: give its StoreRequest slot back.
@@ -1246,7 +1278,23 @@ impl Node {
         // unless a newer session with the peer already took over: those are
         // its state now (what this session left behind expires).
         if !replaced {
-            lock(&self.incoming).retain(|(from, _), _| from != &peer_id);
+            {
+                let mut inc = lock(&self.incoming);
+                let gone: Vec<PeerObject> = inc
+                    .keys()
+                    .filter(|(from, _)| from == &peer_id)
+                    .cloned()
+                    .collect();
+                let why = fcp(
+                    ErrorCode::ResourceLimit,
+                    "the session closed before the push was complete",
+                );
+                for k in gone {
+                    if let Some(e) = inc.remove(&k) {
+                        self.not_stored(k, e.push, &why);
+                    }
+                }
+            }
             lock(&self.admission).remove_peer(&peer_id);
         }
         eprintln!("{}: session with {peer_id} closed", self.node_id());
@@ -1271,7 +1319,14 @@ impl Node {
             .map(|(k, _)| k.clone())
             .collect();
         for k in stale {
-            self.close_push(inc.remove(&k));
+            if let Some(e) = inc.remove(&k) {
+                let why = fcp(
+                    ErrorCode::ResourceLimit,
+                    format!("push {} expired before it was complete", e.push),
+                );
+                self.not_stored(k, e.push, &why);
+                self.close_push(Some(e));
+            }
         }
     }
 
@@ -1358,10 +1413,15 @@ impl Node {
                                 complete: Arc::new(Notify::new()),
                                 permit: Some(permit),
                                 opened_ms: self.now_ms(),
+                                push,
                             },
                         );
                     }
                     let Some(e) = inc.get_mut(&key) else { return };
+                    // A push joining an open entry (its pusher gave up on an
+                    // earlier one) takes it over.
+                    e.push = push;
+                    e.opened_ms = self.now_ms();
                     e.esis.announce(esis.into_vec());
                     EsiList::new(e.esis.missing())
                 };
@@ -1387,14 +1447,40 @@ impl Node {
                 // An answer to an earlier push of this object (one that gave
                 // up waiting) is not this push's answer.
                 match waiters.get(&key) {
-                    Some((waiting, _)) if *waiting == push || push == 0 => {
+                    Some((waiting, _)) if *waiting == push => {
                         if let Some((_, tx)) = waiters.remove(&key) {
-                            let _ = tx.send(missing.into_vec());
+                            let _ = tx.send(Ok(missing.into_vec()));
                         }
                     }
                     _ => {
                         self.stats.store_acks_stale.fetch_add(1, Ordering::Relaxed);
                     }
+                }
+            }
+            Control::StoreRefused {
+                object_id,
+                push,
+                code,
+                message,
+            } => {
+                let mut waiters = lock(&self.store_waiters);
+                let key = (peer.node_id.clone(), object_id);
+                if waiters
+                    .get(&key)
+                    .is_some_and(|(waiting, _)| *waiting == push)
+                {
+                    if let Some((_, tx)) = waiters.remove(&key) {
+                        let code = ErrorCode::from_code(&code).unwrap_or(ErrorCode::Internal);
+                        let _ = tx.send(Err(fcp(
+                            code,
+                            format!(
+                                "{} did not store the symbols of {object_id}: {message}",
+                                peer.node_id
+                            ),
+                        )));
+                    }
+                } else {
+                    self.stats.store_acks_stale.fetch_add(1, Ordering::Relaxed);
                 }
             }
             Control::SymbolRequest {
@@ -1490,13 +1576,21 @@ impl Node {
         }
     }
 
-    /// Make the symbols a peer pushed durable, then tell it what is missing.
+    /// Make the symbols a peer pushed durable, then tell it what is missing
+    /// (StoreAck), or that they were not stored (StoreRefused).
     async fn finish_store(self: Arc<Self>, peer: Arc<Peer>, object_id: ObjectId, push: u64) {
         let key = (peer.node_id.clone(), object_id);
-        let _turn = Turn::take(&self.finish_turns, key.clone()).await;
+        let turn = Turn::take(&self.finish_turns, key.clone()).await;
         // StoreEnd travels on TCP and may overtake the last datagrams on UDP:
-        // give stragglers a moment before reporting them missing.
-        let until = tokio::time::Instant::now() + STRAGGLERS;
+        // give stragglers a moment before reporting them missing (once: a
+        // StoreEnd that waited for another's turn does not wait again, so
+        // repeated StoreEnds cannot queue up behind the wait).
+        let now = tokio::time::Instant::now();
+        let until = if turn.contended {
+            now
+        } else {
+            now + STRAGGLERS
+        };
         loop {
             let wake = {
                 let inc = lock(&self.incoming);
@@ -1516,16 +1610,19 @@ impl Node {
         let (records, meta, missing) = {
             let mut inc = lock(&self.incoming);
             let Some(e) = inc.get_mut(&key) else {
-                // A push over: stored (answer again), or not (stay silent).
-                if !self.was_not_stored(&key) {
-                    peer.send(Control::StoreAck {
+                // A push over: not stored (say so again), or stored.
+                drop(inc);
+                match self.was_not_stored(&key, push) {
+                    Some(e) => peer.send(refusal(object_id, push, &e)),
+                    None => peer.send(Control::StoreAck {
                         object_id,
                         missing: EsiList::default(),
                         push,
-                    });
+                    }),
                 }
                 return;
             };
+            e.opened_ms = self.now_ms();
             let records = std::mem::take(&mut e.pending);
             // The records leave for the store: a push still open (symbols
             // missing) puts the rest in a new block, so the stored ones'
@@ -1556,34 +1653,35 @@ impl Node {
                 records,
                 done,
             });
-            let res = wait.await;
-            match res {
-                Ok(Ok(_)) => {
+            let failed = match wait.await {
+                Ok(Ok(())) => {
                     self.stats.symbols_stored.fetch_add(n, Ordering::Relaxed);
+                    None
                 }
-                Ok(Err(e)) => {
-                    let e = match e {
-                        Stored::Refused(e) => {
-                            self.stats.stores_refused.fetch_add(1, Ordering::Relaxed);
-                            e
-                        }
-                        Stored::Failed(e) => e,
-                    };
-                    eprintln!(
-                        "{}: storing symbols of {object_id} from {}: {e}",
-                        self.node_id(),
-                        peer.node_id
-                    );
-                    // No StoreAck: the push is over and a retried StoreEnd
-                    // must not be told its symbols are stored.
-                    self.close_push(lock(&self.incoming).remove(&key));
-                    self.not_stored(key);
-                    return;
+                Ok(Err(Stored::Refused(e))) => {
+                    self.stats.stores_refused.fetch_add(1, Ordering::Relaxed);
+                    Some(e)
                 }
-                Err(_) => {
-                    self.not_stored(key);
-                    return;
+                Ok(Err(Stored::Failed(e))) => Some(e),
+                Err(_) => Some(fcp(ErrorCode::Internal, "store writer gone")),
+            };
+            if let Some(e) = failed {
+                eprintln!(
+                    "{}: storing symbols of {object_id} from {}: {e}",
+                    self.node_id(),
+                    peer.node_id
+                );
+                // The push is over, unless a newer push of the object has
+                // taken its entry since.
+                {
+                    let mut inc = lock(&self.incoming);
+                    if inc.get(&key).is_some_and(|i| i.push == push) {
+                        self.close_push(inc.remove(&key));
+                    }
                 }
+                self.not_stored(key, push, &e);
+                peer.send(refusal(object_id, push, &e));
+                return;
             }
         }
         peer.send(Control::StoreAck {
@@ -2339,7 +2437,8 @@ impl Node {
             push,
         });
         let mut todo = match tokio::time::timeout(Duration::from_secs(5), rx).await {
-            Ok(Ok(m)) => m,
+            Ok(Ok(Ok(m))) => m,
+            Ok(Ok(Err(e))) => return Err(e),
             _ => {
                 return Err(fcp(
                     ErrorCode::ResourceLimit,
@@ -2363,7 +2462,8 @@ impl Node {
                 push,
             });
             let missing = match tokio::time::timeout(Duration::from_secs(5), rx).await {
-                Ok(Ok(m)) => m,
+                Ok(Ok(Ok(m))) => m,
+                Ok(Ok(Err(e))) => return Err(e),
                 _ => todo.clone(),
             };
             if missing.is_empty() {

@@ -140,6 +140,20 @@ pub enum Control {
         #[serde(default, skip_serializing_if = "is_zero_u64")]
         push: u64,
     },
+    /// The holder did not store the symbols of this push (refused, its
+    /// store failed, or the push expired): the pusher stops at once
+    /// (decision 66).
+    StoreRefused {
+        /// The object.
+        object_id: ObjectId,
+        /// The push (as in its StoreRequest or StoreEnd).
+        #[serde(default, skip_serializing_if = "is_zero_u64")]
+        push: u64,
+        /// The FCP error code, `"FCP-xxxx"`.
+        code: String,
+        /// Why, for the pusher's log.
+        message: String,
+    },
     /// "Send me up to `want` symbols of this object, except these."
     SymbolRequest {
         /// The object.
@@ -204,11 +218,12 @@ pub enum Control {
 
 /// Every message type this node understands: the CBOR map key of each
 /// [`Control`] variant ([`Control::kind`]).
-pub const KNOWN_KINDS: [&str; 10] = [
+pub const KNOWN_KINDS: [&str; 11] = [
     "peers",
     "store_request",
     "store_end",
     "store_ack",
+    "store_refused",
     "symbol_request",
     "symbol_offer",
     "offer_end",
@@ -219,6 +234,9 @@ pub const KNOWN_KINDS: [&str; 10] = [
 
 /// Longest unknown message type kept for a log line.
 const MAX_KIND_LEN: usize = 64;
+
+/// Longest message a [`Control::StoreRefused`] carries.
+const MAX_REFUSAL_LEN: usize = 1024;
 
 /// One FCPC message, decoded.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -289,6 +307,7 @@ impl Control {
             Self::StoreRequest { .. } => "store_request",
             Self::StoreEnd { .. } => "store_end",
             Self::StoreAck { .. } => "store_ack",
+            Self::StoreRefused { .. } => "store_refused",
             Self::SymbolRequest { .. } => "symbol_request",
             Self::SymbolOffer { .. } => "symbol_offer",
             Self::OfferEnd { .. } => "offer_end",
@@ -305,6 +324,11 @@ impl Control {
             Self::StoreAck { missing, .. } => missing.len(),
             Self::SymbolRequest { have, .. } => have.len(),
             Self::Peers { announcements } => announcements.len().saturating_mul(64),
+            Self::StoreRefused { code, message, .. }
+                if code.len() > MAX_KIND_LEN || message.len() > MAX_REFUSAL_LEN =>
+            {
+                return Err("store refusal too long");
+            }
             _ => 0,
         };
         if n > MAX_ESIS {
@@ -510,6 +534,12 @@ mod tests {
                 object_id: oid,
                 missing: EsiList::default(),
                 push: 1,
+            },
+            Control::StoreRefused {
+                object_id: oid,
+                push: 1,
+                code: "FCP-6001".into(),
+                message: "zone over quota".into(),
             },
             Control::SymbolRequest {
                 object_id: oid,

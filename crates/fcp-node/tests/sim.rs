@@ -376,6 +376,11 @@ struct Mesh {
 /// ciphertext without the key); node-3: z:private. Enrolled with the library
 /// API, each listening on its simulated address.
 fn mesh(seed: u64) -> Mesh {
+    mesh_with(seed, |_| {})
+}
+
+/// [`mesh`], with `prepare` run on the nodes' homes before they start.
+fn mesh_with(seed: u64, prepare: impl FnOnce(&[PathBuf])) -> Mesh {
     let mut sim = turmoil::Builder::new()
         .rng_seed(seed)
         .epoch(UNIX_EPOCH + Duration::from_secs(EPOCH_SECS))
@@ -414,6 +419,7 @@ fn mesh(seed: u64) -> Mesh {
         let b = enroll::owner_enroll(&owner, &idents[i], &[zone], enrolled_at, &mut rng).unwrap();
         enroll::join(&Home::at(&homes[i]), &enroll::encode_bundle(&b).unwrap()).unwrap();
     }
+    prepare(&homes);
     let mut nodes = Vec::new();
     for (i, name) in names.iter().enumerate() {
         let (tx, rx) = mpsc::unbounded_channel::<Cmd>();
@@ -924,6 +930,36 @@ fn repeated_chunks_are_placed_once() {
         let id = n1.put(ZoneId::private(), data.clone()).await.unwrap();
         let got = n3.get(id).await.unwrap();
         assert!(got == data, "node 3 rebuilt other bytes");
+    });
+}
+
+/// A holder whose z:private quota is full refuses the pushes: the put
+/// fails at once with the holder's quota error (not after the pusher's
+/// rounds of timeouts), the refusals are counted, and nothing was stored
+/// there.
+#[test]
+fn a_refused_push_fails_the_put_at_once_with_the_reason() {
+    let quota = |homes: &[PathBuf]| {
+        let s = fcp_store::Store::open(homes[2].join("store.redb")).unwrap();
+        s.set_quota(&ZoneId::private(), 1).unwrap();
+    };
+    mesh_with(0x5eed_000e, quota).run(|nodes, _, _| async move {
+        all_connected(&nodes).await;
+        let (n1, n3) = (&nodes[0], &nodes[2]);
+        let t = Instant::now();
+        let e = n1
+            .put(ZoneId::private(), payload(SIZE, 41))
+            .await
+            .unwrap_err();
+        assert_eq!(e.code, ErrorCode::QuotaExceeded.as_code(), "{e:?}");
+        assert!(
+            t.elapsed() < Duration::from_secs(5),
+            "the put waited {:?} for a refusal",
+            t.elapsed()
+        );
+        let st = n3.status().await;
+        assert!(st["counters"]["stores_refused"].as_u64().unwrap() >= 1);
+        assert_eq!(st["counters"]["symbols_stored"].as_u64(), Some(0));
     });
 }
 

@@ -125,7 +125,6 @@ pub(crate) fn encode_run(records: &[&SymbolRecord]) -> Result<Vec<u8>> {
     Ok(out)
 }
 
-/// Append a run (layout v2) to `out`; on error `out` may hold a partial run.
 /// A record's node ids fit the run layout (one length byte each).
 pub(crate) fn check_node_ids(r: &SymbolRecord) -> Result<()> {
     for (name, v) in [("source_node", &r.source_node), ("from_node", &r.from_node)] {
@@ -139,6 +138,7 @@ pub(crate) fn check_node_ids(r: &SymbolRecord) -> Result<()> {
     Ok(())
 }
 
+/// Append a run (layout v2) to `out`; on error `out` may hold a partial run.
 pub(crate) fn encode_run_into(out: &mut Vec<u8>, records: &[&SymbolRecord]) -> Result<()> {
     let start = out.len();
     let Some(first) = records.first() else {
