@@ -84,20 +84,15 @@ fn fe<E: HasErrorCode + std::fmt::Display>(e: E) -> FcpError {
 }
 
 /// A StoreRefused for push `push` of `object_id`, saying why.
+/// The message names the error code only: the holder's own words (paths,
+/// other zones' usage) stay in its log.
 fn refusal(object_id: ObjectId, push: u64, why: &FcpError) -> Control {
-    let mut message = why.message.clone();
-    if message.len() > 512 {
-        let mut end = 512;
-        while !message.is_char_boundary(end) {
-            end -= 1;
-        }
-        message.truncate(end);
-    }
+    let code = ErrorCode::from_code(&why.code).unwrap_or(ErrorCode::Internal);
     Control::StoreRefused {
         object_id,
         push,
-        code: why.code.clone(),
-        message,
+        code: code.as_code(),
+        message: code.name().to_owned(),
     }
 }
 
@@ -138,7 +133,8 @@ const PARALLEL_FETCHES: usize = 24;
 /// (a sender gives up after `STORE_ROUNDS` rounds of at most 5 s each).
 const PUSH_EXPIRY_MS: u64 = 60_000;
 
-/// Most pushes remembered as not stored (see `Node::not_stored`).
+/// Most pushes of one peer remembered as not stored (see
+/// `Node::not_stored`).
 const MAX_NOT_STORED: usize = 4096;
 /// Bytes of a push's symbols copied into one allocation, at most.
 const PUSH_BLOCK: usize = 64 * 1024;
@@ -187,9 +183,12 @@ struct Stats {
     /// zone over quota, a bad record); their symbols were dropped and the
     /// pusher told so (StoreRefused).
     stores_refused: AtomicU64,
+    /// Pushes that ended without storing their symbols (refused, failed,
+    /// expired, session closed); a StoreEnd for one is refused.
+    pushes_not_stored: AtomicU64,
     /// StoreAcks and StoreRefuseds that answered no waiting push (a late
     /// answer to a push that gave up or already ended), ignored.
-    store_acks_stale: AtomicU64,
+    store_answers_stale: AtomicU64,
 }
 
 /// Additive-increase / multiplicative-decrease send rate, in datagrams per
@@ -404,6 +403,9 @@ impl OwnFrames {
     }
 }
 
+/// Pushes that ended without storing (see `Node::not_stored`).
+type NotStored = HashMap<String, HashMap<(ObjectId, u64), (u64, FcpError)>>;
+
 /// A push waiting for its StoreAck: the push's number, and where the
 /// answer goes (the missing ESIs, or the holder's refusal).
 type StoreWaiter = (u64, oneshot::Sender<Result<Vec<u32>, FcpError>>);
@@ -419,24 +421,21 @@ struct Turn<'a> {
     turns: &'a TurnMap,
     key: PeerObject,
     guard: Option<tokio::sync::OwnedMutexGuard<()>>,
-    /// Whether another holder or waiter was there when this one came.
-    contended: bool,
 }
 
 impl<'a> Turn<'a> {
     async fn take(turns: &'a TurnMap, key: PeerObject) -> Turn<'a> {
-        let (turn, contended) = {
+        let turn = {
             let mut map = lock(turns);
             let (turn, users) = map.entry(key.clone()).or_default();
             *users += 1;
-            (turn.clone(), *users > 1)
+            turn.clone()
         };
         // Counted from here: a push cancelled while it waits drops this.
         let mut t = Turn {
             turns,
             key,
             guard: None,
-            contended,
         };
         t.guard = Some(turn.lock_owned().await);
         t
@@ -575,11 +574,11 @@ struct Node {
     gets: Mutex<HashMap<ObjectId, Arc<GetState>>>,
     incoming: Mutex<HashMap<PeerObject, Incoming>>,
     store_waiters: Mutex<HashMap<PeerObject, StoreWaiter>>,
-    /// The number of this node's next push (StoreRequest), from 1.
+    /// The number of this node's next push (StoreRequest).
     next_push: AtomicU64,
-    /// Pushes that ended without storing their symbols: the push number,
-    /// until when it is remembered, and why.
-    not_stored: Mutex<HashMap<PeerObject, (u64, u64, FcpError)>>,
+    /// Pushes that ended without storing their symbols, by peer and
+    /// (object, push number): until when each is remembered, and why.
+    not_stored: Mutex<NotStored>,
     /// Pushes of an object to a peer take turns: the peer keeps one open
     /// push per (pusher, object), so two puts of the same bytes at once
     /// would share it and end each other's (see [`Turn`]).
@@ -725,7 +724,9 @@ pub async fn start(
         gets: Mutex::new(HashMap::new()),
         incoming: Mutex::new(HashMap::new()),
         store_waiters: Mutex::new(HashMap::new()),
-        next_push: AtomicU64::new(1),
+        // From a random start, so that a restarted node's pushes do not
+        // repeat the numbers of its earlier ones.
+        next_push: AtomicU64::new((rand::random::<u64>() >> 1) | 1),
         not_stored: Mutex::new(HashMap::new()),
         push_turns: Mutex::new(HashMap::new()),
         finish_turns: Mutex::new(HashMap::new()),
@@ -840,30 +841,36 @@ impl Node {
 
     /// Remember for `PUSH_EXPIRY_MS` that push `push` of `key` ended
     /// without storing its symbols, and why, so that a StoreEnd sent again
-    /// is refused too and not taken for stored. At `MAX_NOT_STORED`, the
-    /// oldest is forgotten.
-    fn not_stored(&self, key: PeerObject, push: u64, why: &FcpError) {
+    /// is refused too and not taken for stored. At `MAX_NOT_STORED` pushes
+    /// of one peer, that peer's oldest is forgotten.
+    fn not_stored(&self, (peer, oid): PeerObject, push: u64, why: &FcpError) {
+        self.stats.pushes_not_stored.fetch_add(1, Ordering::Relaxed);
         let now = self.now_ms();
         let mut m = lock(&self.not_stored);
-        m.retain(|_, (_, until, _)| *until > now);
-        if m.len() >= MAX_NOT_STORED
-            && let Some(oldest) = m
+        let of_peer = m.entry(peer).or_default();
+        of_peer.retain(|_, (until, _)| *until > now);
+        if of_peer.len() >= MAX_NOT_STORED
+            && let Some(oldest) = of_peer
                 .iter()
-                .min_by_key(|(_, (_, until, _))| *until)
-                .map(|(k, _)| k.clone())
+                .min_by_key(|(_, (until, _))| *until)
+                .map(|(k, _)| *k)
         {
-            m.remove(&oldest);
+            of_peer.remove(&oldest);
         }
-        m.insert(key, (push, now.saturating_add(PUSH_EXPIRY_MS), why.clone()));
+        of_peer.insert(
+            (oid, push),
+            (now.saturating_add(PUSH_EXPIRY_MS), why.clone()),
+        );
     }
 
     /// Why push `push` of `key` ended without storing, if it did recently.
-    fn was_not_stored(&self, key: &PeerObject, push: u64) -> Option<FcpError> {
+    fn was_not_stored(&self, (peer, oid): &PeerObject, push: u64) -> Option<FcpError> {
         let now = self.now_ms();
         lock(&self.not_stored)
-            .get(key)
-            .filter(|(p, until, _)| *p == push && *until > now)
-            .map(|(_, _, why)| why.clone())
+            .get(peer)?
+            .get(&(*oid, push))
+            .filter(|(until, _)| *until > now)
+            .map(|(_, why)| why.clone())
     }
 
     /// A push is over: give its StoreRequest slot back.
@@ -1376,61 +1383,69 @@ impl Node {
                 if meta.k == 0 || !(256..=16384).contains(&meta.symbol_size) {
                     return;
                 }
-                let missing = {
+                let now = self.now_ms();
+                let answer = {
                     let mut inc = lock(&self.incoming);
                     let key = (peer.node_id.clone(), object_id);
-                    if !inc.contains_key(&key) {
-                        // A push its sender abandoned (it gave up or lost
-                        // track) must not hold a slot for ever.
-                        self.expire_pushes_in(&mut inc, &peer.node_id);
-                        // One slot per open push (spec §8.4); a refused
-                        // request gets no answer and the pusher times out.
-                        let permit = match lock(&self.admission).begin(
-                            self.now_ms(),
-                            &peer.node_id,
-                            InflightKind::StoreRequest,
-                        ) {
-                            Ok(p) => p,
-                            Err(e) => {
-                                eprintln!(
-                                    "{}: store request from {} refused: {}",
-                                    self.node_id(),
-                                    peer.node_id,
-                                    e.to_fcp_error()
-                                );
-                                return;
-                            }
-                        };
-                        lock(&self.not_stored).remove(&key);
-                        inc.insert(
-                            key.clone(),
-                            Incoming {
-                                meta: ZoneMeta::new(meta),
-                                source,
-                                esis: PushEsis::default(),
-                                pending: Vec::new(),
-                                block: BytesMut::new(),
-                                complete: Arc::new(Notify::new()),
-                                permit: Some(permit),
-                                opened_ms: self.now_ms(),
-                                push,
-                            },
-                        );
-                    }
-                    let Some(e) = inc.get_mut(&key) else { return };
-                    // A push joining an open entry (its pusher gave up on an
-                    // earlier one) takes it over.
-                    e.push = push;
-                    e.opened_ms = self.now_ms();
-                    e.esis.announce(esis.into_vec());
-                    EsiList::new(e.esis.missing())
+                    // One entry serves one push: the same push announcing
+                    // more joins it; another push of the object (its pusher
+                    // gave up on the earlier one) replaces it, keeping its
+                    // slot, and starts with nothing arrived.
+                    let slot = match inc.get_mut(&key) {
+                        Some(e) if e.push == push => Ok(None),
+                        Some(e) => Ok(Some(e.permit.take())),
+                        None => {
+                            // A push its sender abandoned (it gave up or
+                            // lost track) must not hold a slot for ever.
+                            self.expire_pushes_in(&mut inc, &peer.node_id);
+                            // One slot per open push (spec §8.4).
+                            lock(&self.admission)
+                                .begin(now, &peer.node_id, InflightKind::StoreRequest)
+                                .map(|p| Some(Some(p)))
+                                .map_err(|e| e.to_fcp_error())
+                        }
+                    };
+                    slot.map(|slot| {
+                        if let Some(permit) = slot {
+                            inc.insert(
+                                key.clone(),
+                                Incoming {
+                                    meta: ZoneMeta::new(meta),
+                                    source,
+                                    esis: PushEsis::default(),
+                                    pending: Vec::new(),
+                                    block: BytesMut::new(),
+                                    complete: Arc::new(Notify::new()),
+                                    permit,
+                                    opened_ms: now,
+                                    push,
+                                },
+                            );
+                        }
+                        inc.get_mut(&key).map(|e| {
+                            e.opened_ms = now;
+                            e.esis.announce(esis.into_vec());
+                            EsiList::new(e.esis.missing())
+                        })
+                    })
                 };
-                // Ready: datagrams sent after this reply are admitted.
-                peer.send(Control::StoreAck {
-                    object_id,
-                    missing,
-                    push,
-                });
+                match answer {
+                    // Ready: datagrams sent after this reply are admitted.
+                    Ok(Some(missing)) => peer.send(Control::StoreAck {
+                        object_id,
+                        missing,
+                        push,
+                    }),
+                    Ok(None) => {}
+                    Err(e) => {
+                        eprintln!(
+                            "{}: store request from {} refused: {e}",
+                            self.node_id(),
+                            peer.node_id,
+                        );
+                        peer.send(refusal(object_id, push, &e));
+                    }
+                }
             }
             Control::StoreEnd { object_id, push } => {
                 let me = self.clone();
@@ -1453,7 +1468,9 @@ impl Node {
                         }
                     }
                     _ => {
-                        self.stats.store_acks_stale.fetch_add(1, Ordering::Relaxed);
+                        self.stats
+                            .store_answers_stale
+                            .fetch_add(1, Ordering::Relaxed);
                     }
                 }
             }
@@ -1471,6 +1488,12 @@ impl Node {
                 {
                     if let Some((_, tx)) = waiters.remove(&key) {
                         let code = ErrorCode::from_code(&code).unwrap_or(ErrorCode::Internal);
+                        // The peer's words, without control characters.
+                        let message: String = message
+                            .chars()
+                            .filter(|c| !c.is_control())
+                            .take(200)
+                            .collect();
                         let _ = tx.send(Err(fcp(
                             code,
                             format!(
@@ -1480,7 +1503,9 @@ impl Node {
                         )));
                     }
                 } else {
-                    self.stats.store_acks_stale.fetch_add(1, Ordering::Relaxed);
+                    self.stats
+                        .store_answers_stale
+                        .fetch_add(1, Ordering::Relaxed);
                 }
             }
             Control::SymbolRequest {
@@ -1580,40 +1605,43 @@ impl Node {
     /// (StoreAck), or that they were not stored (StoreRefused).
     async fn finish_store(self: Arc<Self>, peer: Arc<Peer>, object_id: ObjectId, push: u64) {
         let key = (peer.node_id.clone(), object_id);
-        let turn = Turn::take(&self.finish_turns, key.clone()).await;
         // StoreEnd travels on TCP and may overtake the last datagrams on UDP:
-        // give stragglers a moment before reporting them missing (once: a
-        // StoreEnd that waited for another's turn does not wait again, so
-        // repeated StoreEnds cannot queue up behind the wait).
-        let now = tokio::time::Instant::now();
-        let until = if turn.contended {
-            now
-        } else {
-            now + STRAGGLERS
-        };
+        // give stragglers a moment, from its arrival, before reporting them
+        // missing (a StoreEnd that waited for another's turn has used its
+        // moment, so repeated StoreEnds cannot queue up behind the wait).
+        let until = tokio::time::Instant::now() + STRAGGLERS;
+        let _turn = Turn::take(&self.finish_turns, key.clone()).await;
+        let ours = |e: &Incoming| e.push == push;
         loop {
             let wake = {
                 let inc = lock(&self.incoming);
                 match inc.get(&key) {
-                    Some(e) if !e.esis.complete() => e.complete.clone(),
+                    Some(e) if ours(e) && !e.esis.complete() => e.complete.clone(),
                     _ => break,
                 }
             };
             let notified = wake.notified();
             let complete = lock(&self.incoming)
                 .get(&key)
-                .is_none_or(|e| e.esis.complete());
+                .is_none_or(|e| !ours(e) || e.esis.complete());
             if complete || tokio::time::timeout_at(until, notified).await.is_err() {
                 break;
             }
         }
         let (records, meta, missing) = {
             let mut inc = lock(&self.incoming);
-            let Some(e) = inc.get_mut(&key) else {
-                // A push over: not stored (say so again), or stored.
+            if !inc.get(&key).is_some_and(ours) {
+                // This push is over: not stored (say so again), replaced by
+                // a newer push of the object, or stored.
+                let replaced = inc.contains_key(&key);
                 drop(inc);
                 match self.was_not_stored(&key, push) {
                     Some(e) => peer.send(refusal(object_id, push, &e)),
+                    None if replaced => peer.send(refusal(
+                        object_id,
+                        push,
+                        &fcp(ErrorCode::ResourceLimit, "replaced by a newer push"),
+                    )),
                     None => peer.send(Control::StoreAck {
                         object_id,
                         missing: EsiList::default(),
@@ -1621,7 +1649,8 @@ impl Node {
                     }),
                 }
                 return;
-            };
+            }
+            let Some(e) = inc.get_mut(&key) else { return };
             e.opened_ms = self.now_ms();
             let records = std::mem::take(&mut e.pending);
             // The records leave for the store: a push still open (symbols
@@ -1675,7 +1704,7 @@ impl Node {
                 // taken its entry since.
                 {
                     let mut inc = lock(&self.incoming);
-                    if inc.get(&key).is_some_and(|i| i.push == push) {
+                    if inc.get(&key).is_some_and(ours) {
                         self.close_push(inc.remove(&key));
                     }
                 }
@@ -2449,9 +2478,8 @@ impl Node {
                 ));
             }
         };
-        if todo.is_empty() {
-            return Ok(());
-        }
+        // Even with nothing to send, a StoreEnd: only its answer says the
+        // symbols are durable.
         for _ in 0..STORE_ROUNDS {
             let batch: Vec<Bytes> = todo.iter().filter_map(|e| by_esi.get(e).cloned()).collect();
             self.send_frames(peer, &batch, None).await;
@@ -2883,7 +2911,8 @@ impl Node {
                 "keepalive_timeouts": s.keepalive_timeouts.load(Ordering::Relaxed),
                 "gets_solved": s.gets_solved.load(Ordering::Relaxed),
                 "stores_refused": s.stores_refused.load(Ordering::Relaxed),
-                "store_acks_stale": s.store_acks_stale.load(Ordering::Relaxed),
+                "pushes_not_stored": s.pushes_not_stored.load(Ordering::Relaxed),
+                "store_answers_stale": s.store_answers_stale.load(Ordering::Relaxed),
                 "pings_sent": s.pings_sent.load(Ordering::Relaxed),
                 "control_unknown": s.control_unknown.load(Ordering::Relaxed),
                 // A gauge: serves in progress (each leaves when it ends).

@@ -504,6 +504,25 @@ mod tests {
         assert!(matches!(decode(&b).unwrap(), Decoded::Known(a) if a == ack));
     }
 
+    #[test]
+    fn store_refusals_are_bounded() {
+        let r = |code: &str, message: String| Control::StoreRefused {
+            object_id: ObjectId::from_bytes([4; 32]),
+            push: 9,
+            code: code.into(),
+            message,
+        };
+        let ok = r("FCP-6001", "QuotaExceeded".into());
+        let b = fcp_core::to_canonical(&ok).unwrap();
+        assert!(matches!(decode(&b).unwrap(), Decoded::Known(m) if m == ok));
+        for long in [
+            r("FCP-6001", "x".repeat(MAX_REFUSAL_LEN + 1)),
+            r(&"9".repeat(MAX_KIND_LEN + 1), String::new()),
+        ] {
+            assert!(decode(&fcp_core::to_canonical(&long).unwrap()).is_err());
+        }
+    }
+
     /// One message of every type.
     fn samples() -> Vec<Control> {
         let oid = ObjectId::from_bytes([3; 32]);
