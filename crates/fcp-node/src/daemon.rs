@@ -1381,6 +1381,8 @@ impl Node {
                 push,
             } => {
                 if meta.k == 0 || !(256..=16384).contains(&meta.symbol_size) {
+                    let why = fcp(ErrorCode::SymbolInvalid, "k or symbol size out of range");
+                    peer.send(refusal(object_id, push, &why));
                     return;
                 }
                 let now = self.now_ms();
@@ -1393,7 +1395,15 @@ impl Node {
                     // slot, and starts with nothing arrived.
                     let slot = match inc.get_mut(&key) {
                         Some(e) if e.push == push => Ok(None),
-                        Some(e) => Ok(Some(e.permit.take())),
+                        Some(e) => {
+                            // The older push is over: a StoreEnd of it is
+                            // refused, and one waiting for its stragglers
+                            // stops waiting.
+                            let why = fcp(ErrorCode::ResourceLimit, "replaced by a newer push");
+                            self.not_stored(key.clone(), e.push, &why);
+                            e.complete.notify_waiters();
+                            Ok(Some(e.permit.take()))
+                        }
                         None => {
                             // A push its sender abandoned (it gave up or
                             // lost track) must not hold a slot for ever.
@@ -1630,7 +1640,7 @@ impl Node {
         }
         let (records, meta, missing) = {
             let mut inc = lock(&self.incoming);
-            if !inc.get(&key).is_some_and(ours) {
+            let Some(e) = inc.get_mut(&key).filter(|e| ours(e)) else {
                 // This push is over: not stored (say so again), replaced by
                 // a newer push of the object, or stored.
                 let replaced = inc.contains_key(&key);
@@ -1649,8 +1659,7 @@ impl Node {
                     }),
                 }
                 return;
-            }
-            let Some(e) = inc.get_mut(&key) else { return };
+            };
             e.opened_ms = self.now_ms();
             let records = std::mem::take(&mut e.pending);
             // The records leave for the store: a push still open (symbols
