@@ -1466,57 +1466,28 @@ impl Node {
                 object_id,
                 missing,
                 push,
-            } => {
-                let mut waiters = lock(&self.store_waiters);
-                let key = (peer.node_id.clone(), object_id);
-                // An answer to an earlier push of this object (one that gave
-                // up waiting) is not this push's answer.
-                match waiters.get(&key) {
-                    Some((waiting, _)) if *waiting == push => {
-                        if let Some((_, tx)) = waiters.remove(&key) {
-                            let _ = tx.send(Ok(missing.into_vec()));
-                        }
-                    }
-                    _ => {
-                        self.stats
-                            .store_answers_stale
-                            .fetch_add(1, Ordering::Relaxed);
-                    }
-                }
-            }
+            } => self.answer_push(peer, object_id, push, Ok(missing.into_vec())),
             Control::StoreRefused {
                 object_id,
                 push,
                 code,
                 message,
             } => {
-                let mut waiters = lock(&self.store_waiters);
-                let key = (peer.node_id.clone(), object_id);
-                if waiters
-                    .get(&key)
-                    .is_some_and(|(waiting, _)| *waiting == push)
-                {
-                    if let Some((_, tx)) = waiters.remove(&key) {
-                        let code = ErrorCode::from_code(&code).unwrap_or(ErrorCode::Internal);
-                        // The peer's words, without control characters.
-                        let message: String = message
-                            .chars()
-                            .filter(|c| !c.is_control())
-                            .take(200)
-                            .collect();
-                        let _ = tx.send(Err(fcp(
-                            code,
-                            format!(
-                                "{} did not store the symbols of {object_id}: {message}",
-                                peer.node_id
-                            ),
-                        )));
-                    }
-                } else {
-                    self.stats
-                        .store_answers_stale
-                        .fetch_add(1, Ordering::Relaxed);
-                }
+                let code = ErrorCode::from_code(&code).unwrap_or(ErrorCode::Internal);
+                // The peer's words, without control characters.
+                let message: String = message
+                    .chars()
+                    .filter(|c| !c.is_control())
+                    .take(200)
+                    .collect();
+                let why = fcp(
+                    code,
+                    format!(
+                        "{} did not store the symbols of {object_id}: {message}",
+                        peer.node_id
+                    ),
+                );
+                self.answer_push(peer, object_id, push, Err(why));
             }
             Control::SymbolRequest {
                 object_id,
@@ -1608,6 +1579,33 @@ impl Node {
             // Keepalive (decision 59): the Pong's arrival is what counts.
             Control::Ping { nonce } => peer.send(Control::Pong { nonce }),
             Control::Pong { .. } => {}
+        }
+    }
+
+    /// Hand a holder's answer (StoreAck or StoreRefused) to the push of
+    /// `object_id` waiting for it, if that push has number `push`; an
+    /// answer to an earlier push of the object (one that gave up waiting)
+    /// is not this push's answer.
+    fn answer_push(
+        &self,
+        peer: &Peer,
+        object_id: ObjectId,
+        push: u64,
+        answer: Result<Vec<u32>, FcpError>,
+    ) {
+        let mut waiters = lock(&self.store_waiters);
+        let key = (peer.node_id.clone(), object_id);
+        match waiters.get(&key) {
+            Some((waiting, _)) if *waiting == push => {
+                if let Some((_, tx)) = waiters.remove(&key) {
+                    let _ = tx.send(answer);
+                }
+            }
+            _ => {
+                self.stats
+                    .store_answers_stale
+                    .fetch_add(1, Ordering::Relaxed);
+            }
         }
     }
 
@@ -3139,23 +3137,24 @@ mod tests {
             let turns: TurnMap = Mutex::new(HashMap::new());
             let key = ("peer".to_owned(), ObjectId::from_bytes([7; 32]));
             let users = || lock(&turns).get(&key).map(|(_, n)| *n);
-            let first = Turn::take(&turns, key.clone()).await;
-            // A second push waits for the turn; the first ends, and the
-            // second is cancelled before it runs again.
-            let mut second = Box::pin(Turn::take(&turns, key.clone()));
-            let waiting = tokio::time::timeout(Duration::from_millis(5), &mut second).await;
-            assert!(waiting.is_err(), "the turn is taken");
-            assert_eq!(users(), Some(2));
+            // One push holds the turn and a second waits for it.
+            let hold_and_wait = || async {
+                let holder = Turn::take(&turns, key.clone()).await;
+                let mut waiter = Box::pin(Turn::take(&turns, key.clone()));
+                let waiting = tokio::time::timeout(Duration::from_millis(5), &mut waiter).await;
+                assert!(waiting.is_err(), "the turn is taken");
+                assert_eq!(users(), Some(2));
+                (holder, waiter)
+            };
+            // The first ends, and the second is cancelled before it runs
+            // again.
+            let (first, second) = hold_and_wait().await;
             drop(first);
             assert_eq!(users(), Some(1));
             drop(second);
             assert!(lock(&turns).is_empty(), "no push holds or waits");
-            // Taken again, then handed to a waiting push, then forgotten.
-            let a = Turn::take(&turns, key.clone()).await;
-            let mut b = Box::pin(Turn::take(&turns, key.clone()));
-            let waiting = tokio::time::timeout(Duration::from_millis(5), &mut b).await;
-            assert!(waiting.is_err(), "b waits for a");
-            assert_eq!(users(), Some(2));
+            // The turn is handed to the waiting push, then forgotten.
+            let (a, b) = hold_and_wait().await;
             drop(a);
             let b = b.await;
             assert_eq!(users(), Some(1));
