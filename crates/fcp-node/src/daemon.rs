@@ -2460,6 +2460,19 @@ impl Node {
         // Announce first and wait for the holder to admit the object: datagrams
         // that arrive before their StoreRequest would be dropped as unsolicited.
         let push = self.next_push.fetch_add(1, Ordering::Relaxed);
+        // The holder's answer within 5 s (None: none came). A session that
+        // closes meanwhile can no longer carry one: the push fails at once.
+        let answer = |rx: oneshot::Receiver<Result<Vec<u32>, FcpError>>| async {
+            tokio::select! {
+                r = tokio::time::timeout(Duration::from_secs(5), rx) => {
+                    Ok(r.ok().and_then(Result::ok))
+                }
+                () = peer.ctl.closed() => Err(fcp(
+                    ErrorCode::InsufficientPeers,
+                    format!("the session with {} closed during the push of {oid}", peer.node_id),
+                )),
+            }
+        };
         let (tx, rx) = oneshot::channel();
         lock(&self.store_waiters).insert((peer.node_id.clone(), oid), (push, tx));
         peer.send(Control::StoreRequest {
@@ -2472,10 +2485,10 @@ impl Node {
             esis: EsiList::new(esis.to_vec()),
             push,
         });
-        let mut todo = match tokio::time::timeout(Duration::from_secs(5), rx).await {
-            Ok(Ok(Ok(m))) => m,
-            Ok(Ok(Err(e))) => return Err(e),
-            _ => {
+        let mut todo = match answer(rx).await? {
+            Some(Ok(m)) => m,
+            Some(Err(e)) => return Err(e),
+            None => {
                 return Err(fcp(
                     ErrorCode::ResourceLimit,
                     format!(
@@ -2496,10 +2509,10 @@ impl Node {
                 object_id: oid,
                 push,
             });
-            let missing = match tokio::time::timeout(Duration::from_secs(5), rx).await {
-                Ok(Ok(Ok(m))) => m,
-                Ok(Ok(Err(e))) => return Err(e),
-                _ => todo.clone(),
+            let missing = match answer(rx).await? {
+                Some(Ok(m)) => m,
+                Some(Err(e)) => return Err(e),
+                None => todo.clone(),
             };
             if missing.is_empty() {
                 lock(&peer.rate).on_clean();
