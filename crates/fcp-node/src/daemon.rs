@@ -1273,19 +1273,18 @@ impl Node {
             }
         }
         writer.abort();
-        let replaced = {
+        // Forget its budgets and half-received pushes (their slots go too),
+        // unless a newer session with the peer already took over: those are
+        // its state now (what this session left behind expires). Under the
+        // peers lock, so that no newer session registers, and opens pushes,
+        // between that decision and the sweep.
+        {
             let mut peers = lock(&self.peers);
             if peers.get(&peer_id).is_some_and(|p| Arc::ptr_eq(p, &peer)) {
                 peers.remove(&peer_id);
             }
             lock(&self.by_session).remove(&sid);
-            peers.contains_key(&peer_id)
-        };
-        // Forget its budgets and half-received pushes (their slots go too),
-        // unless a newer session with the peer already took over: those are
-        // its state now (what this session left behind expires).
-        if !replaced {
-            {
+            if !peers.contains_key(&peer_id) {
                 let mut inc = lock(&self.incoming);
                 let gone: Vec<PeerObject> = inc
                     .keys()
@@ -1301,8 +1300,9 @@ impl Node {
                         self.not_stored(k, e.push, &why);
                     }
                 }
+                drop(inc);
+                lock(&self.admission).remove_peer(&peer_id);
             }
-            lock(&self.admission).remove_peer(&peer_id);
         }
         eprintln!("{}: session with {peer_id} closed", self.node_id());
         Ok(())
