@@ -96,6 +96,11 @@ fn refusal(object_id: ObjectId, push: u64, why: &FcpError) -> Control {
     }
 }
 
+/// Why a push whose entry a newer push of the object took over ended.
+fn replaced_push() -> FcpError {
+    fcp(ErrorCode::ResourceLimit, "replaced by a newer push")
+}
+
 fn id_mismatch(oid: ObjectId) -> FcpError {
     fcp(
         ErrorCode::ObjectIdMismatch,
@@ -1285,22 +1290,12 @@ impl Node {
             }
             lock(&self.by_session).remove(&sid);
             if !peers.contains_key(&peer_id) {
-                let mut inc = lock(&self.incoming);
-                let gone: Vec<PeerObject> = inc
-                    .keys()
-                    .filter(|(from, _)| from == &peer_id)
-                    .cloned()
-                    .collect();
-                let why = fcp(
-                    ErrorCode::ResourceLimit,
-                    "the session closed before the push was complete",
+                self.end_pushes(
+                    &mut lock(&self.incoming),
+                    &peer_id,
+                    |_| true,
+                    || "the session closed before the push was complete".to_owned(),
                 );
-                for k in gone {
-                    if let Some(e) = inc.remove(&k) {
-                        self.not_stored(k, e.push, &why);
-                    }
-                }
-                drop(inc);
                 lock(&self.admission).remove_peer(&peer_id);
             }
         }
@@ -1318,20 +1313,31 @@ impl Node {
     /// [`Self::expire_pushes`] on the already locked table of open pushes.
     fn expire_pushes_in(&self, inc: &mut HashMap<PeerObject, Incoming>, peer_id: &str) {
         let now = self.now_ms();
-        let stale: Vec<PeerObject> = inc
+        self.end_pushes(
+            inc,
+            peer_id,
+            |e| now.saturating_sub(e.opened_ms) > PUSH_EXPIRY_MS,
+            || "the push expired before it was complete".to_owned(),
+        );
+    }
+
+    /// End the open pushes of `peer_id` that `which` selects, unfinished:
+    /// their slots go back, and each is recorded as not stored, for `why`.
+    fn end_pushes(
+        &self,
+        inc: &mut HashMap<PeerObject, Incoming>,
+        peer_id: &str,
+        which: impl Fn(&Incoming) -> bool,
+        why: impl Fn() -> String,
+    ) {
+        let ended: Vec<PeerObject> = inc
             .iter()
-            .filter(|((from, _), e)| {
-                from == peer_id && now.saturating_sub(e.opened_ms) > PUSH_EXPIRY_MS
-            })
+            .filter(|((from, _), e)| from == peer_id && which(e))
             .map(|(k, _)| k.clone())
             .collect();
-        for k in stale {
+        for k in ended {
             if let Some(e) = inc.remove(&k) {
-                let why = fcp(
-                    ErrorCode::ResourceLimit,
-                    format!("push {} expired before it was complete", e.push),
-                );
-                self.not_stored(k, e.push, &why);
+                self.not_stored(k, e.push, &fcp(ErrorCode::ResourceLimit, why()));
                 self.close_push(Some(e));
             }
         }
@@ -1399,8 +1405,7 @@ impl Node {
                             // The older push is over: a StoreEnd of it is
                             // refused, and one waiting for its stragglers
                             // stops waiting.
-                            let why = fcp(ErrorCode::ResourceLimit, "replaced by a newer push");
-                            self.not_stored(key.clone(), e.push, &why);
+                            self.not_stored(key.clone(), e.push, &replaced_push());
                             e.complete.notify_waiters();
                             Ok(Some(e.permit.take()))
                         }
@@ -1645,11 +1650,7 @@ impl Node {
                 drop(inc);
                 match self.was_not_stored(&key, push) {
                     Some(e) => peer.send(refusal(object_id, push, &e)),
-                    None if replaced => peer.send(refusal(
-                        object_id,
-                        push,
-                        &fcp(ErrorCode::ResourceLimit, "replaced by a newer push"),
-                    )),
+                    None if replaced => peer.send(refusal(object_id, push, &replaced_push())),
                     None => peer.send(Control::StoreAck {
                         object_id,
                         missing: EsiList::default(),
