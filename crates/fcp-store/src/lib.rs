@@ -429,12 +429,19 @@ impl<'a> LogTxn<'a> {
     }
 }
 
-/// Each item's meta row, encoded.
-fn encode_metas(items: &[(ObjectId, ObjectMeta, Vec<SymbolRecord>)]) -> Vec<Result<Vec<u8>>> {
-    items
-        .iter()
-        .map(|(_, m, _)| to_canonical(m).map_err(|e| StoreError::InvalidRecord(e.to_string())))
-        .collect()
+/// Each item's meta and symbols, written in `w`'s transaction one after
+/// another: an outer error fails the transaction, an inner one refused that
+/// item alone (see [`W::put_meta_and_symbols`]).
+fn put_items<'a>(
+    w: &'a mut W<'_>,
+    items: &'a [(ObjectId, ObjectMeta, Vec<SymbolRecord>)],
+) -> impl Iterator<Item = Result<Result<PutSymbols>>> + 'a {
+    items.iter().map(move |(id, meta, records)| {
+        match to_canonical(meta).map_err(|e| StoreError::InvalidRecord(e.to_string())) {
+            Ok(value) => w.put_meta_and_symbols(id, meta, &value, records),
+            Err(e) => Ok(Err(e)),
+        }
+    })
 }
 
 /// A symbol write worked out and checked, not yet written.
@@ -1210,11 +1217,10 @@ impl Store {
         &self,
         items: &[(ObjectId, ObjectMeta, Vec<SymbolRecord>)],
     ) -> Result<PutSymbols> {
-        let values = encode_metas(items);
         self.write(|w| {
             let mut total = PutSymbols::default();
-            for ((id, meta, records), value) in items.iter().zip(values) {
-                let r = w.put_meta_and_symbols(id, meta, &value?, records)??;
+            for r in put_items(w, items) {
+                let r = r??;
                 total.inserted += r.inserted;
                 total.duplicates += r.duplicates;
             }
@@ -1231,17 +1237,7 @@ impl Store {
         &self,
         items: &[(ObjectId, ObjectMeta, Vec<SymbolRecord>)],
     ) -> Result<Vec<Result<PutSymbols>>> {
-        let values = encode_metas(items);
-        self.write(|w| {
-            items
-                .iter()
-                .zip(values)
-                .map(|((id, meta, records), value)| match value {
-                    Ok(v) => w.put_meta_and_symbols(id, meta, &v, records),
-                    Err(e) => Ok(Err(e)),
-                })
-                .collect()
-        })
+        self.write(|w| put_items(w, items).collect())
     }
 
     /// All symbols of an object, in ESI order.
