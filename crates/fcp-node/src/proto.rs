@@ -140,9 +140,10 @@ pub enum Control {
         #[serde(default, skip_serializing_if = "is_zero_u64")]
         push: u64,
     },
-    /// The holder did not store the symbols of this push (refused, its
-    /// store failed, or the push expired): the pusher stops at once
-    /// (decision 66).
+    /// The holder did not take this push (a StoreRequest over budget or out
+    /// of range) or did not store its symbols (refused by the store, a
+    /// failed commit, expired, its session closed, replaced by a newer
+    /// push): the pusher stops at once (decision 66).
     StoreRefused {
         /// The object.
         object_id: ObjectId,
