@@ -100,7 +100,11 @@ pub async fn read_request<S: tokio::io::AsyncRead + Unpin>(stream: S) -> Result<
     let mut r = BufReader::new(stream);
     let mut head = Vec::new();
     loop {
-        let n = r
+        // Never more than the head's bound, newline or not: a line without
+        // one must not grow the buffer without limit.
+        let room = (MAX_HEAD + 1).saturating_sub(head.len()) as u64;
+        let n = (&mut r)
+            .take(room)
             .read_until(b'\n', &mut head)
             .await
             .map_err(|e| FcpError::new(ErrorCode::LocalIo, e.to_string()))?;
@@ -122,6 +126,15 @@ pub async fn read_request<S: tokio::io::AsyncRead + Unpin>(stream: S) -> Result<
             && k.trim().eq_ignore_ascii_case("content-length")
         {
             len = v.trim().parse().map_err(|_| bad("bad Content-Length"))?;
+        }
+        // Only Content-Length bodies are read: a chunked body taken as empty
+        // would store an empty object and answer 200.
+        if let Some((k, _)) = l.split_once(':')
+            && k.trim().eq_ignore_ascii_case("transfer-encoding")
+        {
+            return Err(bad(
+                "Transfer-Encoding is not supported; send Content-Length",
+            ));
         }
     }
     if len > MAX_BODY {
@@ -551,6 +564,24 @@ mod tests {
             response_error(&resp).error_code(),
             Some(ErrorCode::ObjectNotFound)
         );
+    }
+
+    #[test]
+    fn endless_heads_and_chunked_bodies_are_refused() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        // A head line with no newline, without end: refused at the bound
+        // (before the fix this read forever, growing the buffer).
+        let e = rt
+            .block_on(read_request(tokio::io::repeat(b'A')))
+            .unwrap_err();
+        assert_eq!(e.code, FcpError::new(ErrorCode::InvalidArgument, "").code);
+        // A chunked body is not read as an empty one.
+        let raw = b"POST /put?zone=z:private HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n";
+        let e = rt.block_on(read_request(&raw[..])).unwrap_err();
+        assert_eq!(e.code, FcpError::new(ErrorCode::InvalidArgument, "").code);
+        assert!(e.message.contains("Transfer-Encoding"), "{e}");
     }
 
     #[test]
