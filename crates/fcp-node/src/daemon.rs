@@ -1787,9 +1787,16 @@ impl Node {
             let mut s = lock(&peer.sessions);
             match s.open_datagram(d, now_secs) {
                 Ok(f) => d.slice_ref(f),
-                Err(_) => {
+                Err(e) => {
                     drop(s);
-                    let _ = lock(&self.admission).record_failed_auth(now_ms, &peer.node_id);
+                    // Only a failed MAC is failed authentication (spec §8.4).
+                    // Replayed or out-of-window datagrams are dropped and
+                    // counted (profile §4.4) but never charged to the peer:
+                    // anyone on the path can replay its datagrams, and
+                    // charging them would let a third party lock it out.
+                    if matches!(e, fcp_wire::session::SessionError::BadMac) {
+                        let _ = lock(&self.admission).record_failed_auth(now_ms, &peer.node_id);
+                    }
                     self.stats
                         .datagrams_rejected_session
                         .fetch_add(1, Ordering::Relaxed);

@@ -68,6 +68,9 @@ struct Faults {
     cut: Mutex<HashSet<(IpAddr, IpAddr)>>,
     sent: AtomicU64,
     lost: AtomicU64,
+    /// The next this many datagrams (any link) are each delivered twice, as
+    /// an on-path replayer or a duplicating network would.
+    replay: AtomicU64,
 }
 
 fn link(a: IpAddr, b: IpAddr) -> (IpAddr, IpAddr) {
@@ -207,6 +210,14 @@ impl Datagrams for SimUdp {
             for d in batch.chunks(seg) {
                 if !self.faults.lose(self.local, to.ip()) {
                     self.sock.send_to(d, to).await?;
+                    let twice = self
+                        .faults
+                        .replay
+                        .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1))
+                        .is_ok();
+                    if twice {
+                        self.sock.send_to(d, to).await?;
+                    }
                 }
             }
             Ok(())
@@ -959,6 +970,25 @@ fn a_refused_push_fails_the_put_at_once_with_the_reason() {
         );
         assert!(n3.counter("stores_refused").await >= 1);
         assert_eq!(n3.counter("symbols_stored").await, 0);
+    });
+}
+
+/// Replayed datagrams (captured by anyone on the path, or duplicated by the
+/// network) are dropped by the replay window but not charged as failed
+/// authentication: before, 101 of them in a minute put the genuine peer over
+/// its failed-auth budget and its pushes were refused.
+#[test]
+fn replayed_datagrams_do_not_lock_out_their_peer() {
+    mesh(0x5eed_000f).run(|nodes, faults, _| async move {
+        all_connected(&nodes).await;
+        let (n1, n2, n3) = (&nodes[0], &nodes[1], &nodes[2]);
+        faults.replay.store(400, Ordering::Relaxed);
+        let data = payload(SIZE, 43);
+        let id = n1.put(ZoneId::private(), data.clone()).await.unwrap();
+        assert_eq!(faults.replay.load(Ordering::Relaxed), 0, "all replays sent");
+        assert_eq!(n2.counter("datagrams_rejected_budget").await, 0);
+        assert_eq!(n3.counter("datagrams_rejected_budget").await, 0);
+        assert!(n3.get(id).await.unwrap() == data);
     });
 }
 
