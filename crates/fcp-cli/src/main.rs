@@ -164,18 +164,43 @@ enum ConformanceCmd {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => return bad_arguments(e),
+    };
     match run(&cli) {
         Ok(code) => code,
-        Err(err) => {
-            if cli.json {
-                println!("{}", serde_json::json!({ "error": err }));
-            } else {
-                eprintln!("error: {err}");
-            }
-            ExitCode::from(2)
-        }
+        Err(err) => fail(&err, cli.json),
     }
+}
+
+/// Print a failure with its FCP code, as JSON under `--json`; exit 2.
+fn fail(err: &FcpError, json: bool) -> ExitCode {
+    if json {
+        println!("{}", serde_json::json!({ "error": err }));
+    } else {
+        eprintln!("error: {err}");
+    }
+    ExitCode::from(2)
+}
+
+/// A command line clap refused is an FCP-1030 failure like any other (JSON
+/// under `--json`); `--help` and `--version` print as clap does and exit 0.
+fn bad_arguments(e: clap::Error) -> ExitCode {
+    use clap::error::ErrorKind;
+    if matches!(
+        e.kind(),
+        ErrorKind::DisplayHelp
+            | ErrorKind::DisplayVersion
+            | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+    ) {
+        let _ = e.print();
+        return ExitCode::from(if e.use_stderr() { 2 } else { 0 });
+    }
+    let text = e.render().to_string();
+    let msg = text.trim().trim_start_matches("error: ").to_owned();
+    let json = std::env::args().skip(1).any(|a| a == "--json");
+    fail(&FcpError::new(ErrorCode::InvalidArgument, msg), json)
 }
 
 fn run(cli: &Cli) -> Result<ExitCode, FcpError> {

@@ -339,3 +339,24 @@ fn node_without_valid_attestation_is_refused() {
     let peers = ok(&nodes[0].home, &["--json", "peers"]);
     assert!(!peers.contains("intruder"));
 }
+
+/// A command line clap refuses fails like any other command: exit 2 and an
+/// FCP-1030 error, as JSON on stdout under `--json`; `--help` still exits 0.
+#[test]
+fn bad_arguments_fail_with_their_fcp_code() {
+    let dir = tempfile::tempdir().unwrap();
+    for args in [
+        &["--json", "put"][..],
+        &["--json", "node", "run", "--drop-permille", "5000"],
+        &["--json", "frob"],
+    ] {
+        let out = fcp(dir.path(), args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(v["error"]["code"], "FCP-1030", "{args:?}: {v}");
+    }
+    let out = fcp(dir.path(), &["frob"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("FCP-1030"));
+    assert_eq!(fcp(dir.path(), &["--help"]).status.code(), Some(0));
+}
