@@ -121,17 +121,13 @@ pub async fn read_request<S: tokio::io::AsyncRead + Unpin>(stream: S) -> Result<
     let method = first.next().unwrap_or_default().to_owned();
     let target = first.next().unwrap_or_default();
     let mut len = 0usize;
-    for l in lines {
-        if let Some((k, v)) = l.split_once(':')
-            && k.trim().eq_ignore_ascii_case("content-length")
-        {
+    for (k, v) in lines.filter_map(|l| l.split_once(':')) {
+        let k = k.trim();
+        if k.eq_ignore_ascii_case("content-length") {
             len = v.trim().parse().map_err(|_| bad("bad Content-Length"))?;
-        }
-        // Only Content-Length bodies are read: a chunked body taken as empty
-        // would store an empty object and answer 200.
-        if let Some((k, _)) = l.split_once(':')
-            && k.trim().eq_ignore_ascii_case("transfer-encoding")
-        {
+        } else if k.eq_ignore_ascii_case("transfer-encoding") {
+            // Only Content-Length bodies are read: a chunked body taken as
+            // empty would store an empty object and answer 200.
             return Err(bad(
                 "Transfer-Encoding is not supported; send Content-Length",
             ));
@@ -576,11 +572,11 @@ mod tests {
         let e = rt
             .block_on(read_request(tokio::io::repeat(b'A')))
             .unwrap_err();
-        assert_eq!(e.code, FcpError::new(ErrorCode::InvalidArgument, "").code);
+        assert_eq!(e.code, ErrorCode::InvalidArgument.as_code());
         // A chunked body is not read as an empty one.
         let raw = b"POST /put?zone=z:private HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n";
         let e = rt.block_on(read_request(&raw[..])).unwrap_err();
-        assert_eq!(e.code, FcpError::new(ErrorCode::InvalidArgument, "").code);
+        assert_eq!(e.code, ErrorCode::InvalidArgument.as_code());
         assert!(e.message.contains("Transfer-Encoding"), "{e}");
     }
 
