@@ -272,7 +272,8 @@ pub struct ResponseGrant {
 /// A held in-flight slot; give it back with [`Admission::finish`].
 ///
 /// Not `Clone`: a slot is released once. A permit outliving its peer's entry
-/// (removed with [`Admission::remove_peer`]) releases nothing.
+/// (removed with [`Admission::remove_peer`]) or its session (ended with
+/// [`Admission::release_peer`]) releases nothing.
 #[derive(Debug, PartialEq, Eq)]
 #[must_use = "an in-flight slot stays taken until the permit is finished"]
 pub struct Permit {
@@ -436,6 +437,9 @@ struct PeerState {
     bytes: u64,
     symbols: u64,
     failed_auth: u32,
+    /// Why inbound traffic was last refused in this window (bytes or
+    /// symbols): from then on all of it is, until the window ends.
+    spent: Option<RejectReason>,
     decode_cpu_ms: u64,
     inflight: [u32; 3],
     /// Admitted inbound bytes while tracked (base of amplification credit).
@@ -452,6 +456,7 @@ impl PeerState {
             bytes: 0,
             symbols: 0,
             failed_auth: 0,
+            spent: None,
             decode_cpu_ms: 0,
             inflight: [0; 3],
             rx_total: 0,
@@ -466,6 +471,7 @@ impl PeerState {
             self.bytes = 0;
             self.symbols = 0;
             self.failed_auth = 0;
+            self.spent = None;
             self.decode_cpu_ms = 0;
         }
     }
@@ -621,7 +627,10 @@ impl<K: Hash + Eq + Clone> Admission<K> {
     /// Admit `bytes` and `symbols` of inbound traffic from `peer`: call with
     /// the datagram length before any MAC check, decrypt or decode, and with
     /// the frame's symbol count once its header is parsed (before the symbols
-    /// are decrypted). Charges nothing when it refuses.
+    /// are decrypted). Charges nothing when it refuses. Once it refused a
+    /// peer's bytes or symbols, it refuses all of the peer's inbound traffic
+    /// until the window ends, even a call charging nothing (spec §8.4): the
+    /// check before the MAC then turns the peer away before any work.
     pub fn admit_inbound(
         &mut self,
         now_ms: u64,
@@ -811,6 +820,20 @@ impl<K: Hash + Eq + Clone> Admission<K> {
         }
     }
 
+    /// `peer`'s session closed: give back every in-flight slot it holds
+    /// (permits still out release nothing when finished) but keep its
+    /// window, so a reconnect does not reset its budgets (spec §8.4).
+    pub fn release_peer(&mut self, peer: &K) {
+        let Some(&i) = self.map.get(peer) else {
+            return;
+        };
+        if let Some(slot) = self.slots.get_mut(i as usize) {
+            slot.generation = slot.generation.wrapping_add(1);
+            slot.st.inflight = [0; 3];
+        }
+        self.set_busy(i);
+    }
+
     // ---- internals ----
 
     /// Advance the clock; time never goes backwards.
@@ -974,6 +997,9 @@ fn admit_inbound_state(
     if st.failed_auth > budget.max_failed_auth_per_min {
         return Err(window_reject(RejectReason::FailedAuth, st, now));
     }
+    if let Some(reason) = st.spent {
+        return Err(window_reject(reason, st, now));
+    }
     let max_symbols = u64::from(budget.max_symbols_per_min);
     let symbols = u64::from(symbols);
     let new_bytes = st
@@ -981,17 +1007,26 @@ fn admit_inbound_state(
         .checked_add(bytes)
         .filter(|b| *b <= budget.max_bytes_per_min);
     let Some(new_bytes) = new_bytes else {
-        // A single datagram larger than the whole budget never fits.
+        // A single datagram larger than the whole budget never fits (and
+        // says nothing about the peer's other traffic).
+        let fits_a_window = bytes <= budget.max_bytes_per_min;
+        if fits_a_window {
+            st.spent = Some(RejectReason::InboundBytes);
+        }
         return Err(Rejected {
             reason: RejectReason::InboundBytes,
-            retry_after_ms: (bytes <= budget.max_bytes_per_min).then(|| st.retry_after(now)),
+            retry_after_ms: fits_a_window.then(|| st.retry_after(now)),
         });
     };
     let new_symbols = st.symbols.saturating_add(symbols);
     if new_symbols > max_symbols {
+        let fits_a_window = symbols <= max_symbols;
+        if fits_a_window {
+            st.spent = Some(RejectReason::InboundSymbols);
+        }
         return Err(Rejected {
             reason: RejectReason::InboundSymbols,
-            retry_after_ms: (symbols <= max_symbols).then(|| st.retry_after(now)),
+            retry_after_ms: fits_a_window.then(|| st.retry_after(now)),
         });
     }
     st.bytes = new_bytes;
@@ -1112,8 +1147,12 @@ mod tests {
         let r = a.admit_inbound(2, &"p", 1, 0).unwrap_err();
         assert_eq!(r.reason, RejectReason::InboundBytes);
         assert_eq!(r.retry_after_ms, Some(WINDOW_MS - 2));
-        // Zero bytes still fit in a full window.
-        assert!(a.admit_inbound(3, &"p", 0, 0).is_ok());
+        // Once refused, the window is closed to the peer, even to a call
+        // charging nothing (the check before the MAC).
+        assert_eq!(
+            reason(a.admit_inbound(3, &"p", 0, 0)),
+            RejectReason::InboundBytes
+        );
         // Last millisecond of the window: still full.
         assert!(a.admit_inbound(WINDOW_MS - 1, &"p", 1, 0).is_err());
         // New window: full budget again.
@@ -1123,7 +1162,7 @@ mod tests {
         assert_eq!((u.window_start_ms, u.bytes), (WINDOW_MS, 1000));
         let c = a.counters();
         assert_eq!(c.inbound_bytes_admitted, 2000);
-        assert_eq!(c.rejected.inbound_bytes, 3);
+        assert_eq!(c.rejected.inbound_bytes, 4);
     }
 
     #[test]
@@ -1135,8 +1174,9 @@ mod tests {
         let r = a.admit_inbound(0, &"p", 0, 11).unwrap_err();
         assert_eq!(r.reason, RejectReason::InboundSymbols);
         assert_eq!(r.retry_after_ms, None);
-        // Nothing was charged.
+        // Nothing was charged, and the peer's traffic that fits still does.
         assert_eq!(a.peer_usage(&"p").unwrap().bytes, 0);
+        assert!(a.admit_inbound(0, &"p", 1000, 10).is_ok());
     }
 
     #[test]
@@ -1150,9 +1190,18 @@ mod tests {
         );
         let u = a.peer_usage(&"p").unwrap();
         assert_eq!((u.bytes, u.symbols), (10, 9));
+        // The refusal closed the window: what would still fit is refused.
+        assert_eq!(
+            reason(a.admit_inbound(0, &"p", 10, 1)),
+            RejectReason::InboundSymbols
+        );
+        assert_eq!(a.peer_usage(&"p").unwrap().symbols, 9);
+        assert!(a.admit_inbound(WINDOW_MS + 5, &"p", 0, 10).is_ok());
+        // The exact limit fits.
+        let mut a = Adm::new(small());
+        assert!(a.admit_inbound(0, &"p", 10, 9).is_ok());
         assert!(a.admit_inbound(0, &"p", 10, 1).is_ok());
         assert!(a.admit_inbound(0, &"p", 0, 1).is_err());
-        assert!(a.admit_inbound(WINDOW_MS + 5, &"p", 0, 10).is_ok());
     }
 
     #[test]
@@ -1420,6 +1469,34 @@ mod tests {
         for p in 10_000 - 16..10_000 {
             assert!(a.peer_usage(&p).is_some());
         }
+    }
+
+    #[test]
+    fn a_released_peer_keeps_its_window_and_frees_its_slots() {
+        let mut a = Adm::new(small());
+        let old = a.begin(0, &"p", InflightKind::Decode).unwrap();
+        let _also = a.begin(0, &"p", InflightKind::Decode).unwrap();
+        assert!(a.admit_inbound(0, &"p", 1000, 0).is_ok());
+        for t in 0..4 {
+            let _ = a.record_failed_auth(t, &"p");
+        }
+        a.release_peer(&"p");
+        // The window stays: bytes charged, failed auth over its budget.
+        let u = a.peer_usage(&"p").unwrap();
+        assert_eq!((u.bytes, u.failed_auth, u.inflight_decodes), (1000, 4, 0));
+        assert_eq!(
+            reason(a.admit_inbound(5, &"p", 0, 0)),
+            RejectReason::FailedAuth
+        );
+        assert_eq!(a.status().busy_peers, 0);
+        // A permit of the closed session gives back nothing.
+        a.finish(6, old, 1_000);
+        assert_eq!(a.peer_usage(&"p").unwrap().decode_cpu_ms, 0);
+        // The next window is whole again.
+        assert!(a.admit_inbound(WINDOW_MS, &"p", 1000, 0).is_ok());
+        let n = a.begin(WINDOW_MS, &"p", InflightKind::Decode).unwrap();
+        assert_eq!(a.peer_usage(&"p").unwrap().inflight_decodes, 1);
+        a.finish(WINDOW_MS, n, 0);
     }
 
     #[test]

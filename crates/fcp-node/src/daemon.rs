@@ -30,7 +30,7 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
@@ -66,7 +66,7 @@ use crate::error::NodeError;
 use crate::home::{Home, NodeConfig};
 use crate::net::{Datagrams, Listener, Net, Stream, SystemNet, offload};
 use crate::placement;
-use crate::proto::{Control, Decoded, EsiList, Meta, Source, esi_part};
+use crate::proto::{Control, Decoded, EsiList, MAX_ESIS, Meta, Source, esi_part};
 
 /// Options of `fcp node run`.
 #[derive(Clone, Debug, Default)]
@@ -194,6 +194,13 @@ struct Stats {
     /// StoreAcks and StoreRefuseds that answered no waiting push (a late
     /// answer to a push that gave up or already ended), ignored.
     store_answers_stale: AtomicU64,
+    /// Sessions refused because the responder chose the id of a live one.
+    sessions_refused_id_in_use: AtomicU64,
+    /// SymbolOffers from peers a get did not ask, ignored.
+    offers_unasked: AtomicU64,
+    /// Sessions closed because their peer let its control queue overflow
+    /// (it did not read what this node sent).
+    control_queue_overflows: AtomicU64,
 }
 
 /// Additive-increase / multiplicative-decrease send rate, in datagrams per
@@ -214,12 +221,61 @@ impl Aimd {
     }
 }
 
+/// The control messages waiting to go to one peer, bounded by
+/// [`Control::approx_len`] at `max` bytes.
+struct ControlQueue {
+    tx: mpsc::UnboundedSender<Control>,
+    /// Shared with the writer, which takes off what it sends.
+    queued: Arc<AtomicUsize>,
+    max: usize,
+    /// Raised when a message would take the queue past `max`: the peer
+    /// does not read what it is sent, and its session is closed.
+    overflow: Notify,
+}
+
+impl ControlQueue {
+    fn new(max: usize) -> (Self, mpsc::UnboundedReceiver<Control>) {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let q = Self {
+            tx,
+            queued: Arc::new(AtomicUsize::new(0)),
+            max,
+            overflow: Notify::new(),
+        };
+        (q, rx)
+    }
+
+    fn send(&self, c: Control) {
+        let n = c.approx_len();
+        let queued = self.queued.fetch_add(n, Ordering::Relaxed);
+        if queued.saturating_add(n) > self.max {
+            // Dropped, and the session goes: a message lost within a live
+            // session would leave a push or a get waiting for nothing.
+            self.queued.fetch_sub(n, Ordering::Relaxed);
+            self.overflow.notify_one();
+            return;
+        }
+        if self.tx.send(c).is_err() {
+            self.queued.fetch_sub(n, Ordering::Relaxed);
+        }
+    }
+
+    fn is_closed(&self) -> bool {
+        self.tx.is_closed()
+    }
+
+    /// Resolves when the session's writer is gone.
+    async fn closed(&self) {
+        self.tx.closed().await;
+    }
+}
+
 struct Peer {
     node_id: String,
     addr: SocketAddr,
     initiator: String,
     sessions: Mutex<PeerSessions>,
-    ctl: mpsc::UnboundedSender<Control>,
+    ctl: ControlQueue,
     rate: Mutex<Aimd>,
     connected_at: u64,
     /// `Net::now_ms` when FCPC bytes last arrived on the session.
@@ -230,7 +286,7 @@ struct Peer {
 
 impl Peer {
     fn send(&self, c: Control) {
-        let _ = self.ctl.send(c);
+        self.ctl.send(c);
     }
 
     /// "I hold nothing of this object for you." An offer of no datagrams
@@ -342,13 +398,26 @@ struct PushEsis {
 }
 
 impl PushEsis {
-    /// Add announced ESIs (a repeated StoreRequest adds to the first).
-    fn announce(&mut self, more: Vec<u32>) {
-        self.esis.extend(more.into_iter().map(|e| (e, false)));
+    /// Add announced ESIs (a repeated StoreRequest adds to the first). A
+    /// push names at most [`MAX_ESIS`] ESIs in all, so the StoreAck listing
+    /// the missing ones always fits one message (decision 67); announcing
+    /// more is refused and leaves the push as it was.
+    fn announce(&mut self, more: Vec<u32>) -> Result<(), FcpError> {
+        let mut all = Vec::with_capacity(self.esis.len().saturating_add(more.len()));
+        all.extend_from_slice(&self.esis);
+        all.extend(more.into_iter().map(|e| (e, false)));
         // An ESI both arrived and announced again stays arrived.
-        self.esis.sort_unstable_by_key(|&(e, got)| (e, !got));
-        self.esis.dedup_by_key(|(e, _)| *e);
+        all.sort_unstable_by_key(|&(e, got)| (e, !got));
+        all.dedup_by_key(|(e, _)| *e);
+        if all.len() > MAX_ESIS {
+            return Err(fcp(
+                ErrorCode::SymbolInvalid,
+                format!("a push may announce at most {MAX_ESIS} symbols"),
+            ));
+        }
+        self.esis = all;
         self.left = self.esis.iter().filter(|(_, got)| !got).count();
+        Ok(())
     }
 
     /// Mark `esi` arrived; false if it was not announced or came before.
@@ -485,6 +554,10 @@ enum Reply {
 
 /// Bytes of queued control messages one write carries at most.
 const CTL_BURST: usize = 64 * 1024;
+/// Most control bytes (by [`Control::approx_len`]) waiting to be sent to
+/// one peer. A put keeps ~256 small messages per peer in flight, a get a
+/// few per chunk; a peer that lets this fill does not read its socket.
+const MAX_CTL_QUEUE: usize = 64 << 20;
 
 /// What a SymbolRequest asks for.
 struct Ask {
@@ -501,9 +574,15 @@ struct GetState {
     decoder: Mutex<Option<ObjectDecoder>>,
     /// ESIs accepted so far (local and received), for `have` in re-requests.
     got: Mutex<HashSet<u32>>,
-    early: Mutex<Vec<Frame>>,
+    /// Frames that came before their sender's offer, with that sender.
+    early: Mutex<Vec<(String, Frame)>>,
     meta: Mutex<Option<Arc<ZoneMeta>>>,
-    sources: Mutex<HashMap<u64, String>>,
+    /// The peers sent a SymbolRequest: only their offers and frames count.
+    asked: Mutex<HashSet<String>>,
+    /// By offering peer, then sender instance: the node that sealed the
+    /// symbols. Each peer's frames open with the sealers it named, so a
+    /// peer cannot change how another peer's frames are read.
+    sources: Mutex<HashMap<String, HashMap<u64, String>>>,
     /// Peers whose offer of this round is complete (OfferEnd, or an offer
     /// of nothing).
     offers_ended: Mutex<HashSet<String>>,
@@ -1141,13 +1220,13 @@ impl Node {
             .ok_or_else(|| fcp(ErrorCode::SessionUnknownNode, "no address for peer"))?;
         let (mut tx_fcpc, mut rx_fcpc) = session.fcpc(DEFAULT_MAX_FCPC_FRAME).map_err(fe)?;
         let sid = *session.session_id();
-        let (ctl_tx, mut ctl_rx) = mpsc::unbounded_channel::<Control>();
+        let (ctl, mut ctl_rx) = ControlQueue::new(MAX_CTL_QUEUE);
         let peer = Arc::new(Peer {
             node_id: peer_id.clone(),
             addr,
             initiator: initiator.clone(),
             sessions: Mutex::new(PeerSessions::new(session, 30)),
-            ctl: ctl_tx,
+            ctl,
             rate: Mutex::new(Aimd { per_ms: 64.0 }),
             connected_at: self.net.now_secs(),
             last_rx_ms: AtomicU64::new(self.now_ms()),
@@ -1163,8 +1242,22 @@ impl Node {
             {
                 return Ok(());
             }
+            // The responder picks the session id (decision 40), and session
+            // ids travel in clear: a peer answering with the id of another
+            // live session would take that session's datagrams. Refused
+            // before anything is registered.
+            let mut by_session = lock(&self.by_session);
+            if by_session.contains_key(&sid) {
+                self.stats
+                    .sessions_refused_id_in_use
+                    .fetch_add(1, Ordering::Relaxed);
+                return Err(fcp(
+                    ErrorCode::SessionUnexpectedMessage,
+                    format!("{peer_id} chose a session id already in use"),
+                ));
+            }
             peers.insert(peer_id.clone(), peer.clone());
-            lock(&self.by_session).insert(sid, peer.clone());
+            by_session.insert(sid, peer.clone());
         }
         eprintln!("{}: session with {peer_id} established", self.node_id());
         // Gossip: tell the new peer whom we know.
@@ -1176,7 +1269,9 @@ impl Node {
         // Messages queued while the last write was in flight go out together:
         // one system call and one TCP segment for a burst (a get asks every
         // peer per chunk, dozens of chunks at a time), not one each.
-        let writer = tokio::spawn(async move {
+        let queued = peer.ctl.queued.clone();
+        // Ends only when the session cannot go on: it says why.
+        let mut writer = tokio::spawn(async move {
             let mut out = Vec::new();
             while let Some(c) = ctl_rx.recv().await {
                 // Let the tasks that are ready run first: what they queue
@@ -1184,8 +1279,10 @@ impl Node {
                 tokio::task::yield_now().await;
                 let mut next = Some(c);
                 while let Some(c) = next {
-                    let Ok(frame) = tx_fcpc.seal_value(&c) else {
-                        return;
+                    queued.fetch_sub(c.approx_len(), Ordering::Relaxed);
+                    let frame = match tx_fcpc.seal_value(&c) {
+                        Ok(f) => f,
+                        Err(e) => return format!("a {} message did not seal: {e}", c.kind()),
                     };
                     out.extend_from_slice(&frame);
                     next = if out.len() < CTL_BURST {
@@ -1194,11 +1291,12 @@ impl Node {
                         None
                     };
                 }
-                if wr.write_all(&out).await.is_err() {
-                    break;
+                if let Err(e) = wr.write_all(&out).await {
+                    return format!("sending failed: {e}");
                 }
                 out.clear();
             }
+            "nothing more to send".to_owned()
         });
         let mut buf = vec![0u8; 64 * 1024];
         // Keepalive (decision 59): any inbound FCPC bytes show the peer is
@@ -1215,7 +1313,23 @@ impl Node {
             let dead_at = last_rx + SESSION_IDLE_TIMEOUT;
             let wake = next_ping.min(next_sweep).min(dead_at);
             // Reading is cancel-safe: a timeout loses no bytes.
-            let read = tokio::time::timeout_at(wake, rd.read(&mut buf)).await;
+            let read = tokio::select! {
+                r = tokio::time::timeout_at(wake, rd.read(&mut buf)) => r,
+                why = &mut writer => {
+                    let why = why.unwrap_or_else(|e| e.to_string());
+                    eprintln!("{}: control stream to {peer_id}: {why}; closing the session", self.node_id());
+                    break;
+                }
+                () = peer.ctl.overflow.notified() => {
+                    self.stats.control_queue_overflows.fetch_add(1, Ordering::Relaxed);
+                    eprintln!(
+                        "{}: {peer_id} does not read its control messages ({} MiB waiting); closing the session",
+                        self.node_id(),
+                        MAX_CTL_QUEUE >> 20
+                    );
+                    break;
+                }
+            };
             let now = tokio::time::Instant::now();
             if now >= next_sweep {
                 self.expire_pushes(&peer_id);
@@ -1278,7 +1392,7 @@ impl Node {
             }
         }
         writer.abort();
-        // Forget its budgets and half-received pushes (their slots go too),
+        // Drop its half-received pushes and give back its in-flight slots,
         // unless a newer session with the peer already took over: those are
         // its state now (what this session left behind expires). Under the
         // peers lock, so that no newer session registers, and opens pushes,
@@ -1288,7 +1402,12 @@ impl Node {
             if peers.get(&peer_id).is_some_and(|p| Arc::ptr_eq(p, &peer)) {
                 peers.remove(&peer_id);
             }
-            lock(&self.by_session).remove(&sid);
+            {
+                let mut by_session = lock(&self.by_session);
+                if by_session.get(&sid).is_some_and(|p| Arc::ptr_eq(p, &peer)) {
+                    by_session.remove(&sid);
+                }
+            }
             if !peers.contains_key(&peer_id) {
                 self.end_pushes(
                     &mut lock(&self.incoming),
@@ -1296,7 +1415,9 @@ impl Node {
                     |_| true,
                     || "the session closed before the push was complete".to_owned(),
                 );
-                lock(&self.admission).remove_peer(&peer_id);
+                // Its slots go, but not its window: a reconnect must not
+                // reset its budgets (spec §8.4).
+                lock(&self.admission).release_peer(&peer_id);
             }
         }
         eprintln!("{}: session with {peer_id} closed", self.node_id());
@@ -1437,12 +1558,25 @@ impl Node {
                                 },
                             );
                         }
-                        inc.get_mut(&key).map(|e| {
-                            e.opened_ms = now;
-                            e.esis.announce(esis.into_vec());
-                            EsiList::new(e.esis.missing())
-                        })
+                        // A repeated StoreRequest does not put off the
+                        // push's expiry: only a StoreEnd, which commits what
+                        // arrived, does. Otherwise a peer could hold symbols
+                        // it never finishes in memory for ever.
+                        let announced = inc.get_mut(&key).map(|e| {
+                            e.esis
+                                .announce(esis.into_vec())
+                                .map(|()| EsiList::new(e.esis.missing()))
+                        });
+                        if let Some(Err(why)) = &announced {
+                            // The push is over; its slot goes back.
+                            if let Some(e) = inc.remove(&key) {
+                                self.not_stored(key, e.push, why);
+                                self.close_push(Some(e));
+                            }
+                        }
+                        announced.transpose()
                     })
+                    .and_then(|missing| missing)
                 };
                 match answer {
                     // Ready: datagrams sent after this reply are admitted.
@@ -1544,7 +1678,15 @@ impl Node {
                 sources,
                 count,
             } => {
-                if let Some(g) = lock(&self.gets).get(&object_id).cloned() {
+                let g = lock(&self.gets).get(&object_id).cloned();
+                if let Some(g) = g.filter(|g| {
+                    // An offer nobody asked for adds nothing to a get.
+                    let asked = lock(&g.asked).contains(&peer.node_id);
+                    if !asked {
+                        self.stats.offers_unasked.fetch_add(1, Ordering::Relaxed);
+                    }
+                    asked
+                }) {
                     g.offered.fetch_add(u64::from(count), Ordering::Relaxed);
                     if count == 0 {
                         lock(&g.offers_ended).insert(peer.node_id.clone());
@@ -1558,20 +1700,22 @@ impl Node {
                     }
                     {
                         let mut s = lock(&g.sources);
+                        let of_peer = s.entry(peer.node_id.clone()).or_default();
                         for src in sources {
-                            s.insert(src.instance, src.node_id);
+                            of_peer.insert(src.instance, src.node_id);
                         }
                     }
                     let early = std::mem::take(&mut *lock(&g.early));
-                    for f in &early {
-                        if self.on_get_frame(&g, f).is_err() {
+                    for (from, f) in &early {
+                        if self.on_get_frame(&g, from, f).is_err() {
                             self.stats.frames_rejected.fetch_add(1, Ordering::Relaxed);
                         }
                     }
                 }
             }
             Control::OfferEnd { object_id } => {
-                if let Some(g) = lock(&self.gets).get(&object_id).cloned() {
+                let g = lock(&self.gets).get(&object_id).cloned();
+                if let Some(g) = g.filter(|g| lock(&g.asked).contains(&peer.node_id)) {
                     lock(&g.offers_ended).insert(peer.node_id.clone());
                     g.done.notify_waiters();
                 }
@@ -1771,8 +1915,9 @@ impl Node {
                 .fetch_add(1, Ordering::Relaxed);
             return;
         };
-        // A peer over its failed-auth budget is refused before any work
-        // (spec §8.4).
+        // A peer over its failed-auth budget, or whose unsolicited traffic
+        // has spent its byte or symbol budget, is refused before any work
+        // (spec §8.4, decision 56).
         if lock(&self.admission)
             .admit_inbound(now_ms, &peer.node_id, 0, 0)
             .is_err()
@@ -1813,8 +1958,12 @@ impl Node {
         let frame = Frame::decode(bytes).map_err(fe)?;
         let h = *frame.header();
         let oid = ObjectId::from_bytes(h.object_id);
-        if let Some(g) = lock(&self.gets).get(&oid).cloned() {
-            return self.on_get_frame(&g, &frame);
+        // Only the peers a get asked feed it (anyone else's frames are
+        // unsolicited below).
+        if let Some(g) = lock(&self.gets).get(&oid).cloned()
+            && lock(&g.asked).contains(&peer.node_id)
+        {
+            return self.on_get_frame(&g, &peer.node_id, &frame);
         }
         let mut inc = lock(&self.incoming);
         let Some(e) = inc.get_mut(&(peer.node_id.clone(), oid)) else {
@@ -1916,16 +2065,20 @@ impl Node {
         Ok(key)
     }
 
-    fn on_get_frame(&self, g: &GetState, frame: &Frame) -> Result<(), FcpError> {
+    /// A datagram of a get from `from`, a peer it asked.
+    fn on_get_frame(&self, g: &GetState, from: &str, frame: &Frame) -> Result<(), FcpError> {
         let h = *frame.header();
         let meta = lock(&g.meta).clone();
-        let source = lock(&g.sources).get(&h.sender_instance_id).cloned();
+        let source = lock(&g.sources)
+            .get(from)
+            .and_then(|s| s.get(&h.sender_instance_id))
+            .cloned();
         let (Some(meta), Some(source)) = (meta, source) else {
             // The offer announcing these datagrams is still on its way (TCP);
             // keep a bounded number until it arrives.
             let mut early = lock(&g.early);
             if early.len() < MAX_EARLY_FRAMES {
-                early.push(frame.detached());
+                early.push((from.to_owned(), frame.detached()));
                 return Ok(());
             }
             return Err(fcp(
@@ -1941,6 +2094,14 @@ impl Node {
             g.done.notify_waiters();
         }
         self.open_for_get(g, &meta, &source, &h, || frame.records())
+            .inspect_err(|e| {
+                // The peer's session vouches for the frame: symbols that do
+                // not open are its failed decrypts (spec §8.4).
+                if e.code == ErrorCode::DecryptFailed.as_code() {
+                    let _ =
+                        lock(&self.admission).record_failed_auth(self.now_ms(), &from.to_owned());
+                }
+            })
     }
 
     /// Open the symbols `records()` yields, sealed under header `h`, into a
@@ -2613,6 +2774,7 @@ impl Node {
             got: Mutex::new(HashSet::new()),
             early: Mutex::new(Vec::new()),
             meta: Mutex::new(None),
+            asked: Mutex::new(HashSet::new()),
             sources: Mutex::new(HashMap::new()),
             offers_ended: Mutex::new(HashSet::new()),
             frames_in: AtomicU64::new(0),
@@ -2672,6 +2834,7 @@ impl Node {
                     }
                 };
                 let parts = peers.len() as u32;
+                lock(&g.asked).extend(peers.iter().map(|p| p.node_id.clone()));
                 for (part, p) in (0u32..).zip(&peers) {
                     p.send(Control::SymbolRequest {
                         object_id: oid,
@@ -2943,6 +3106,9 @@ impl Node {
                 "store_answers_stale": s.store_answers_stale.load(Ordering::Relaxed),
                 "pings_sent": s.pings_sent.load(Ordering::Relaxed),
                 "control_unknown": s.control_unknown.load(Ordering::Relaxed),
+                "sessions_refused_id_in_use": s.sessions_refused_id_in_use.load(Ordering::Relaxed),
+                "offers_unasked": s.offers_unasked.load(Ordering::Relaxed),
+                "control_queue_overflows": s.control_queue_overflows.load(Ordering::Relaxed),
                 // A gauge: serves in progress (each leaves when it ends).
                 "serves_active": lock(&self.serving).len(),
             },
@@ -3093,12 +3259,15 @@ fn symbol_record(
 
 #[cfg(test)]
 mod tests {
-    use super::{OwnFrames, PushEsis, Turn, TurnMap, lock};
+    use super::{ControlQueue, MAX_ESIS, OwnFrames, PushEsis, Turn, TurnMap, lock};
+    use crate::proto::{Control, EsiList};
     use bytes::Bytes;
+    use fcp_core::ErrorCode;
     use fcp_core::ObjectId;
     use fcp_wire::frame::{HEADER_LEN, first_esi_of_own_frame};
     use std::collections::HashMap;
     use std::sync::Mutex;
+    use std::sync::atomic::Ordering;
     use std::time::Duration;
 
     /// Just enough of a frame for `first_esi_of_own_frame`.
@@ -3130,16 +3299,68 @@ mod tests {
     }
 
     #[test]
+    fn a_push_announces_at_most_what_one_ack_can_name() {
+        let mut p = PushEsis::default();
+        p.announce((0..60_000).collect()).unwrap();
+        assert!(p.accept(7));
+        // Repeating the push's announcement adds only what is new.
+        p.announce((0..60_000).collect()).unwrap();
+        assert_eq!(p.missing().len(), 59_999);
+        // Past MAX_ESIS in all: refused, and the push is as it was.
+        let e = p.announce((60_000..60_000 + 5_537).collect()).unwrap_err();
+        assert_eq!(e.code, ErrorCode::SymbolInvalid.as_code());
+        assert_eq!(p.missing().len(), 59_999);
+        assert!(!p.accept(7), "an arrived ESI stays arrived");
+        // Up to exactly MAX_ESIS is fine.
+        p.announce((60_000..MAX_ESIS as u32).collect()).unwrap();
+        assert_eq!(p.missing().len(), MAX_ESIS - 1);
+    }
+
+    #[test]
+    fn a_control_queue_over_its_bound_drops_and_signals() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let ping = Control::Ping { nonce: 1 };
+            let each = ping.approx_len();
+            let (q, mut rx) = ControlQueue::new(3 * each);
+            for _ in 0..3 {
+                q.send(ping.clone());
+            }
+            // Nothing signalled yet.
+            let quiet = tokio::time::timeout(Duration::from_millis(5), q.overflow.notified());
+            assert!(quiet.await.is_err());
+            // The fourth does not fit: dropped, and the overflow raised.
+            q.send(Control::StoreAck {
+                object_id: ObjectId::from_bytes([1; 32]),
+                missing: EsiList::new((0..100).collect()),
+                push: 1,
+            });
+            let raised = tokio::time::timeout(Duration::from_millis(5), q.overflow.notified());
+            assert!(raised.await.is_ok());
+            assert_eq!(q.queued.load(Ordering::Relaxed), 3 * each);
+            let mut got = 0;
+            while let Ok(c) = rx.try_recv() {
+                assert_eq!(c, ping);
+                got += 1;
+            }
+            assert_eq!(got, 3);
+        });
+    }
+
+    #[test]
     fn push_esis_track_announced_arrivals() {
         let mut p = PushEsis::default();
         assert!(p.complete());
-        p.announce(vec![9, 3, 5, 3]);
+        p.announce(vec![9, 3, 5, 3]).unwrap();
         assert_eq!(p.missing(), vec![3, 5, 9]);
         assert!(!p.accept(4), "not announced");
         assert!(p.accept(5));
         assert!(!p.accept(5), "a duplicate is not accepted twice");
         // A second announcement adds, and an arrived ESI stays arrived.
-        p.announce(vec![5, 1]);
+        p.announce(vec![5, 1]).unwrap();
         assert_eq!(p.missing(), vec![1, 3, 9]);
         for e in [1, 3, 9] {
             assert!(p.accept(e));

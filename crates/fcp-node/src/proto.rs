@@ -318,6 +318,24 @@ impl Control {
         }
     }
 
+    /// About how many bytes the message takes encoded (within a small
+    /// constant): what a queue of messages waiting to be sent is bounded by.
+    pub fn approx_len(&self) -> usize {
+        const BASE: usize = 128;
+        let items = match self {
+            Self::StoreRequest { esis, .. } => esis.len().saturating_mul(4),
+            Self::StoreAck { missing, .. } => missing.len().saturating_mul(4),
+            Self::SymbolRequest { have, .. } => have.len().saturating_mul(4),
+            // An announcement is an attestation (keys, signatures), an
+            // address and a node signature: well under 1 KiB.
+            Self::Peers { announcements } => announcements.len().saturating_mul(1024),
+            Self::SymbolOffer { sources, .. } => sources.len().saturating_mul(96),
+            Self::StoreRefused { code, message, .. } => code.len().saturating_add(message.len()),
+            _ => 0,
+        };
+        BASE.saturating_add(items)
+    }
+
     /// Reject oversized lists before acting on a message.
     pub fn check_bounds(&self) -> Result<(), &'static str> {
         let n = match self {
