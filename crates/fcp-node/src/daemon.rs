@@ -47,7 +47,8 @@ use fcp_crypto::{Ed25519PublicKey, SymbolKey, signed};
 use fcp_store::{ObjectMeta, Store, SymbolRecord};
 use fcp_wire::chunk::{PayloadMeta, PayloadRoot, parse_chunk_content, parse_root};
 use fcp_wire::frame::{
-    Frame, FrameBuilder, FrameFlags, FrameHeader, RecordRef, first_esi_of_own_frame,
+    Frame, FrameBuilder, FrameFlags, FrameHeader, RecordRef, SESSION_ENVELOPE_LEN,
+    first_esi_of_own_frame,
 };
 use fcp_wire::object::{ObjectDecoder, Progress};
 use fcp_wire::pipeline::{SymbolParams, SymbolPath, ZoneContext};
@@ -194,6 +195,8 @@ struct Stats {
     /// StoreAcks and StoreRefuseds that answered no waiting push (a late
     /// answer to a push that gave up or already ended), ignored.
     store_answers_stale: AtomicU64,
+    /// Datagrams whose send failed (the socket refused the batch).
+    datagrams_send_failed: AtomicU64,
     /// Sessions refused because the responder chose the id of a live one.
     sessions_refused_id_in_use: AtomicU64,
     /// SymbolOffers from peers a get did not ask, ignored.
@@ -554,6 +557,9 @@ enum Reply {
 
 /// Bytes of queued control messages one write carries at most.
 const CTL_BURST: usize = 64 * 1024;
+/// The most bytes one UDP send may carry over IPv4 (65 535 − 20 − 8): the
+/// bound of a GSO batch, whatever its number of segments.
+const MAX_UDP_PAYLOAD: usize = 65_507;
 /// Most control bytes (by [`Control::approx_len`]) waiting to be sent to
 /// one peer. A put keeps ~256 small messages per peer in flight, a get a
 /// few per chunk; a peer that lets this fill does not read its socket.
@@ -2225,9 +2231,12 @@ impl Node {
             let budget = lock(&peer.rate).per_ms;
             let room = (budget - sent_in_ms).max(1.0) as usize;
             let first = rest.first().map_or(0, |f| f.len());
+            // One GSO send carries at most one UDP datagram's payload: 64
+            // datagrams of 1208 bytes are refused whole (EMSGSIZE).
+            let fit = MAX_UDP_PAYLOAD / first.saturating_add(SESSION_ENVELOPE_LEN).max(1);
             let n = rest
                 .iter()
-                .take(max_batch.min(room))
+                .take(max_batch.min(room).min(fit))
                 .take_while(|f| f.len() == first)
                 .count()
                 .max(1);
@@ -2254,7 +2263,8 @@ impl Node {
     /// sequence order and stay inside the receiver's 128-frame replay window.
     async fn send_batch(&self, peer: &Peer, frames: &[Bytes]) -> bool {
         let _order = peer.tx.lock().await;
-        let mut batch = Vec::with_capacity(frames.iter().map(|f| f.len() + 40).sum());
+        let mut batch =
+            Vec::with_capacity(frames.iter().map(|f| f.len() + SESSION_ENVELOPE_LEN).sum());
         let mut seg = 0;
         {
             let mut s = lock(&peer.sessions);
@@ -2276,10 +2286,28 @@ impl Node {
         if count == 0 {
             return;
         }
-        if self.udp.send(to, batch, seg, count).await.is_ok() {
-            self.stats
-                .datagrams_out
-                .fetch_add(count as u64, Ordering::Relaxed);
+        match self.udp.send(to, batch, seg, count).await {
+            Ok(()) => {
+                self.stats
+                    .datagrams_out
+                    .fetch_add(count as u64, Ordering::Relaxed);
+            }
+            Err(e) => {
+                // Lost like a dropped datagram (the resend path covers it),
+                // but counted and told once: a send that always fails is a
+                // bug, not a lossy network.
+                let before = self
+                    .stats
+                    .datagrams_send_failed
+                    .fetch_add(count as u64, Ordering::Relaxed);
+                if before == 0 {
+                    eprintln!(
+                        "{}: sending {count} datagrams ({} bytes) to {to} failed: {e}",
+                        self.node_id(),
+                        batch.len()
+                    );
+                }
+            }
         }
     }
 
@@ -3091,6 +3119,7 @@ impl Node {
             "counters": {
                 "datagrams_in": s.datagrams_in.load(Ordering::Relaxed),
                 "datagrams_out": s.datagrams_out.load(Ordering::Relaxed),
+                "datagrams_send_failed": s.datagrams_send_failed.load(Ordering::Relaxed),
                 "datagrams_dropped_fault": s.datagrams_dropped_fault.load(Ordering::Relaxed),
                 "datagrams_rejected_session": s.datagrams_rejected_session.load(Ordering::Relaxed),
                 "frames_rejected": s.frames_rejected.load(Ordering::Relaxed),

@@ -183,6 +183,9 @@ impl Net for SimNet {
     }
 }
 
+/// The most bytes one UDP send may carry over IPv4 (65 535 − 20 − 8).
+const MAX_UDP_PAYLOAD: usize = 65_507;
+
 struct SimUdp {
     sock: turmoil::net::UdpSocket,
     local: IpAddr,
@@ -202,6 +205,11 @@ impl Datagrams for SimUdp {
         count: usize,
     ) -> BoxFuture<'a, io::Result<()>> {
         Box::pin(async move {
+            // As the kernel: one GSO send carries at most one UDP/IPv4
+            // datagram's payload, or none of it goes (EMSGSIZE).
+            if batch.len() > MAX_UDP_PAYLOAD {
+                return Err(io::Error::from_raw_os_error(90));
+            }
             let seg = if count > 1 {
                 seg.max(1)
             } else {
@@ -611,6 +619,25 @@ fn delivery_clean_and_lossy() {
                 n.counter("serves_active").await == 0
             })
             .await;
+        }
+    });
+}
+
+/// An object of a few hundred symbols (a payload up to the chunking
+/// threshold is one object) sends each peer more datagrams than one GSO
+/// send may carry: the batches must be cut to fit, or every full one is
+/// refused by the socket and the push never completes.
+#[test]
+fn an_object_of_many_symbols_is_placed_whole() {
+    mesh(0x5eed_0011).run(|nodes, _, _| async move {
+        all_connected(&nodes).await;
+        let (n1, n3) = (&nodes[0], &nodes[2]);
+        let data = payload(250 << 10, 11);
+        let id = n1.put(ZoneId::private(), data.clone()).await.unwrap();
+        assert_eq!(n1.counter("datagrams_send_failed").await, 0);
+        assert!(n3.get(id).await.unwrap() == data);
+        for n in &nodes {
+            assert_eq!(n.counter("datagrams_send_failed").await, 0, "{}", n.name);
         }
     });
 }
