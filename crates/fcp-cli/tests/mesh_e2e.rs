@@ -4,6 +4,7 @@
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream, UdpSocket};
+use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -359,4 +360,83 @@ fn bad_arguments_fail_with_their_fcp_code() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("FCP-1030"));
     assert_eq!(fcp(dir.path(), &["--help"]).status.code(), Some(0));
+}
+
+/// One node that is its own owner, started by a shell with at most
+/// `max_files` open files (`ulimit -n`), up and answering `fcp status`.
+fn lone_node(dir: &Path, max_files: u32) -> Node {
+    let home = dir.join("lone");
+    let listen = format!("127.0.0.1:{}", free_port());
+    ok(&home, &["init", "--node-id", "lone", "--listen", &listen]);
+    ok(&home, &["owner", "init"]);
+    let log = std::fs::File::create(home.join("node.log")).unwrap();
+    let child = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "ulimit -n {max_files} && exec \"$0\" --home \"$1\" node run"
+        ))
+        .arg(FCP)
+        .arg(&home)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    let node = Node {
+        home,
+        child: Some(child),
+        drop_permille: 0,
+    };
+    wait(
+        || fcp(&node.home, &["status"]).status.success(),
+        "the node is up",
+    );
+    node
+}
+
+/// Idle admin connections cannot wedge the node. Before the fix it accepted
+/// them until out of descriptors, then spun on `accept` (EMFILE) and
+/// `fcp status` hung for good; now it serves 64 at a time, drops a client
+/// that sends no request head within 10 s, and `fcp status` is answered.
+#[test]
+fn idle_admin_connections_do_not_wedge_the_node() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = lone_node(dir.path(), 96);
+    let sock = node.home.join("admin.sock");
+    let idle: Vec<UnixStream> = (0..100)
+        .map(|_| UnixStream::connect(&sock).unwrap())
+        .collect();
+    let t = Instant::now();
+    let status = Command::new(FCP)
+        .arg("--home")
+        .arg(&node.home)
+        .args(["--json", "status"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let out = output_within(status, Duration::from_secs(25));
+    assert!(
+        out.status.success(),
+        "fcp status failed after {:?}: {}",
+        t.elapsed(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["node_id"], "lone");
+    drop(idle);
+}
+
+/// The output of `child`, killed (and the test failed) if it runs longer
+/// than `limit`.
+fn output_within(mut child: Child, limit: Duration) -> Output {
+    let t = Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if t.elapsed() > limit {
+            child.kill().unwrap();
+            panic!("still running after {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    child.wait_with_output().unwrap()
 }

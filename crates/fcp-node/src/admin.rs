@@ -1,7 +1,8 @@
 //! The admin API: HTTP/1.1 + JSON on a unix socket inside the home (mode 0600).
 //!
 //! Deliberately small: one request per connection, `Content-Length` bodies
-//! only, bounded headers. Routes:
+//! only, bounded headers, and bounded in time and memory (see [`Limits`]).
+//! Routes:
 //!
 //! | method | path | body | answer |
 //! |---|---|---|---|
@@ -14,13 +15,69 @@
 
 use std::io::{Read, Write};
 use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
 
 use fcp_core::{ErrorCode, FcpError};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 /// Largest request body (a put payload).
 pub const MAX_BODY: usize = 1 << 30;
 const MAX_HEAD: usize = 16 * 1024;
+
+/// Admin connections a node serves at once. The node accepts no more until
+/// one ends: further clients wait in the socket's backlog, not as open
+/// descriptors of the node.
+pub const MAX_CONNECTIONS: usize = 64;
+/// The pause after a failed accept (e.g. out of descriptors) before the next.
+pub const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
+/// How long a client has to send its whole request head.
+pub const HEAD_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a request body may stall (no bytes at all) before the node
+/// gives up on it. Not a cap on the whole body: a 1 GiB upload is legit.
+pub const BODY_IDLE_TIMEOUT: Duration = Duration::from_secs(30);
+/// Request body bytes a node holds at once, over all connections: two
+/// bodies of the largest size. A request waits for its share before its
+/// body is read and keeps it until it is answered.
+const BODY_BUDGET: usize = 2 * MAX_BODY;
+/// The budget's unit: a body holds one permit per started MiB.
+const BODY_UNIT: usize = 1 << 20;
+
+/// The bounds of a node's side of the admin API, shared by its connections.
+#[derive(Clone, Debug)]
+pub struct Limits {
+    head_timeout: Duration,
+    body_idle_timeout: Duration,
+    /// Request body memory, in [`BODY_UNIT`]s.
+    bodies: Arc<Semaphore>,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self::new(HEAD_TIMEOUT, BODY_IDLE_TIMEOUT, BODY_BUDGET)
+    }
+}
+
+impl Limits {
+    /// Limits with these timeouts and a body budget of `body_budget` bytes.
+    pub fn new(head_timeout: Duration, body_idle_timeout: Duration, body_budget: usize) -> Self {
+        Self {
+            head_timeout,
+            body_idle_timeout,
+            bodies: Arc::new(Semaphore::new(body_budget / BODY_UNIT)),
+        }
+    }
+}
+
+/// The error for a request body over [`MAX_BODY`], the node's and the
+/// client's alike.
+pub fn body_too_large(len: u64) -> FcpError {
+    FcpError::new(
+        ErrorCode::ResourceLimit,
+        format!("request body of {len} bytes is over the admin API's limit of {MAX_BODY}"),
+    )
+}
 
 /// One parsed request.
 #[derive(Debug)]
@@ -33,6 +90,8 @@ pub struct Request {
     pub query: Vec<(String, String)>,
     /// Body.
     pub body: Vec<u8>,
+    /// The body's share of [`Limits`]' budget, given back with the request.
+    _body_share: OwnedSemaphorePermit,
 }
 
 impl Request {
@@ -95,26 +154,23 @@ fn bad(msg: impl Into<String>) -> FcpError {
     FcpError::new(ErrorCode::InvalidArgument, msg)
 }
 
-/// Read one request from a stream (server side).
-pub async fn read_request<S: tokio::io::AsyncRead + Unpin>(stream: S) -> Result<Request, FcpError> {
+/// Read one request from a stream (server side), within `limits`: the head
+/// within its timeout, the body without a longer stall than its idle
+/// timeout, once the body's share of the budget is free.
+pub async fn read_request<S: tokio::io::AsyncRead + Unpin>(
+    stream: S,
+    limits: &Limits,
+) -> Result<Request, FcpError> {
     let mut r = BufReader::new(stream);
     let mut head = Vec::new();
-    loop {
-        // Never more than the head's bound, newline or not: a line without
-        // one must not grow the buffer without limit.
-        let room = (MAX_HEAD + 1).saturating_sub(head.len()) as u64;
-        let n = (&mut r)
-            .take(room)
-            .read_until(b'\n', &mut head)
-            .await
-            .map_err(|e| FcpError::new(ErrorCode::LocalIo, e.to_string()))?;
-        if n == 0 || head.len() > MAX_HEAD {
-            return Err(bad("truncated or oversized request head"));
-        }
-        if head.ends_with(b"\r\n\r\n") || head == b"\r\n" {
-            break;
-        }
-    }
+    tokio::time::timeout(limits.head_timeout, read_head_lines(&mut r, &mut head))
+        .await
+        .map_err(|_| {
+            bad(format!(
+                "no complete request head within {} s",
+                limits.head_timeout.as_secs_f32()
+            ))
+        })??;
     let text = std::str::from_utf8(&head).map_err(|_| bad("request head is not UTF-8"))?;
     let mut lines = text.split("\r\n");
     let mut first = lines.next().unwrap_or_default().split(' ');
@@ -134,24 +190,42 @@ pub async fn read_request<S: tokio::io::AsyncRead + Unpin>(stream: S) -> Result<
         }
     }
     if len > MAX_BODY {
-        return Err(FcpError::new(
-            ErrorCode::ResourceLimit,
-            "request body too large",
-        ));
+        return Err(body_too_large(len as u64));
     }
+    let units = u32::try_from(len.div_ceil(BODY_UNIT)).unwrap_or(u32::MAX);
+    let share = limits
+        .bodies
+        .clone()
+        .acquire_many_owned(units)
+        .await
+        .map_err(|_| FcpError::new(ErrorCode::Internal, "admin body budget closed"))?;
     // Read into spare capacity: a put's body is the whole payload, and
     // zero-filling it first was a pass over every byte for nothing.
     let mut body = Vec::with_capacity(len);
-    (&mut r)
-        .take(len as u64)
-        .read_to_end(&mut body)
+    while body.len() < len {
+        let rest = (len - body.len()) as u64;
+        let n = tokio::time::timeout(
+            limits.body_idle_timeout,
+            (&mut r).take(rest).read_buf(&mut body),
+        )
         .await
+        .map_err(|_| {
+            FcpError::new(
+                ErrorCode::LocalIo,
+                format!(
+                    "request body stalled for {} s at {} of {len} bytes",
+                    limits.body_idle_timeout.as_secs_f32(),
+                    body.len()
+                ),
+            )
+        })?
         .map_err(|e| FcpError::new(ErrorCode::LocalIo, e.to_string()))?;
-    if body.len() != len {
-        return Err(FcpError::new(
-            ErrorCode::LocalIo,
-            "request body shorter than its Content-Length",
-        ));
+        if n == 0 {
+            return Err(FcpError::new(
+                ErrorCode::LocalIo,
+                "request body shorter than its Content-Length",
+            ));
+        }
     }
     let (path, q) = target.split_once('?').unwrap_or((target, ""));
     let query = q
@@ -167,7 +241,31 @@ pub async fn read_request<S: tokio::io::AsyncRead + Unpin>(stream: S) -> Result<
         path: path.to_owned(),
         query,
         body,
+        _body_share: share,
     })
+}
+
+/// Read head lines into `head` up to the blank line, within [`MAX_HEAD`].
+async fn read_head_lines<R: tokio::io::AsyncBufRead + Unpin>(
+    r: &mut R,
+    head: &mut Vec<u8>,
+) -> Result<(), FcpError> {
+    loop {
+        // Never more than the head's bound, newline or not: a line without
+        // one must not grow the buffer without limit.
+        let room = (MAX_HEAD + 1).saturating_sub(head.len()) as u64;
+        let n = (&mut *r)
+            .take(room)
+            .read_until(b'\n', head)
+            .await
+            .map_err(|e| FcpError::new(ErrorCode::LocalIo, e.to_string()))?;
+        if n == 0 || head.len() > MAX_HEAD {
+            return Err(bad("truncated or oversized request head"));
+        }
+        if head.ends_with(b"\r\n\r\n") || head == b"\r\n" {
+            return Ok(());
+        }
+    }
 }
 
 /// Write a response (server side).
@@ -467,7 +565,7 @@ mod tests {
     fn serve_once(answer: Response) -> (tempfile::TempDir, PathBuf, JoinHandle<Request>) {
         serve_with(|mut s| async move {
             let (rd, wr) = s.split();
-            let req = read_request(rd).await.unwrap();
+            let req = read_request(rd, &Limits::default()).await.unwrap();
             write_response(wr, &answer).await.unwrap();
             req
         })
@@ -485,6 +583,13 @@ mod tests {
             s.write_all(&raw).unwrap();
         });
         (dir, sock, h)
+    }
+
+    fn rt() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .unwrap()
     }
 
     fn pattern(n: usize) -> Vec<u8> {
@@ -564,13 +669,13 @@ mod tests {
 
     #[test]
     fn endless_heads_and_chunked_bodies_are_refused() {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .build()
-            .unwrap();
+        let rt = rt();
+        let limits = Limits::default();
+        let read_request = |raw| read_request(raw, &limits);
         // A head line with no newline, without end: refused at the bound
         // (before the fix this read forever, growing the buffer).
         let e = rt
-            .block_on(read_request(tokio::io::repeat(b'A')))
+            .block_on(super::read_request(tokio::io::repeat(b'A'), &limits))
             .unwrap_err();
         assert_eq!(e.code, ErrorCode::InvalidArgument.as_code());
         // A chunked body is not read as an empty one.
@@ -582,9 +687,9 @@ mod tests {
 
     #[test]
     fn request_bodies_are_read_whole_or_refused() {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .build()
-            .unwrap();
+        let rt = rt();
+        let limits = Limits::default();
+        let read_request = |raw| read_request(raw, &limits);
         let whole = b"POST /put?zone=z:t HTTP/1.1\r\nContent-Length: 5\r\n\r\nhello";
         let req = rt.block_on(read_request(&whole[..])).unwrap();
         assert_eq!(
@@ -597,6 +702,78 @@ mod tests {
         let short = b"POST /put HTTP/1.1\r\nContent-Length: 10\r\n\r\nhello";
         let e = rt.block_on(read_request(&short[..])).unwrap_err();
         assert_eq!(e.error_code(), Some(ErrorCode::LocalIo), "{e}");
+    }
+
+    #[test]
+    fn stalled_heads_and_bodies_time_out_but_slow_bodies_do_not() {
+        let limits = Limits::new(
+            Duration::from_millis(100),
+            Duration::from_millis(100),
+            BODY_BUDGET,
+        );
+        rt().block_on(async {
+            // Before the fix, both reads waited for as long as the client
+            // kept the connection open.
+            let (mut client, server) = tokio::io::duplex(1024);
+            client.write_all(b"GET /status HTTP/1.1\r\n").await.unwrap();
+            let e = read_request(server, &limits).await.unwrap_err();
+            assert_eq!(e.error_code(), Some(ErrorCode::InvalidArgument), "{e}");
+            assert!(e.message.contains("head"), "{e}");
+
+            let (mut client, server) = tokio::io::duplex(1024);
+            client
+                .write_all(b"POST /put HTTP/1.1\r\nContent-Length: 10\r\n\r\nabc")
+                .await
+                .unwrap();
+            let e = read_request(server, &limits).await.unwrap_err();
+            assert_eq!(e.error_code(), Some(ErrorCode::LocalIo), "{e}");
+            assert!(e.message.contains("stalled"), "{e}");
+
+            // A body that keeps coming is read, however long it takes.
+            let (mut client, server) = tokio::io::duplex(1024);
+            let slow = tokio::spawn(async move {
+                client
+                    .write_all(b"POST /put HTTP/1.1\r\nContent-Length: 6\r\n\r\n")
+                    .await
+                    .unwrap();
+                for b in b"abcdef" {
+                    tokio::time::sleep(Duration::from_millis(40)).await;
+                    client.write_all(&[*b]).await.unwrap();
+                }
+                client
+            });
+            let req = read_request(server, &limits).await.unwrap();
+            assert_eq!(req.body, b"abcdef");
+            drop(slow.await.unwrap());
+        });
+    }
+
+    #[test]
+    fn bodies_wait_for_their_share_of_the_budget() {
+        // Room for two 1 MiB bodies.
+        let limits = Limits::new(HEAD_TIMEOUT, BODY_IDLE_TIMEOUT, 2 * BODY_UNIT);
+        let put = |n: usize| {
+            let mut raw = format!("POST /put HTTP/1.1\r\nContent-Length: {n}\r\n\r\n").into_bytes();
+            raw.extend(pattern(n));
+            raw
+        };
+        let (big, small) = (put(BODY_UNIT), put(1));
+        rt().block_on(async {
+            let a = read_request(&big[..], &limits).await.unwrap();
+            let b = read_request(&big[..], &limits).await.unwrap();
+            // Requests without a body never wait.
+            let status = b"GET /status HTTP/1.1\r\n\r\n";
+            read_request(&status[..], &limits).await.unwrap();
+            let mut third = std::pin::pin!(read_request(&small[..], &limits));
+            let waited = tokio::time::timeout(Duration::from_millis(100), &mut third).await;
+            assert!(
+                waited.is_err(),
+                "a third body is not read while two are held"
+            );
+            drop(a);
+            assert_eq!(third.await.unwrap().body.len(), 1);
+            drop(b);
+        });
     }
 
     #[test]
@@ -630,7 +807,7 @@ mod tests {
     ) -> (tempfile::TempDir, PathBuf, JoinHandle<()>) {
         serve_with(move |mut s| async move {
             let (rd, wr) = s.split();
-            read_request(rd).await.unwrap();
+            read_request(rd, &Limits::default()).await.unwrap();
             let (tx, rx) = tokio::sync::mpsc::channel(2);
             tokio::spawn(async move {
                 for p in pieces {

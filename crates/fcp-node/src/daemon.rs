@@ -3166,14 +3166,30 @@ impl Node {
     }
 
     async fn admin_loop(self: Arc<Self>, l: UnixListener) {
+        let limits = admin::Limits::default();
+        let slots = Arc::new(tokio::sync::Semaphore::new(admin::MAX_CONNECTIONS));
         loop {
-            let Ok((mut s, _)) = l.accept().await else {
-                continue;
+            // A slot before the accept: clients over the bound wait in the
+            // socket's backlog, and the node's descriptors stay bounded.
+            let Ok(slot) = slots.clone().acquire_owned().await else {
+                return;
+            };
+            let mut s = match l.accept().await {
+                Ok((s, _)) => s,
+                Err(e) => {
+                    // Out of descriptors (EMFILE) and the like: retrying at
+                    // once would spin; the pause lets connections end.
+                    eprintln!("fcp node {}: admin accept: {e}", self.cfg.node_id);
+                    tokio::time::sleep(admin::ACCEPT_BACKOFF).await;
+                    continue;
+                }
             };
             let me = self.clone();
+            let limits = limits.clone();
             tokio::spawn(async move {
+                let _slot = slot;
                 let (rd, wr) = s.split();
-                let reply = match admin::read_request(rd).await {
+                let reply = match admin::read_request(rd, &limits).await {
                     Ok(req) => me.handle_admin(req).await,
                     Err(e) => Reply::Full(Response::error(&e)),
                 };
