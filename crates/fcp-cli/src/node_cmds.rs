@@ -191,15 +191,25 @@ pub fn run(home: Home, drop_permille: u16) -> Result<ExitCode, FcpError> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// One admin call; an error status becomes the FCP error it carries.
+/// One admin call, each step waiting at most `wait`; an error status
+/// becomes the FCP error it carries.
 fn admin(
     home: &Home,
     method: &str,
     target: &str,
     body: &[u8],
+    wait: Duration,
     progress: &mut dyn FnMut(Phase, u64, u64),
 ) -> Result<Vec<u8>, FcpError> {
-    let resp = admin::call_with_progress(&home.path("admin.sock"), method, target, body, progress)?;
+    let resp = admin::send(
+        &home.path("admin.sock"),
+        method,
+        target,
+        body,
+        wait,
+        progress,
+    )?
+    .into_response(progress)?;
     if resp.status != 200 {
         return Err(admin::response_error(&resp));
     }
@@ -326,6 +336,7 @@ pub fn put(home: &Home, file: &Path, zone: &str, json: bool) -> Result<ExitCode,
         "POST",
         &format!("/put?zone={zone}"),
         &payload,
+        admin::TRANSFER_WAIT,
         &mut |p, d, t| progress.report(p, d, t),
     )?;
     drop(progress);
@@ -355,6 +366,7 @@ pub fn get(home: &Home, id: &str, out: Option<&Path>, json: bool) -> Result<Exit
         "GET",
         &format!("/get/{oid}"),
         &[],
+        admin::TRANSFER_WAIT,
         &mut report,
     )?;
     if inc.status != 200 {
@@ -397,7 +409,14 @@ pub fn get(home: &Home, id: &str, out: Option<&Path>, json: bool) -> Result<Exit
 
 /// `fcp status` / `fcp peers`.
 pub fn show(home: &Home, what: &str, json: bool) -> Result<ExitCode, FcpError> {
-    let body = admin(home, "GET", &format!("/{what}"), &[], &mut |_, _, _| {})?;
+    let body = admin(
+        home,
+        "GET",
+        &format!("/{what}"),
+        &[],
+        admin::SHORT_WAIT,
+        &mut |_, _, _| {},
+    )?;
     let v: serde_json::Value = serde_json::from_slice(&body)
         .map_err(|e| FcpError::new(ErrorCode::Internal, e.to_string()))?;
     let mut out = String::new();

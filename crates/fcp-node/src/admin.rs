@@ -14,6 +14,7 @@
 //! Errors are an FCP error object (`code`, `message`, ...) with a 4xx/5xx status.
 
 use std::io::{Read, Write};
+use std::os::unix::net::UnixStream;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -334,8 +335,55 @@ pub enum Phase {
 /// Bytes per write/read step of the blocking client (and per progress report).
 const CHUNK: usize = 64 * 1024;
 
+/// How long a client waits on the node for a short request (status, peers):
+/// to connect, for each write and for each read.
+pub const SHORT_WAIT: Duration = Duration::from_secs(30);
+/// How long a client waits on the node in a transfer (put, get): the node
+/// may work for minutes on a large object before it answers.
+pub const TRANSFER_WAIT: Duration = Duration::from_secs(600);
+
 fn io_err(e: std::io::Error) -> FcpError {
     FcpError::new(ErrorCode::LocalIo, e.to_string())
+}
+
+/// An error on the admin socket; a timeout says the node did not answer.
+fn sock_err(e: std::io::Error, wait: Duration) -> FcpError {
+    match e.kind() {
+        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut => FcpError::new(
+            ErrorCode::NodeNotRunning,
+            format!(
+                "the node did not answer for {} s: it is overloaded or stuck (see its log)",
+                wait.as_secs()
+            ),
+        ),
+        _ => io_err(e),
+    }
+}
+
+/// Connect to the admin socket with every step bounded by `wait`: reads and
+/// writes by the socket's timeouts, and on Linux the connect too, which
+/// waits while the node's backlog is full and takes its bound from the send
+/// timeout.
+fn connect(socket: &Path, wait: Duration) -> Result<UnixStream, FcpError> {
+    use socket2::{Domain, SockAddr, Socket, Type};
+    let unreachable = |e: std::io::Error| {
+        FcpError::new(
+            ErrorCode::NodeNotRunning,
+            format!(
+                "cannot reach the node at {}: {e} (is `fcp node run` running?)",
+                socket.display()
+            ),
+        )
+    };
+    let s = Socket::new(Domain::UNIX, Type::STREAM, None).map_err(io_err)?;
+    s.set_read_timeout(Some(wait)).map_err(io_err)?;
+    s.set_write_timeout(Some(wait)).map_err(io_err)?;
+    s.connect(&SockAddr::unix(socket).map_err(unreachable)?)
+        .map_err(|e| match e.kind() {
+            std::io::ErrorKind::WouldBlock => sock_err(e, wait),
+            _ => unreachable(e),
+        })?;
+    Ok(s.into())
 }
 
 /// A response whose head has been read and whose body is still on the socket.
@@ -347,7 +395,9 @@ pub struct Incoming {
     pub content_type: &'static str,
     /// The body length the node announced (`None`: read until the node closes).
     pub content_length: Option<u64>,
-    rest: std::io::BufReader<std::os::unix::net::UnixStream>,
+    rest: std::io::BufReader<UnixStream>,
+    /// The socket's timeout.
+    wait: Duration,
 }
 
 impl Incoming {
@@ -374,7 +424,7 @@ impl Incoming {
             let n = match self.rest.read(&mut buf[..want]) {
                 Ok(n) => n,
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(io_err(e)),
+                Err(e) => return Err(sock_err(e, self.wait)),
             };
             if n == 0 {
                 if let Some(t) = total {
@@ -418,7 +468,8 @@ impl Incoming {
 }
 
 /// Blocking client, streaming: send one request to the node's admin socket
-/// and read the response head. The body is sent in steps, reporting
+/// and read the response head, waiting at most `wait` for each step (see
+/// [`SHORT_WAIT`], [`TRANSFER_WAIT`]). The body is sent in steps, reporting
 /// [`Phase::Upload`] after each, then [`Phase::Waiting`] once before blocking
 /// on the answer; the response body is left for [`Incoming::copy_body`].
 pub fn send(
@@ -426,41 +477,37 @@ pub fn send(
     method: &str,
     target: &str,
     body: &[u8],
+    wait: Duration,
     progress: &mut dyn FnMut(Phase, u64, u64),
 ) -> Result<Incoming, FcpError> {
-    let mut s = std::os::unix::net::UnixStream::connect(socket).map_err(|e| {
-        FcpError::new(
-            ErrorCode::NodeNotRunning,
-            format!(
-                "cannot reach the node at {}: {e} (is `fcp node run` running?)",
-                socket.display()
-            ),
-        )
-    })?;
+    let mut s = connect(socket, wait)?;
     let total = body.len() as u64;
     let head =
         format!("{method} {target} HTTP/1.1\r\nHost: fcp\r\nContent-Length: {total}\r\n\r\n");
-    s.write_all(head.as_bytes()).map_err(io_err)?;
+    let sent = |e| sock_err(e, wait);
+    s.write_all(head.as_bytes()).map_err(sent)?;
     let mut done = 0u64;
     for chunk in body.chunks(CHUNK) {
-        s.write_all(chunk).map_err(io_err)?;
+        s.write_all(chunk).map_err(sent)?;
         done += chunk.len() as u64;
         progress(Phase::Upload, done, total);
     }
-    s.flush().map_err(io_err)?;
+    s.flush().map_err(sent)?;
     progress(Phase::Waiting, total, total);
-    read_head(std::io::BufReader::new(s))
+    read_head(std::io::BufReader::new(s), wait)
 }
 
 /// Read a response head (status line and headers) off the socket.
 fn read_head(
-    mut rest: std::io::BufReader<std::os::unix::net::UnixStream>,
+    mut rest: std::io::BufReader<UnixStream>,
+    wait: Duration,
 ) -> Result<Incoming, FcpError> {
     let malformed =
         |what: &str| FcpError::new(ErrorCode::Internal, format!("malformed admin {what}"));
     let mut head = Vec::new();
     loop {
-        let n = std::io::BufRead::read_until(&mut rest, b'\n', &mut head).map_err(io_err)?;
+        let n = std::io::BufRead::read_until(&mut rest, b'\n', &mut head)
+            .map_err(|e| sock_err(e, wait))?;
         if n == 0 || head.len() > MAX_HEAD {
             return Err(malformed("response"));
         }
@@ -497,10 +544,12 @@ fn read_head(
         },
         content_length,
         rest,
+        wait,
     })
 }
 
-/// Blocking client with progress: [`send`], then read the whole body.
+/// Blocking client with progress: [`send`] (waiting up to
+/// [`TRANSFER_WAIT`] for each step), then read the whole body.
 pub fn call_with_progress(
     socket: &Path,
     method: &str,
@@ -508,10 +557,11 @@ pub fn call_with_progress(
     body: &[u8],
     progress: &mut dyn FnMut(Phase, u64, u64),
 ) -> Result<Response, FcpError> {
-    send(socket, method, target, body, progress)?.into_response(progress)
+    send(socket, method, target, body, TRANSFER_WAIT, progress)?.into_response(progress)
 }
 
-/// Blocking client: send one request to the node's admin socket.
+/// Blocking client: send one request to the node's admin socket (waiting
+/// up to [`TRANSFER_WAIT`] for each step).
 pub fn call(socket: &Path, method: &str, target: &str, body: &[u8]) -> Result<Response, FcpError> {
     call_with_progress(socket, method, target, body, &mut |_, _, _| {})
 }
@@ -645,7 +695,7 @@ mod tests {
     fn streamed_body_goes_to_the_writer_and_errors_stay_json() {
         let down = pattern(CHUNK + 1);
         let (_dir, sock, server) = serve_once(Response::bytes(down.clone()));
-        let inc = send(&sock, "GET", "/get/x", &[], &mut |p, _, _| {
+        let inc = send(&sock, "GET", "/get/x", &[], SHORT_WAIT, &mut |p, _, _| {
             assert_eq!(p, Phase::Waiting)
         })
         .unwrap();
@@ -835,6 +885,49 @@ mod tests {
         let err = call(&sock, "GET", "/get/x", &[]).unwrap_err();
         assert_eq!(err.error_code(), Some(ErrorCode::LocalIo));
         server.join().unwrap();
+    }
+
+    /// A server that takes connections and never answers, until dropped.
+    fn serve_nothing() -> (tempfile::TempDir, PathBuf, std::sync::mpsc::Sender<()>) {
+        let dir = tempfile::tempdir().unwrap();
+        let sock = dir.path().join("admin.sock");
+        let listener = UnixListener::bind(&sock).unwrap();
+        let (stop, stopped) = std::sync::mpsc::channel::<()>();
+        std::thread::spawn(move || {
+            let (_s, _) = listener.accept().unwrap();
+            let _ = stopped.recv();
+        });
+        (dir, sock, stop)
+    }
+
+    #[test]
+    fn a_node_that_does_not_answer_times_out() {
+        // Before the fix the client waited for as long as the node held the
+        // connection.
+        let (_dir, sock, _stop) = serve_nothing();
+        let wait = Duration::from_millis(200);
+        let t = std::time::Instant::now();
+        let e = send(&sock, "GET", "/status", &[], wait, &mut |_, _, _| {}).unwrap_err();
+        assert!(t.elapsed() < Duration::from_secs(5));
+        assert_eq!(e.error_code(), Some(ErrorCode::NodeNotRunning), "{e}");
+        assert!(e.message.contains("did not answer"), "{e}");
+    }
+
+    #[test]
+    fn a_full_backlog_times_out_the_connect() {
+        use socket2::{Domain, SockAddr, Socket, Type};
+        let dir = tempfile::tempdir().unwrap();
+        let sock = dir.path().join("admin.sock");
+        // A node that accepts nothing, with room for one waiting client.
+        let l = Socket::new(Domain::UNIX, Type::STREAM, None).unwrap();
+        l.bind(&SockAddr::unix(&sock).unwrap()).unwrap();
+        l.listen(0).unwrap();
+        let _first = UnixStream::connect(&sock).unwrap();
+        let wait = Duration::from_millis(200);
+        let t = std::time::Instant::now();
+        let e = send(&sock, "GET", "/status", &[], wait, &mut |_, _, _| {}).unwrap_err();
+        assert!(t.elapsed() < Duration::from_secs(5));
+        assert_eq!(e.error_code(), Some(ErrorCode::NodeNotRunning), "{e}");
     }
 
     #[test]
