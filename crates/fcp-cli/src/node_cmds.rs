@@ -1,7 +1,7 @@
 //! `fcp init`, `fcp owner init|enroll`, `fcp node identity`, `fcp join`.
 
 use std::fmt::Write as _;
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Read};
 use std::path::Path;
 use std::process::ExitCode;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -191,13 +191,13 @@ pub fn run(home: Home, drop_permille: u16) -> Result<ExitCode, FcpError> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// One admin call, each step waiting at most `wait`; an error status
-/// becomes the FCP error it carries.
+/// One admin call with a body of `len` bytes from `body`, each step waiting
+/// at most `wait`; an error status becomes the FCP error it carries.
 fn admin(
     home: &Home,
     method: &str,
     target: &str,
-    body: &[u8],
+    (body, len): (&mut dyn Read, u64),
     wait: Duration,
     progress: &mut dyn FnMut(Phase, u64, u64),
 ) -> Result<Vec<u8>, FcpError> {
@@ -206,6 +206,7 @@ fn admin(
         method,
         target,
         body,
+        len,
         wait,
         progress,
     )?
@@ -312,30 +313,52 @@ impl Drop for Progress {
     }
 }
 
+/// What a put sends: a regular file streams from disk as it is sent; stdin,
+/// a pipe or a device, whose length is not known before, is read into
+/// memory first, up to the admin API's limit on a body.
+fn put_body(file: &Path) -> Result<(Box<dyn Read>, u64), FcpError> {
+    let path_err =
+        |code| move |e: std::io::Error| FcpError::new(code, format!("{}: {e}", file.display()));
+    let input: Box<dyn Read> = if file.as_os_str() == "-" {
+        Box::new(std::io::stdin())
+    } else {
+        let f = std::fs::File::open(file).map_err(path_err(ErrorCode::InvalidArgument))?;
+        let meta = f.metadata().map_err(path_err(ErrorCode::InvalidArgument))?;
+        if meta.is_file() {
+            return Ok((Box::new(f), meta.len()));
+        }
+        Box::new(f)
+    };
+    let mut bytes = Vec::new();
+    input
+        .take(admin::MAX_BODY as u64 + 1)
+        .read_to_end(&mut bytes)
+        .map_err(path_err(ErrorCode::LocalIo))?;
+    let len = bytes.len() as u64;
+    if bytes.len() > admin::MAX_BODY {
+        let mut e = admin::body_too_large(len);
+        e.message = format!(
+            "{} holds more than the admin API's limit of {} bytes",
+            file.display(),
+            admin::MAX_BODY
+        );
+        return Err(e);
+    }
+    Ok((Box::new(std::io::Cursor::new(bytes)), len))
+}
+
 /// `fcp put FILE|- --zone Z`: prints the ObjectId alone on stdout.
 pub fn put(home: &Home, file: &Path, zone: &str, json: bool) -> Result<ExitCode, FcpError> {
     ZoneId::new(zone).map_err(|e| FcpError::from_err(&e))?;
-    let payload = if file.as_os_str() == "-" {
-        let mut v = Vec::new();
-        std::io::Read::read_to_end(&mut std::io::stdin(), &mut v)
-            .map_err(|e| FcpError::new(ErrorCode::LocalIo, e.to_string()))?;
-        v
-    } else {
-        std::fs::read(file).map_err(|e| {
-            FcpError::new(
-                ErrorCode::InvalidArgument,
-                format!("{}: {e}", file.display()),
-            )
-        })?
-    };
+    let (mut payload, len) = put_body(file)?;
     let is_tty = std::io::stderr().is_terminal();
-    let big = should_show_progress(payload.len() as u64, is_tty, json);
+    let big = should_show_progress(len, is_tty, json);
     let mut progress = Progress::new(is_tty, json, big.then_some("sealing and placing"));
     let body = admin(
         home,
         "POST",
         &format!("/put?zone={zone}"),
-        &payload,
+        (&mut payload, len),
         admin::TRANSFER_WAIT,
         &mut |p, d, t| progress.report(p, d, t),
     )?;
@@ -365,7 +388,8 @@ pub fn get(home: &Home, id: &str, out: Option<&Path>, json: bool) -> Result<Exit
         &home.path("admin.sock"),
         "GET",
         &format!("/get/{oid}"),
-        &[],
+        &mut std::io::empty(),
+        0,
         admin::TRANSFER_WAIT,
         &mut report,
     )?;
@@ -413,7 +437,7 @@ pub fn show(home: &Home, what: &str, json: bool) -> Result<ExitCode, FcpError> {
         home,
         "GET",
         &format!("/{what}"),
-        &[],
+        (&mut std::io::empty(), 0),
         admin::SHORT_WAIT,
         &mut |_, _, _| {},
     )?;
@@ -511,6 +535,25 @@ mod tests {
                 "len {len} tty {tty} json {json}"
             );
         }
+    }
+
+    #[test]
+    fn put_bodies_stream_files_and_bound_everything_else() {
+        // A file is not read ahead: only its length is taken.
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("in.bin");
+        std::fs::write(&f, b"hello").unwrap();
+        let (mut r, len) = put_body(&f).unwrap();
+        let mut v = Vec::new();
+        r.read_to_end(&mut v).unwrap();
+        assert_eq!((len, v.as_slice()), (5, &b"hello"[..]));
+        // A device without end is read only up to the limit, then refused
+        // with the node's code for a body too large (before the fix it was
+        // read until memory ran out).
+        let e = put_body(Path::new("/dev/zero")).err().unwrap();
+        assert_eq!(e.error_code(), Some(ErrorCode::ResourceLimit), "{e}");
+        let e = put_body(&dir.path().join("missing")).err().unwrap();
+        assert_eq!(e.error_code(), Some(ErrorCode::InvalidArgument), "{e}");
     }
 
     fn drive(p: &mut Progress, total: u64) -> Vec<Option<Phase>> {

@@ -440,3 +440,33 @@ fn output_within(mut child: Child, limit: Duration) -> Output {
     }
     child.wait_with_output().unwrap()
 }
+
+/// A put over the admin API's 1 GiB limit fails with the node's code for a
+/// body too large (FCP-6001), before anything is sent. Before the fix the
+/// CLI read the whole file into memory and sent it, the node refused it
+/// after the head, and the CLI reported its own broken pipe (FCP-5001).
+#[test]
+fn a_put_over_the_limit_fails_with_the_nodes_code() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = lone_node(dir.path(), 1024);
+    let big = dir.path().join("big.bin");
+    // Sparse: no GiB of disk or memory.
+    let f = std::fs::File::create(&big).unwrap();
+    f.set_len(fcp_node::admin::MAX_BODY as u64 + 1).unwrap();
+    drop(f);
+    let out = fcp(
+        &node.home,
+        &[
+            "--json",
+            "put",
+            big.to_str().unwrap(),
+            "--zone",
+            "z:private",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["error"]["code"], "FCP-6001", "{v}");
+    // The node is fine and took nothing.
+    assert!(node.status()["objects"].as_array().unwrap().is_empty());
+}

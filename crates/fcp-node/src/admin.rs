@@ -467,33 +467,60 @@ impl Incoming {
     }
 }
 
-/// Blocking client, streaming: send one request to the node's admin socket
-/// and read the response head, waiting at most `wait` for each step (see
-/// [`SHORT_WAIT`], [`TRANSFER_WAIT`]). The body is sent in steps, reporting
+/// Blocking client, streaming: send one request with a body of `len` bytes
+/// read from `body` to the node's admin socket and read the response head,
+/// waiting at most `wait` for each step (see [`SHORT_WAIT`],
+/// [`TRANSFER_WAIT`]). A body over [`MAX_BODY`] is refused with the node's
+/// error before anything is sent. The body is sent in steps, reporting
 /// [`Phase::Upload`] after each, then [`Phase::Waiting`] once before blocking
 /// on the answer; the response body is left for [`Incoming::copy_body`].
 pub fn send(
     socket: &Path,
     method: &str,
     target: &str,
-    body: &[u8],
+    body: &mut dyn Read,
+    len: u64,
     wait: Duration,
     progress: &mut dyn FnMut(Phase, u64, u64),
 ) -> Result<Incoming, FcpError> {
-    let mut s = connect(socket, wait)?;
-    let total = body.len() as u64;
-    let head =
-        format!("{method} {target} HTTP/1.1\r\nHost: fcp\r\nContent-Length: {total}\r\n\r\n");
-    let sent = |e| sock_err(e, wait);
-    s.write_all(head.as_bytes()).map_err(sent)?;
-    let mut done = 0u64;
-    for chunk in body.chunks(CHUNK) {
-        s.write_all(chunk).map_err(sent)?;
-        done += chunk.len() as u64;
-        progress(Phase::Upload, done, total);
+    if len > MAX_BODY as u64 {
+        return Err(body_too_large(len));
     }
-    s.flush().map_err(sent)?;
-    progress(Phase::Waiting, total, total);
+    let mut s = connect(socket, wait)?;
+    // A node that refuses a request before reading its body answers and
+    // closes: the write fails (EPIPE or a reset), and the answer says why.
+    let refused = |s: UnixStream, e: std::io::Error| match e.kind() {
+        std::io::ErrorKind::BrokenPipe | std::io::ErrorKind::ConnectionReset => {
+            read_head(std::io::BufReader::new(s), wait).map_err(|_| sock_err(e, wait))
+        }
+        _ => Err(sock_err(e, wait)),
+    };
+    let head = format!("{method} {target} HTTP/1.1\r\nHost: fcp\r\nContent-Length: {len}\r\n\r\n");
+    if let Err(e) = s.write_all(head.as_bytes()) {
+        return refused(s, e);
+    }
+    let mut buf = vec![0u8; usize::try_from(len).unwrap_or(CHUNK).min(CHUNK)];
+    let mut done = 0u64;
+    while done < len {
+        let want = usize::try_from(len - done).unwrap_or(CHUNK).min(CHUNK);
+        let n = match body.read(&mut buf[..want]) {
+            Ok(0) => {
+                return Err(FcpError::new(
+                    ErrorCode::LocalIo,
+                    format!("the request body ended at {done} of {len} bytes"),
+                ));
+            }
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(io_err(e)),
+        };
+        if let Err(e) = s.write_all(&buf[..n]) {
+            return refused(s, e);
+        }
+        done += n as u64;
+        progress(Phase::Upload, done, len);
+    }
+    progress(Phase::Waiting, len, len);
     read_head(std::io::BufReader::new(s), wait)
 }
 
@@ -557,7 +584,17 @@ pub fn call_with_progress(
     body: &[u8],
     progress: &mut dyn FnMut(Phase, u64, u64),
 ) -> Result<Response, FcpError> {
-    send(socket, method, target, body, TRANSFER_WAIT, progress)?.into_response(progress)
+    let len = body.len() as u64;
+    send(
+        socket,
+        method,
+        target,
+        &mut { body },
+        len,
+        TRANSFER_WAIT,
+        progress,
+    )?
+    .into_response(progress)
 }
 
 /// Blocking client: send one request to the node's admin socket (waiting
@@ -695,9 +732,15 @@ mod tests {
     fn streamed_body_goes_to_the_writer_and_errors_stay_json() {
         let down = pattern(CHUNK + 1);
         let (_dir, sock, server) = serve_once(Response::bytes(down.clone()));
-        let inc = send(&sock, "GET", "/get/x", &[], SHORT_WAIT, &mut |p, _, _| {
-            assert_eq!(p, Phase::Waiting)
-        })
+        let inc = send(
+            &sock,
+            "GET",
+            "/get/x",
+            &mut &[][..],
+            0,
+            SHORT_WAIT,
+            &mut |p, _, _| assert_eq!(p, Phase::Waiting),
+        )
         .unwrap();
         assert_eq!(inc.status, 200);
         assert_eq!(inc.content_length, Some(down.len() as u64));
@@ -907,7 +950,16 @@ mod tests {
         let (_dir, sock, _stop) = serve_nothing();
         let wait = Duration::from_millis(200);
         let t = std::time::Instant::now();
-        let e = send(&sock, "GET", "/status", &[], wait, &mut |_, _, _| {}).unwrap_err();
+        let e = send(
+            &sock,
+            "GET",
+            "/status",
+            &mut &[][..],
+            0,
+            wait,
+            &mut |_, _, _| {},
+        )
+        .unwrap_err();
         assert!(t.elapsed() < Duration::from_secs(5));
         assert_eq!(e.error_code(), Some(ErrorCode::NodeNotRunning), "{e}");
         assert!(e.message.contains("did not answer"), "{e}");
@@ -925,9 +977,58 @@ mod tests {
         let _first = UnixStream::connect(&sock).unwrap();
         let wait = Duration::from_millis(200);
         let t = std::time::Instant::now();
-        let e = send(&sock, "GET", "/status", &[], wait, &mut |_, _, _| {}).unwrap_err();
+        let e = send(
+            &sock,
+            "GET",
+            "/status",
+            &mut &[][..],
+            0,
+            wait,
+            &mut |_, _, _| {},
+        )
+        .unwrap_err();
         assert!(t.elapsed() < Duration::from_secs(5));
         assert_eq!(e.error_code(), Some(ErrorCode::NodeNotRunning), "{e}");
+    }
+
+    #[test]
+    fn bodies_over_the_limit_are_refused_before_sending() {
+        // No node at all: the size is checked first, with the node's code.
+        let dir = tempfile::tempdir().unwrap();
+        let len = MAX_BODY as u64 + 1;
+        let e = send(
+            &dir.path().join("admin.sock"),
+            "POST",
+            "/put",
+            &mut std::io::repeat(0),
+            len,
+            SHORT_WAIT,
+            &mut |_, _, _| {},
+        )
+        .unwrap_err();
+        assert_eq!(e.error_code(), Some(ErrorCode::ResourceLimit), "{e}");
+        assert_eq!(e.code, body_too_large(len).code);
+    }
+
+    #[test]
+    fn a_body_refused_mid_upload_reports_the_nodes_answer() {
+        // The node answers after the head and closes without reading the
+        // body. Before the fix the client reported its own EPIPE (FCP-5001).
+        let refusal = FcpError::new(ErrorCode::ResourceLimit, "no room");
+        let (_dir, sock, server) = serve_with(move |mut s| async move {
+            let mut head = [0u8; 64];
+            let _ = s.read(&mut head).await.unwrap();
+            write_response(&mut s, &Response::error(&refusal))
+                .await
+                .unwrap();
+        });
+        let body = pattern(8 << 20);
+        let resp = call(&sock, "POST", "/put", &body).unwrap();
+        server.join().unwrap();
+        assert_ne!(resp.status, 200);
+        let e = response_error(&resp);
+        assert_eq!(e.error_code(), Some(ErrorCode::ResourceLimit), "{e}");
+        assert_eq!(e.message, "no room");
     }
 
     #[test]
