@@ -374,7 +374,10 @@ pub fn put(home: &Home, file: &Path, zone: &str, json: bool) -> Result<ExitCode,
 }
 
 /// `fcp get OBJECT_ID [-o OUT]`: the body streams into OUT (or stdout) as it
-/// arrives; a partly written OUT is removed on failure.
+/// arrives; a partly written OUT is removed on failure. Stdout cannot take
+/// bytes back: if the node fails mid-stream, it holds a prefix of the object
+/// (under `--json` followed by the error), the exit status is 2 and the
+/// error says to look in the node's log.
 pub fn get(home: &Home, id: &str, out: Option<&Path>, json: bool) -> Result<ExitCode, FcpError> {
     let oid: fcp_core::ObjectId = id.parse().map_err(|e| FcpError::from_err(&e))?;
     let file = out.filter(|p| p.as_os_str() != "-");

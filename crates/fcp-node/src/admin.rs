@@ -299,25 +299,37 @@ async fn write_head<S: tokio::io::AsyncWrite + Unpin>(
 }
 
 /// Write a 200 `application/octet-stream` response of `len` bytes whose body
-/// arrives in pieces on `body` (bounded memory for large objects). A piece
-/// that is an error, or a body shorter than `len`, ends the connection early:
-/// the client sees fewer bytes than announced and reports the transfer failed.
+/// arrives in pieces on `body` (bounded memory for large objects). The outer
+/// error is the socket's (the client went away); the inner one says the
+/// body failed after the head was sent: a piece that is an error, or a body
+/// shorter or longer than `len`. That ends the connection early, so the
+/// client sees fewer bytes than announced and only the node can tell why.
 pub async fn write_stream_response<S: tokio::io::AsyncWrite + Unpin>(
     mut stream: S,
     len: u64,
     mut body: tokio::sync::mpsc::Receiver<Result<bytes::Bytes, FcpError>>,
-) -> std::io::Result<()> {
+) -> std::io::Result<Result<(), FcpError>> {
     write_head(&mut stream, 200, "application/octet-stream", len).await?;
     let mut sent = 0u64;
     while let Some(piece) = body.recv().await {
-        let Ok(piece) = piece else { break };
+        let piece = match piece {
+            Ok(p) => p,
+            Err(e) => return Ok(Err(e)),
+        };
         sent += piece.len() as u64;
         if sent > len {
             break;
         }
         stream.write_all(&piece).await?;
     }
-    stream.flush().await
+    stream.flush().await?;
+    if sent != len {
+        return Ok(Err(FcpError::new(
+            ErrorCode::Internal,
+            format!("the body came to {sent} bytes, not the {len} announced"),
+        )));
+    }
+    Ok(Ok(()))
 }
 
 /// What a streaming [`call_with_progress`] / [`send`] is doing, for progress reports.
@@ -430,7 +442,10 @@ impl Incoming {
                 if let Some(t) = total {
                     return Err(FcpError::new(
                         ErrorCode::LocalIo,
-                        format!("admin response truncated at {done} of {t} bytes"),
+                        format!(
+                            "the node failed mid-stream: its answer ended at {done} of {t} \
+                             bytes; its log (the stderr of `fcp node run`) says why"
+                        ),
                     ));
                 }
                 break;
@@ -897,7 +912,11 @@ mod tests {
     fn serve_stream(
         len: u64,
         pieces: Vec<Result<bytes::Bytes, FcpError>>,
-    ) -> (tempfile::TempDir, PathBuf, JoinHandle<()>) {
+    ) -> (
+        tempfile::TempDir,
+        PathBuf,
+        JoinHandle<std::io::Result<Result<(), FcpError>>>,
+    ) {
         serve_with(move |mut s| async move {
             let (rd, wr) = s.split();
             read_request(rd, &Limits::default()).await.unwrap();
@@ -907,7 +926,7 @@ mod tests {
                     tx.send(p).await.unwrap();
                 }
             });
-            write_stream_response(wr, len, rx).await.unwrap();
+            write_stream_response(wr, len, rx).await
         })
     }
 
@@ -920,14 +939,23 @@ mod tests {
             serve_stream(len, vec![Ok(a.clone().into()), Ok(b.clone().into())]);
         let resp = call(&sock, "GET", "/get/x", &[]).unwrap();
         assert_eq!(resp.body, [a.clone(), b].concat());
-        server.join().unwrap();
+        server.join().unwrap().unwrap().unwrap();
         // An error after the head (e.g. a payload-hash mismatch) cuts the body
-        // short, and the client reports the transfer failed.
+        // short, and the client reports the transfer failed and where to
+        // look; the server is handed the cause to log (before the fix it
+        // was dropped).
         let e = FcpError::new(ErrorCode::ObjectCorrupt, "payload hash mismatch");
-        let (_dir, sock, server) = serve_stream(len, vec![Ok(a.into()), Err(e)]);
+        let (_dir, sock, server) = serve_stream(len, vec![Ok(a.clone().into()), Err(e)]);
         let err = call(&sock, "GET", "/get/x", &[]).unwrap_err();
         assert_eq!(err.error_code(), Some(ErrorCode::LocalIo));
-        server.join().unwrap();
+        assert!(err.message.contains("mid-stream"), "{err}");
+        assert!(err.message.contains("log"), "{err}");
+        let cause = server.join().unwrap().unwrap().unwrap_err();
+        assert_eq!(cause.error_code(), Some(ErrorCode::ObjectCorrupt));
+        // A body that ends early without an error is a failure too.
+        let (_dir, sock, server) = serve_stream(len, vec![Ok(a.into())]);
+        call(&sock, "GET", "/get/x", &[]).unwrap_err();
+        assert!(server.join().unwrap().unwrap().is_err());
     }
 
     /// A server that takes connections and never answers, until dropped.

@@ -3189,16 +3189,25 @@ impl Node {
             tokio::spawn(async move {
                 let _slot = slot;
                 let (rd, wr) = s.split();
-                let reply = match admin::read_request(rd, &limits).await {
-                    Ok(req) => me.handle_admin(req).await,
-                    Err(e) => Reply::Full(Response::error(&e)),
+                let (path, reply) = match admin::read_request(rd, &limits).await {
+                    Ok(req) => (req.path.clone(), me.clone().handle_admin(req).await),
+                    Err(e) => (String::new(), Reply::Full(Response::error(&e))),
                 };
-                let _ = match reply {
-                    Reply::Full(resp) => admin::write_response(wr, &resp).await,
-                    Reply::Stream { len, body } => {
-                        admin::write_stream_response(wr, len, body).await
+                match reply {
+                    Reply::Full(resp) => {
+                        let _ = admin::write_response(wr, &resp).await;
                     }
-                };
+                    Reply::Stream { len, body } => {
+                        // The 200 head is out: the client sees only a body
+                        // cut short, so the cause is told here.
+                        if let Ok(Err(e)) = admin::write_stream_response(wr, len, body).await {
+                            eprintln!(
+                                "fcp node {}: admin {path} failed mid-stream: {e}",
+                                me.cfg.node_id
+                            );
+                        }
+                    }
+                }
             });
         }
     }
