@@ -424,6 +424,7 @@ fn idle_admin_connections_do_not_wedge_the_node() {
     );
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["node_id"], "lone");
+    assert_eq!(v["counters"]["admin_gets_failed_midstream"], 0);
     drop(idle);
 }
 

@@ -204,6 +204,9 @@ struct Stats {
     /// Sessions closed because their peer let its control queue overflow
     /// (it did not read what this node sent).
     control_queue_overflows: AtomicU64,
+    /// Admin gets that failed after their 200 head was sent (the client saw
+    /// the body cut short; the node's log has the cause).
+    admin_gets_failed_midstream: AtomicU64,
 }
 
 /// Additive-increase / multiplicative-decrease send rate, in datagrams per
@@ -3133,6 +3136,7 @@ impl Node {
                 "stores_refused": s.stores_refused.load(Ordering::Relaxed),
                 "pushes_not_stored": s.pushes_not_stored.load(Ordering::Relaxed),
                 "store_answers_stale": s.store_answers_stale.load(Ordering::Relaxed),
+                "admin_gets_failed_midstream": s.admin_gets_failed_midstream.load(Ordering::Relaxed),
                 "pings_sent": s.pings_sent.load(Ordering::Relaxed),
                 "control_unknown": s.control_unknown.load(Ordering::Relaxed),
                 "sessions_refused_id_in_use": s.sessions_refused_id_in_use.load(Ordering::Relaxed),
@@ -3201,6 +3205,9 @@ impl Node {
                         // The 200 head is out: the client sees only a body
                         // cut short, so the cause is told here.
                         if let Ok(Err(e)) = admin::write_stream_response(wr, len, body).await {
+                            me.stats
+                                .admin_gets_failed_midstream
+                                .fetch_add(1, Ordering::Relaxed);
                             eprintln!(
                                 "fcp node {}: admin {path} failed mid-stream: {e}",
                                 me.cfg.node_id
