@@ -374,7 +374,8 @@ pub fn put(home: &Home, file: &Path, zone: &str, json: bool) -> Result<ExitCode,
 }
 
 /// `fcp get OBJECT_ID [-o OUT]`: the body streams into OUT (or stdout) as it
-/// arrives; a partly written OUT is removed on failure. Stdout cannot take
+/// arrives (OUT through a file beside it, renamed over OUT once whole, so a
+/// failed get leaves OUT as it was). Stdout cannot take
 /// bytes back: if the node fails mid-stream, it holds a prefix of the object
 /// (under `--json` followed by the error), the exit status is 2 and the
 /// error says to look in the node's log.
@@ -406,19 +407,25 @@ pub fn get(home: &Home, id: &str, out: Option<&Path>, json: bool) -> Result<Exit
             let path_err = |e: std::io::Error| {
                 FcpError::new(ErrorCode::LocalIo, format!("{}: {e}", p.display()))
             };
-            let mut w = std::io::BufWriter::new(std::fs::File::create(p).map_err(path_err)?);
-            let n = match inc.copy_body(&mut w, &mut report) {
-                Ok(n) => n,
-                Err(e) => {
-                    drop(w);
-                    let _ = std::fs::remove_file(p);
-                    return Err(e);
-                }
-            };
-            w.into_inner()
-                .map_err(|e| path_err(e.into_error()))?
-                .sync_all()
-                .map_err(path_err)?;
+            // Into a file beside OUT, renamed over it only once whole: a
+            // failed get leaves an OUT that was there as it was.
+            let (tmp, f) = create_beside(p).map_err(path_err)?;
+            let mut w = std::io::BufWriter::new(f);
+            let done = inc.copy_body(&mut w, &mut report).and_then(|n| {
+                let f = w.into_inner().map_err(|e| path_err(e.into_error()))?;
+                f.sync_all().map_err(path_err)?;
+                std::fs::rename(&tmp, p).map_err(path_err)?;
+                Ok(n)
+            });
+            let n = done.inspect_err(|_| {
+                let _ = std::fs::remove_file(&tmp);
+            })?;
+            // Make the rename durable too.
+            if let Some(dir) = tmp.parent()
+                && let Ok(d) = std::fs::File::open(dir)
+            {
+                let _ = d.sync_all();
+            }
             drop(progress);
             if json {
                 println!(
@@ -432,6 +439,28 @@ pub fn get(home: &Home, id: &str, out: Option<&Path>, json: bool) -> Result<Exit
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// A new file beside `target` (same directory, so a rename can replace
+/// `target`), with a hidden name of its own.
+fn create_beside(target: &Path) -> std::io::Result<(std::path::PathBuf, std::fs::File)> {
+    let name = target
+        .file_name()
+        .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::InvalidInput, "not a file name"))?;
+    let dir = target
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let tmp = dir.join(format!(
+        ".{}.fcp-get-{:016x}",
+        name.to_string_lossy(),
+        rand::random::<u64>()
+    ));
+    let f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&tmp)?;
+    Ok((tmp, f))
 }
 
 /// `fcp status` / `fcp peers`.
@@ -557,6 +586,55 @@ mod tests {
         assert_eq!(e.error_code(), Some(ErrorCode::ResourceLimit), "{e}");
         let e = put_body(&dir.path().join("missing")).err().unwrap();
         assert_eq!(e.error_code(), Some(ErrorCode::InvalidArgument), "{e}");
+    }
+
+    /// A home whose admin socket answers one request with `raw`.
+    fn fake_node(raw: &'static [u8]) -> (tempfile::TempDir, Home, std::thread::JoinHandle<()>) {
+        use std::io::Write as _;
+        let dir = tempfile::tempdir().unwrap();
+        let home = Home::at(dir.path());
+        let l = std::os::unix::net::UnixListener::bind(home.path("admin.sock")).unwrap();
+        let h = std::thread::spawn(move || {
+            let (mut s, _) = l.accept().unwrap();
+            let mut head = [0u8; 256];
+            let _ = s.read(&mut head).unwrap();
+            s.write_all(raw).unwrap();
+        });
+        (dir, home, h)
+    }
+
+    /// The names in `dir` other than `admin.sock`.
+    fn files(dir: &Path) -> Vec<String> {
+        let mut v: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n != "admin.sock")
+            .collect();
+        v.sort();
+        v
+    }
+
+    #[test]
+    fn a_failed_get_leaves_an_existing_output_as_it_was() {
+        let id = "ab".repeat(32);
+        // The node fails after 3 of 10 bytes. Before the fix OUT was
+        // truncated by the get, then removed.
+        let (dir, home, node) = fake_node(b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc");
+        let out = dir.path().join("out.bin");
+        std::fs::write(&out, b"precious").unwrap();
+        let e = get(&home, &id, Some(&out), false).unwrap_err();
+        node.join().unwrap();
+        assert_eq!(e.error_code(), Some(ErrorCode::LocalIo), "{e}");
+        assert_eq!(std::fs::read(&out).unwrap(), b"precious");
+        assert_eq!(files(dir.path()), ["out.bin"], "no temporary file is left");
+        // A whole body replaces it.
+        let (dir, home, node) = fake_node(b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nnew");
+        let out = dir.path().join("out.bin");
+        std::fs::write(&out, b"precious").unwrap();
+        get(&home, &id, Some(&out), false).unwrap();
+        node.join().unwrap();
+        assert_eq!(std::fs::read(&out).unwrap(), b"new");
+        assert_eq!(files(dir.path()), ["out.bin"]);
     }
 
     fn drive(p: &mut Progress, total: u64) -> Vec<Option<Phase>> {
