@@ -471,3 +471,22 @@ fn a_put_over_the_limit_fails_with_the_nodes_code() {
     // The node is fine and took nothing.
     assert!(node.status()["objects"].as_array().unwrap().is_empty());
 }
+
+/// `fcp init` makes the home 0700, and the running node's admin socket is
+/// 0600 with nothing left beside it from binding it. Before the fix the
+/// home had the umask's mode (0755 under 022).
+#[test]
+fn the_home_and_the_admin_socket_are_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let node = lone_node(dir.path(), 1024);
+    let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&node.home), 0o700);
+    assert_eq!(mode(&node.home.join("admin.sock")), 0o600);
+    let stray: Vec<_> = std::fs::read_dir(&node.home)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .filter(|n| n.to_string_lossy().contains(".tmp-"))
+        .collect();
+    assert!(stray.is_empty(), "{stray:?}");
+}

@@ -80,6 +80,29 @@ pub fn body_too_large(len: u64) -> FcpError {
     )
 }
 
+/// Bind the admin socket at `path` so that it is never reachable with a
+/// mode wider than 0600: it is bound in a new 0700 directory beside `path`,
+/// set to 0600 and renamed into place (the rename keeps it bound), replacing
+/// a stale socket. Binding in place and chmodding after would leave it with
+/// the umask's mode in between, and setting the umask around the bind is
+/// process-wide, racing the node's other threads.
+pub fn bind(path: &Path) -> std::io::Result<tokio::net::UnixListener> {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    let name = path.file_name().unwrap_or_default().to_string_lossy();
+    let dir = path.with_file_name(format!(".{name}.tmp-{}", std::process::id()));
+    // Left by a crashed run of the same pid, if ever.
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::DirBuilder::new().mode(0o700).create(&dir)?;
+    let bound = dir.join(&*name);
+    let listener = tokio::net::UnixListener::bind(&bound).and_then(|l| {
+        std::fs::set_permissions(&bound, std::fs::Permissions::from_mode(0o600))?;
+        std::fs::rename(&bound, path)?;
+        Ok(l)
+    });
+    let _ = std::fs::remove_dir_all(&dir);
+    listener
+}
+
 /// One parsed request.
 #[derive(Debug)]
 pub struct Request {
@@ -689,7 +712,7 @@ mod tests {
 
     fn rt() -> tokio::runtime::Runtime {
         tokio::runtime::Builder::new_current_thread()
-            .enable_time()
+            .enable_all()
             .build()
             .unwrap()
     }
@@ -1057,6 +1080,25 @@ mod tests {
         let e = response_error(&resp);
         assert_eq!(e.error_code(), Some(ErrorCode::ResourceLimit), "{e}");
         assert_eq!(e.message, "no room");
+    }
+
+    #[test]
+    fn the_admin_socket_is_bound_private_and_in_place() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let sock = dir.path().join("admin.sock");
+        // A stale socket of an earlier run is replaced.
+        drop(UnixListener::bind(&sock).unwrap());
+        let rt = rt();
+        let _guard = rt.enter();
+        let l = bind(&sock).unwrap();
+        let mode = std::fs::metadata(&sock).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+        // Still bound after the rename, and nothing is left beside it.
+        let _c = UnixStream::connect(&sock).unwrap();
+        rt.block_on(l.accept()).unwrap();
+        let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+        assert_eq!(names.len(), 1);
     }
 
     #[test]

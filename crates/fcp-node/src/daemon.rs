@@ -708,13 +708,7 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 pub async fn run(home: Home, opts: RunOptions) -> Result<(), NodeError> {
     let sock_path = home.path("admin.sock");
     let node = start(home, opts, SystemNet::new()).await?.node;
-    let _ = std::fs::remove_file(&sock_path);
-    let admin_listener = UnixListener::bind(&sock_path).map_err(crate::error::io(&sock_path))?;
-    {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&sock_path, std::fs::Permissions::from_mode(0o600))
-            .map_err(crate::error::io(&sock_path))?;
-    }
+    let admin_listener = admin::bind(&sock_path).map_err(crate::error::io(&sock_path))?;
     eprintln!(
         "fcp node {} listening on {} (udp+tcp), admin {}",
         node.cfg.node_id,

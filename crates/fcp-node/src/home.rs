@@ -17,7 +17,7 @@
 
 use std::fs;
 use std::io::Write;
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -97,6 +97,13 @@ impl Home {
     fn write_atomic(&self, rel: &str, bytes: &[u8], mode: u32) -> Result<(), NodeError> {
         let target = self.path(rel);
         let dir = target.parent().unwrap_or(&self.root).to_path_buf();
+        // A new home is private (0700): it holds the keys and the admin
+        // socket. An existing directory keeps its mode.
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&self.root)
+            .map_err(io(&self.root))?;
         fs::create_dir_all(&dir).map_err(io(&dir))?;
         if mode == 0o600 {
             fs::set_permissions(&dir, fs::Permissions::from_mode(0o700)).map_err(io(&dir))?;
@@ -155,5 +162,30 @@ impl Home {
             path: self.path("node.json").display().to_string(),
             why: e.to_string(),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn mode(p: &Path) -> u32 {
+        fs::metadata(p).unwrap().permissions().mode() & 0o777
+    }
+
+    #[test]
+    fn a_new_home_is_private() {
+        // Before the fix the home got the umask's mode (0755 under 022):
+        // everyone could list it and reach its admin socket.
+        let dir = tempfile::tempdir().unwrap();
+        let home = Home::at(&dir.path().join("new"));
+        crate::enroll::init(&home, "n1", "127.0.0.1:7401", 1, &mut rand::rng()).unwrap();
+        assert_eq!(mode(home.root()), 0o700);
+        // A directory that is already there keeps its mode.
+        let given = dir.path().join("given");
+        fs::create_dir(&given).unwrap();
+        fs::set_permissions(&given, fs::Permissions::from_mode(0o750)).unwrap();
+        Home::at(&given).write_public("node.json", b"{}").unwrap();
+        assert_eq!(mode(&given), 0o750);
     }
 }
