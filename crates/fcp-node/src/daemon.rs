@@ -61,7 +61,7 @@ use tokio::net::UnixListener;
 use tokio::sync::{Notify, mpsc, oneshot, watch};
 
 use crate::admin::{self, Request, Response};
-use crate::budget::{Admission, AdmissionPolicy, InflightKind, Permit, Requester};
+use crate::budget::{Admission, AdmissionPolicy, InflightKind, Permit, RejectReason, Requester};
 use crate::enroll::{self, Membership};
 use crate::error::NodeError;
 use crate::home::{Home, NodeConfig};
@@ -138,6 +138,13 @@ const PARALLEL_FETCHES: usize = 24;
 /// An admitted push still open after this long is dropped with its slot
 /// (a sender gives up after `STORE_ROUNDS` rounds of at most 5 s each).
 const PUSH_EXPIRY_MS: u64 = 60_000;
+/// A push nothing was heard of for this long (no StoreRequest, datagram or
+/// StoreEnd) was abandoned by its pusher, which never waits that long
+/// between two: it gives up its slot when its peer needs one.
+const PUSH_IDLE_MS: u64 = 10_000;
+/// How long a pusher asks again when a holder has no slot for it: longer
+/// than `PUSH_IDLE_MS`, after which the holder frees abandoned pushes.
+const SLOT_WAIT: Duration = Duration::from_secs(15);
 
 /// Most pushes of one peer remembered as not stored (see
 /// `Node::not_stored`).
@@ -386,9 +393,11 @@ struct Incoming {
     complete: Arc<Notify>,
     /// The peer's StoreRequest slot (spec §8.4), given back when done.
     permit: Option<Permit>,
-    /// When the push was admitted or last heard of (abandoned pushes
-    /// expire).
+    /// When the push was admitted or last ended a round (StoreEnd):
+    /// abandoned pushes expire `PUSH_EXPIRY_MS` after.
     opened_ms: u64,
+    /// When anything of the push last arrived (see `PUSH_IDLE_MS`).
+    heard_ms: u64,
     /// The number of the push this entry serves (the latest StoreRequest).
     push: u64,
 }
@@ -1524,7 +1533,10 @@ impl Node {
                     // gave up on the earlier one) replaces it, keeping its
                     // slot, and starts with nothing arrived.
                     let slot = match inc.get_mut(&key) {
-                        Some(e) if e.push == push => Ok(None),
+                        Some(e) if e.push == push => {
+                            e.heard_ms = now;
+                            Ok(None)
+                        }
                         Some(e) => {
                             // The older push is over: a StoreEnd of it is
                             // refused, and one waiting for its stragglers
@@ -1538,10 +1550,29 @@ impl Node {
                             // lost track) must not hold a slot for ever.
                             self.expire_pushes_in(&mut inc, &peer.node_id);
                             // One slot per open push (spec §8.4).
-                            lock(&self.admission)
-                                .begin(now, &peer.node_id, InflightKind::StoreRequest)
-                                .map(|p| Some(Some(p)))
-                                .map_err(|e| e.to_fcp_error())
+                            let begin = || {
+                                lock(&self.admission).begin(
+                                    now,
+                                    &peer.node_id,
+                                    InflightKind::StoreRequest,
+                                )
+                            };
+                            let mut slot = begin();
+                            if slot.as_ref().is_err_and(|r| {
+                                r.reason == RejectReason::Inflight(InflightKind::StoreRequest)
+                            }) {
+                                // Every slot is taken: the pushes of this
+                                // peer gone idle were abandoned (a put that
+                                // failed); they make room.
+                                self.end_pushes(
+                                    &mut inc,
+                                    &peer.node_id,
+                                    |e| now.saturating_sub(e.heard_ms) > PUSH_IDLE_MS,
+                                    || "the push went idle and its slot was needed".to_owned(),
+                                );
+                                slot = begin();
+                            }
+                            slot.map(|p| Some(Some(p))).map_err(|e| e.to_fcp_error())
                         }
                     };
                     slot.map(|slot| {
@@ -1557,6 +1588,7 @@ impl Node {
                                     complete: Arc::new(Notify::new()),
                                     permit,
                                     opened_ms: now,
+                                    heard_ms: now,
                                     push,
                                 },
                             );
@@ -1807,6 +1839,7 @@ impl Node {
                 return;
             };
             e.opened_ms = self.now_ms();
+            e.heard_ms = e.opened_ms;
             let records = std::mem::take(&mut e.pending);
             // The records leave for the store: a push still open (symbols
             // missing) puts the rest in a new block, so the stored ones'
@@ -1997,6 +2030,7 @@ impl Node {
                 "frame does not match the store request",
             ));
         }
+        e.heard_ms = self.now_ms();
         for r in frame.records() {
             if r.k != e.meta.k || !e.esis.accept(r.esi) {
                 continue;
@@ -2667,19 +2701,36 @@ impl Node {
                 )),
             }
         };
-        let (tx, rx) = oneshot::channel();
-        lock(&self.store_waiters).insert((peer.node_id.clone(), oid), (push, tx));
-        peer.send(Control::StoreRequest {
-            object_id: oid,
-            meta: meta.clone(),
-            source: Source {
-                instance: self.instance,
-                node_id: self.node_id().to_owned(),
-            },
-            esis: EsiList::new(esis.to_vec()),
-            push,
-        });
-        let mut todo = match answer(rx).await? {
+        // A holder out of slots for this node (its pushes of a put that
+        // failed are still open there) frees the idle ones after
+        // `PUSH_IDLE_MS`: ask again until then, backing off.
+        let mut wait = Duration::from_millis(100);
+        let asked = tokio::time::Instant::now();
+        let admitted = loop {
+            let (tx, rx) = oneshot::channel();
+            lock(&self.store_waiters).insert((peer.node_id.clone(), oid), (push, tx));
+            peer.send(Control::StoreRequest {
+                object_id: oid,
+                meta: meta.clone(),
+                source: Source {
+                    instance: self.instance,
+                    node_id: self.node_id().to_owned(),
+                },
+                esis: EsiList::new(esis.to_vec()),
+                push,
+            });
+            match answer(rx).await? {
+                Some(Err(e))
+                    if e.code == ErrorCode::ResourceLimit.as_code()
+                        && asked.elapsed() < SLOT_WAIT =>
+                {
+                    tokio::time::sleep(wait).await;
+                    wait = (wait * 2).min(Duration::from_secs(2));
+                }
+                other => break other,
+            }
+        };
+        let mut todo = match admitted {
             Some(Ok(m)) => m,
             Some(Err(e)) => return Err(e),
             None => {

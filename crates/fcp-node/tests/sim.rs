@@ -879,6 +879,41 @@ fn keepalive_closes_silent_sessions_and_they_reconnect() {
     });
 }
 
+/// A put that fails leaves its pushes open on the holders (their pusher
+/// gave up on them) and, with more objects than a holder admits at once,
+/// takes every StoreRequest slot the holder has for the writer. The next
+/// put must not fail on that until the pushes expire (60 s): the holder
+/// frees pushes idle for `PUSH_IDLE_MS` (10 s) when a slot is needed, and
+/// the writer asks again meanwhile.
+#[test]
+fn a_failed_put_does_not_lock_out_the_next_one() {
+    mesh(0x5eed_0012).run(|nodes, faults, _| async move {
+        all_connected(&nodes).await;
+        let (n1, n3) = (&nodes[0], &nodes[2]);
+        drop_datagrams(&faults, n1.ip, n3.ip);
+        // 144 chunks: more than the 128 slots a holder has per peer.
+        let e = n1
+            .put(ZoneId::private(), payload(9 << 20, 12))
+            .await
+            .unwrap_err();
+        // Its other pushes give up too (each after its rounds).
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        pass_datagrams(&faults, n1.ip, n3.ip);
+        let held = n3.store_slots().await;
+        eprintln!("put without datagrams to node 3 failed ({e}); it keeps {held} slots");
+        assert_eq!(held, 128, "the failed put did not take every slot");
+        let t = Instant::now();
+        let data = payload(SIZE, 13);
+        let id = n1.put(ZoneId::private(), data.clone()).await.unwrap();
+        eprintln!("the next put took {:?}", t.elapsed());
+        assert!(
+            t.elapsed() < Duration::from_secs(20),
+            "waited for the expiry"
+        );
+        assert!(n3.get(id).await.unwrap() == data);
+    });
+}
+
 /// A writer whose datagrams are all lost (its sessions stay up) has its
 /// pushes admitted by the holders, which never get the symbols; the put
 /// gives up and abandons them. The holders keep the StoreRequest slots
