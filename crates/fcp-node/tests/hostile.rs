@@ -33,7 +33,7 @@ use fcp_node::daemon::{self, NodeHandle, RunOptions};
 use fcp_node::enroll;
 use fcp_node::home::Home;
 use fcp_node::net::SystemNet;
-use fcp_node::proto::{Control, Decoded, Meta, Source};
+use fcp_node::proto::{Control, Decoded, EsiList, MAX_ESIS, Meta, Source};
 use fcp_wire::frame::{FrameBuilder, FrameFlags, FrameHeader, encoded_len};
 use fcp_wire::session::{
     CookiePolicy, DEFAULT_MAX_FCPC_FRAME, FcpcRead, FcpcReceiver, FcpcSender, LocalIdentity,
@@ -134,6 +134,13 @@ fn settled(n: &NodeHandle) -> u64 {
 /// Failed MACs and decrypts charged to peers (spec §8.4).
 fn failed_auth(n: &NodeHandle) -> u64 {
     n.status()["admission"]["counters"]["failed_auth_recorded"]
+        .as_u64()
+        .unwrap_or(0)
+}
+
+/// StoreRequest slots held: pushes to this node still open.
+fn store_slots(n: &NodeHandle) -> u64 {
+    n.status()["admission"]["inflight"]["store_requests"]
         .as_u64()
         .unwrap_or(0)
 }
@@ -465,6 +472,19 @@ fn meta(k: u16, symbol_size: u16) -> Meta {
     }
 }
 
+fn store_request(object_id: ObjectId, source: &str, esis: Vec<u32>, push: u64) -> Control {
+    Control::StoreRequest {
+        object_id,
+        meta: meta(100, 1024),
+        source: Source {
+            instance: 1,
+            node_id: source.to_owned(),
+        },
+        esis: EsiList::new(esis),
+        push,
+    }
+}
+
 // ---------------------------------------------------------------------------
 // Scenarios.
 
@@ -658,4 +678,64 @@ async fn an_unasked_peer_does_not_feed_a_get() {
     // Nothing of E2 was opened as the get's.
     assert_eq!(counter(&v, "frames_rejected"), 0);
     assert_eq!(failed_auth(&v), 0);
+}
+
+/// A push names at most MAX_ESIS ESIs over all its StoreRequests, so the
+/// StoreAck naming the missing ones always fits one message (decision 67).
+/// E announces 40 960 and then 40 960 more: V refuses the push (FCP-1120),
+/// ends it and gives its slot back, and a StoreEnd of it is refused too.
+/// Before, V took both and answered with a StoreAck of 81 920 ESIs, which
+/// no peer decodes (an ESI list holds at most MAX_ESIS).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_push_past_max_esis_is_refused() {
+    let mesh = Mesh::new(4, &["v", "e"]);
+    let e = mesh.wire("e").await;
+    let v = mesh.node("v").await;
+    let Conn { mut r, mut w } = e.accept(&v).await;
+    let (oid, push) = (random_object(), 7);
+    let half = u32::try_from(MAX_ESIS).unwrap() * 5 / 8;
+    w.send(&store_request(oid, "e", (0..half).collect(), push))
+        .await;
+    let ack = r
+        .expect("a StoreAck", |c| matches!(c, Control::StoreAck { .. }))
+        .await;
+    let Control::StoreAck { missing, .. } = ack else {
+        unreachable!()
+    };
+    assert_eq!(missing.len(), half as usize);
+    assert_eq!(store_slots(&v), 1);
+    // The same push, as many more: past MAX_ESIS in all.
+    w.send(&store_request(oid, "e", (half..2 * half).collect(), push))
+        .await;
+    let answer = r
+        .expect("the answer to the second StoreRequest", |c| {
+            matches!(c, Control::StoreAck { .. } | Control::StoreRefused { .. })
+        })
+        .await;
+    match answer {
+        Control::StoreRefused {
+            object_id,
+            push: p,
+            code,
+            ..
+        } => assert_eq!((object_id, p, code.as_str()), (oid, push, "FCP-1120")),
+        other => panic!("V took the push on: {other:?}"),
+    }
+    assert_eq!(counter(&v, "pushes_not_stored"), 1);
+    assert_eq!(store_slots(&v), 0);
+    // The push is over: its StoreEnd is refused, not acknowledged.
+    w.send(&Control::StoreEnd {
+        object_id: oid,
+        push,
+    })
+    .await;
+    let end = r
+        .expect("the answer to the StoreEnd", |c| {
+            matches!(c, Control::StoreAck { .. } | Control::StoreRefused { .. })
+        })
+        .await;
+    assert!(
+        matches!(&end, Control::StoreRefused { code, .. } if code == "FCP-1120"),
+        "{end:?}"
+    );
 }
