@@ -739,3 +739,89 @@ async fn a_push_past_max_esis_is_refused() {
         "{end:?}"
     );
 }
+
+/// E floods V with unsolicited frames (valid session MAC, an object V never
+/// asked about) until its byte budget for the window (64 MiB/min, spec §8.4)
+/// is spent. From then on V refuses all of E's datagrams before the MAC
+/// (decision 67): datagrams with a broken MAC are refused for the budget,
+/// not checked and charged as failed authentication, and valid ones are
+/// refused alike. Before, a call charging nothing passed the check before
+/// the MAC, so every datagram was still MAC-checked (and broken ones
+/// charged as failed authentication).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_spent_window_is_refused_before_the_mac() {
+    let mesh = Mesh::new(5, &["v", "e"]);
+    let e = mesh.wire("e").await;
+    let v = mesh.node("v").await;
+    let Conn { r: _r, mut w } = e.accept(&v).await;
+    // The largest frame a datagram carries (1192 bytes, one symbol): the
+    // byte budget runs out after ~56 300, before the symbol budget (200 000).
+    let max_frame = fcp_wire::frame::FrameBuilder::DEFAULT_MAX_FRAME;
+    let symbol_size = u16::try_from(max_frame - encoded_len(0, 1)).unwrap();
+    let flood = frame(random_object(), symbol_size, 1, 0);
+    assert_eq!(flood.len(), max_frame);
+    let t = Instant::now();
+    let mut sent = 0u64;
+    while counter(&v, "datagrams_rejected_budget") == 0 {
+        assert!(t.elapsed() < Duration::from_secs(20), "budget never spent");
+        for _ in 0..64 {
+            w.send_frame(&flood).await;
+        }
+        sent += 64;
+        // Stay within V's socket buffer: wait while it is far behind.
+        let waited = Instant::now();
+        while sent.saturating_sub(counter(&v, "datagrams_in")) > 256
+            && waited.elapsed() < Duration::from_millis(50)
+        {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+    }
+    // Let V drain what is still queued (the rest was lost).
+    let mut last = u64::MAX;
+    while counter(&v, "datagrams_in") != last {
+        last = counter(&v, "datagrams_in");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    wait_for("V to settle the flood", Duration::from_secs(5), &v, || {
+        settled(&v) == counter(&v, "datagrams_in")
+    })
+    .await;
+    let unsolicited = counter(&v, "frames_unsolicited");
+    assert!(
+        unsolicited * max_frame as u64 > 60 << 20,
+        "the window was spent by unsolicited frames ({unsolicited})"
+    );
+    let (rejected_budget, rejected_session, failed, done) = (
+        counter(&v, "datagrams_rejected_budget"),
+        counter(&v, "datagrams_rejected_session"),
+        failed_auth(&v),
+        settled(&v),
+    );
+    // 50 datagrams with a broken MAC, then 50 valid ones.
+    let small = frame(random_object(), 256, 1, 0);
+    for _ in 0..50 {
+        let mut d = w.seal(&small);
+        d[30] ^= 0xff; // in the MAC (after the id and the sequence number)
+        w.send_datagram(&d).await;
+    }
+    for _ in 0..50 {
+        w.send_frame(&small).await;
+    }
+    wait_for("V to take the 100", Duration::from_secs(5), &v, || {
+        settled(&v) >= done + 100
+    })
+    .await;
+    assert_eq!(
+        (
+            counter(&v, "datagrams_rejected_session") - rejected_session,
+            failed_auth(&v) - failed,
+        ),
+        (0, 0),
+        "broken MACs were checked after the window was spent"
+    );
+    assert_eq!(
+        counter(&v, "datagrams_rejected_budget") - rejected_budget,
+        100
+    );
+    assert_eq!(counter(&v, "frames_unsolicited"), unsolicited);
+}
