@@ -825,3 +825,53 @@ async fn a_spent_window_is_refused_before_the_mac() {
     );
     assert_eq!(counter(&v, "frames_unsolicited"), unsolicited);
 }
+
+/// E opens a push of MAX_ESIS ESIs, sends none of them and stops reading
+/// its control stream, while asking over and over what is missing (a
+/// StoreEnd of a few bytes, answered with a StoreAck of 256 KiB). V bounds
+/// what waits for E at 64 MiB and closes the session when it overflows
+/// (`control_queue_overflows`, decision 67); the push ends with it. Before,
+/// the queue grew without bound and the session stayed up.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_that_does_not_read_loses_its_session() {
+    let mesh = Mesh::new(6, &["v", "e"]);
+    let e = mesh.wire("e").await;
+    let v = mesh.node("v").await;
+    let Conn { mut r, mut w } = e.accept(&v).await;
+    let (oid, push) = (random_object(), 9);
+    let all = u32::try_from(MAX_ESIS).unwrap();
+    w.send(&store_request(oid, "e", (0..all).collect(), push))
+        .await;
+    r.expect("a StoreAck", |c| matches!(c, Control::StoreAck { .. }))
+        .await;
+    // From here E reads nothing. 64 MiB of StoreAcks plus what the sockets
+    // hold (E's receive buffer is small, see `listen`) is some 300 answers;
+    // give up at 800 (200 MiB queued by a daemon that never closes).
+    let t = Instant::now();
+    let mut ends = 0;
+    while counter(&v, "control_queue_overflows") == 0 && ends < 800 {
+        for _ in 0..20 {
+            w.send(&Control::StoreEnd {
+                object_id: oid,
+                push,
+            })
+            .await;
+        }
+        ends += 20;
+        // About the pace V answers them at (each names 65 536 ESIs).
+        tokio::time::sleep(Duration::from_millis(40)).await;
+    }
+    wait_for(
+        "V to close the session of a peer that does not read",
+        Duration::from_secs(10),
+        &v,
+        || !connected(&v).contains(&"e".to_owned()),
+    )
+    .await;
+    assert_eq!(counter(&v, "control_queue_overflows"), 1);
+    // The push went with the session: its slot is back.
+    assert_eq!(store_slots(&v), 0);
+    assert_eq!(counter(&v, "pushes_not_stored"), 1);
+    eprintln!("{ends} StoreEnds in {:?}", t.elapsed());
+    drop(r);
+}
