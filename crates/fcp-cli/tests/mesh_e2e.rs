@@ -490,3 +490,28 @@ fn the_home_and_the_admin_socket_are_private() {
         .collect();
     assert!(stray.is_empty(), "{stray:?}");
 }
+
+/// A second `fcp node run` on a home whose node is running fails at once
+/// with the store's code and says why; the running node keeps its admin
+/// socket and answers. Before, it failed with FCP-5002 calling the store
+/// "malformed".
+#[test]
+fn a_second_node_on_a_running_home_is_refused_and_says_why() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = lone_node(dir.path(), 1024);
+    let second = Command::new(FCP)
+        .arg("--home")
+        .arg(&node.home)
+        .args(["--json", "node", "run"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let out = output_within(second, Duration::from_secs(20));
+    assert_eq!(out.status.code(), Some(2));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["error"]["code"], "FCP-5101", "{v}");
+    let msg = v["error"]["message"].as_str().unwrap();
+    assert!(msg.contains("another `fcp node run`"), "{msg}");
+    assert_eq!(node.status()["node_id"], "lone");
+}

@@ -757,9 +757,9 @@ pub async fn start(
         .parse()
         .map_err(|e| NodeError::InvalidArgument(format!("listen {}: {e}", cfg.listen)))?;
     let store_path = home.path("store.redb");
-    let store = Arc::new(Store::open(&store_path).map_err(|e| NodeError::Malformed {
+    let store = Arc::new(Store::open(&store_path).map_err(|source| NodeError::Store {
         path: store_path.display().to_string(),
-        why: e.to_string(),
+        source,
     })?);
     let now = net.now_secs();
     let mut announcement = PeerAnnouncement {

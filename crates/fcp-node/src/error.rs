@@ -46,6 +46,25 @@ pub enum NodeError {
     /// The bundle is not for this node, or not from the owner it names.
     #[error("enrollment bundle rejected: {0}")]
     BundleRejected(String),
+    /// The node's store could not be opened (held by another process, a
+    /// damaged file, an IO error): its code is the store's.
+    #[error("{path}: {source}{hint}", hint = store_hint(source))]
+    Store {
+        /// The store file.
+        path: String,
+        /// What the store said.
+        source: fcp_store::StoreError,
+    },
+}
+
+/// What to do about a store error, where there is something to say.
+fn store_hint(e: &fcp_store::StoreError) -> &'static str {
+    match e {
+        fcp_store::StoreError::Locked => {
+            " (another `fcp node run` is using this home; stop it first)"
+        }
+        _ => "",
+    }
 }
 
 impl HasErrorCode for NodeError {
@@ -61,6 +80,7 @@ impl HasErrorCode for NodeError {
             Self::Id(e) => e.error_code(),
             Self::Cbor(e) => e.error_code(),
             Self::BundleRejected(_) => ErrorCode::EnrollmentRejected,
+            Self::Store { source, .. } => source.error_code(),
         }
     }
 }
