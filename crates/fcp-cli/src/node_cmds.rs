@@ -407,25 +407,47 @@ pub fn get(home: &Home, id: &str, out: Option<&Path>, json: bool) -> Result<Exit
             let path_err = |e: std::io::Error| {
                 FcpError::new(ErrorCode::LocalIo, format!("{}: {e}", p.display()))
             };
-            // Into a file beside OUT, renamed over it only once whole: a
-            // failed get leaves an OUT that was there as it was.
-            let (tmp, f) = create_beside(p).map_err(path_err)?;
-            let mut w = std::io::BufWriter::new(f);
-            let done = inc.copy_body(&mut w, &mut report).and_then(|n| {
-                let f = w.into_inner().map_err(|e| path_err(e.into_error()))?;
-                f.sync_all().map_err(path_err)?;
-                std::fs::rename(&tmp, p).map_err(path_err)?;
-                Ok(n)
-            });
-            let n = done.inspect_err(|_| {
-                let _ = std::fs::remove_file(&tmp);
-            })?;
-            // Make the rename durable too.
-            if let Some(dir) = tmp.parent()
-                && let Ok(d) = std::fs::File::open(dir)
-            {
-                let _ = d.sync_all();
-            }
+            // Through a symlink to the file it names.
+            let target = std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
+            let existing = std::fs::metadata(&target).ok();
+            let n = if existing.as_ref().is_some_and(|m| !m.is_file()) {
+                // A device or a pipe (`-o /dev/null`): written in place;
+                // replacing it with a file would be wrong, and there is no
+                // content to keep.
+                let f = std::fs::OpenOptions::new()
+                    .write(true)
+                    .open(&target)
+                    .map_err(path_err)?;
+                let mut w = std::io::BufWriter::new(f);
+                let n = inc.copy_body(&mut w, &mut report)?;
+                std::io::Write::flush(&mut w).map_err(path_err)?;
+                n
+            } else {
+                // Into a file beside OUT, renamed over it only once whole: a
+                // failed get leaves an OUT that was there as it was, and a
+                // replaced OUT keeps its mode.
+                let (tmp, f) = create_beside(&target).map_err(path_err)?;
+                let mut w = std::io::BufWriter::new(f);
+                let done = inc.copy_body(&mut w, &mut report).and_then(|n| {
+                    let f = w.into_inner().map_err(|e| path_err(e.into_error()))?;
+                    if let Some(m) = &existing {
+                        f.set_permissions(m.permissions()).map_err(path_err)?;
+                    }
+                    f.sync_all().map_err(path_err)?;
+                    std::fs::rename(&tmp, &target).map_err(path_err)?;
+                    Ok(n)
+                });
+                let n = done.inspect_err(|_| {
+                    let _ = std::fs::remove_file(&tmp);
+                })?;
+                // Make the rename durable too.
+                if let Some(dir) = tmp.parent()
+                    && let Ok(d) = std::fs::File::open(dir)
+                {
+                    let _ = d.sync_all();
+                }
+                n
+            };
             drop(progress);
             if json {
                 println!(
@@ -635,6 +657,48 @@ mod tests {
         node.join().unwrap();
         assert_eq!(std::fs::read(&out).unwrap(), b"new");
         assert_eq!(files(dir.path()), ["out.bin"]);
+    }
+
+    #[test]
+    fn a_get_writes_through_a_symlink_keeps_the_mode_and_leaves_a_pipe_in_place() {
+        use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+        let id = "ab".repeat(32);
+        // Through a symlink: the file it names is replaced, keeping its
+        // mode; the link stays a link.
+        let (dir, home, node) = fake_node(b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nnew");
+        let real = dir.path().join("real.bin");
+        std::fs::write(&real, b"old").unwrap();
+        std::fs::set_permissions(&real, std::fs::Permissions::from_mode(0o640)).unwrap();
+        let link = dir.path().join("link.bin");
+        std::os::unix::fs::symlink(&real, &link).unwrap();
+        get(&home, &id, Some(&link), false).unwrap();
+        node.join().unwrap();
+        assert_eq!(std::fs::read(&real).unwrap(), b"new");
+        let mode = std::fs::metadata(&real).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o640);
+        assert!(
+            std::fs::symlink_metadata(&link)
+                .unwrap()
+                .file_type()
+                .is_symlink()
+        );
+        // A pipe (as a device like /dev/null) is written, not replaced.
+        let (dir, home, node) = fake_node(b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nabc");
+        let fifo = dir.path().join("fifo");
+        let made = std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap();
+        assert!(made.success());
+        let reader = {
+            let fifo = fifo.clone();
+            std::thread::spawn(move || std::fs::read(fifo).unwrap())
+        };
+        get(&home, &id, Some(&fifo), false).unwrap();
+        node.join().unwrap();
+        assert_eq!(reader.join().unwrap(), b"abc");
+        assert!(std::fs::metadata(&fifo).unwrap().file_type().is_fifo());
+        assert_eq!(files(dir.path()), ["fifo"], "no temporary file is left");
     }
 
     fn drive(p: &mut Progress, total: u64) -> Vec<Option<Phase>> {
