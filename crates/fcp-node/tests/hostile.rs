@@ -20,6 +20,9 @@
 //! decision.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod common;
+use common::payload;
+
 use std::collections::{HashMap, VecDeque};
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
@@ -171,19 +174,6 @@ async fn wait_for(what: &str, limit: Duration, v: &NodeHandle, mut f: impl FnMut
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-}
-
-/// Seeded pseudo-random bytes (not compressible).
-fn payload(n: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed | 1;
-    (0..n)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            (x >> 32) as u8
-        })
-        .collect()
 }
 
 fn random_object() -> ObjectId {

@@ -26,6 +26,9 @@
 //! seeded, so runs are alike, not bit-identical.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod common;
+use common::payload;
+
 use std::collections::HashSet;
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -546,19 +549,6 @@ async fn all_connected(nodes: &[Remote]) {
         )
         .await;
     }
-}
-
-/// Seeded pseudo-random bytes (not compressible, not all alike).
-fn payload(n: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed | 1;
-    (0..n)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            (x >> 32) as u8
-        })
-        .collect()
 }
 
 /// ~1 MiB: chunked (above the 256 KiB threshold, profile §4.1).
