@@ -122,8 +122,12 @@ const GET_TIMEOUT: Duration = Duration::from_secs(20);
 /// closes it only after `SESSION_IDLE_TIMEOUT`); the next round asks again
 /// for what is still missing, so the other holders make up for it.
 const ROUND_WAIT: Duration = Duration::from_secs(2);
-/// Datagrams a get keeps while their offer is still in flight.
-const MAX_EARLY_FRAMES: usize = 8192;
+/// Datagrams a get keeps per peer while the peer's offer is still in
+/// flight (a chunk's share is tens; the manifest of a 1 GiB payload ~600).
+const MAX_EARLY_FRAMES: usize = 2048;
+/// Sealer instances one peer may name in its offers for one get (a
+/// holder's symbols of an object come from one writer, or a few).
+const MAX_OFFERED_SOURCES: usize = 64;
 /// Once every offer ended, a get round that still misses offered datagrams
 /// ends this long after the last one arrived (they were lost).
 const QUIET: Duration = Duration::from_millis(50);
@@ -592,14 +596,22 @@ struct GetState {
     decoder: Mutex<Option<ObjectDecoder>>,
     /// ESIs accepted so far (local and received), for `have` in re-requests.
     got: Mutex<HashSet<u32>>,
-    /// Frames that came before their sender's offer, with that sender.
-    early: Mutex<Vec<(String, Frame)>>,
+    /// Frames that came before their sender's offer, by sender (at most
+    /// `MAX_EARLY_FRAMES` each).
+    early: Mutex<HashMap<String, Vec<Frame>>>,
+    /// The object's metadata as this node knows it: from its own store, or
+    /// from the offer of the peer whose frame opened first. What one peer
+    /// offers does not decide how another's frames are read.
     meta: Mutex<Option<Arc<ZoneMeta>>>,
+    /// The metadata each peer offered (its first), for its own frames
+    /// until `meta` is known.
+    offered_meta: Mutex<HashMap<String, Arc<ZoneMeta>>>,
     /// The peers sent a SymbolRequest: only their offers and frames count.
     asked: Mutex<HashSet<String>>,
     /// By offering peer, then sender instance: the node that sealed the
-    /// symbols. Each peer's frames open with the sealers it named, so a
-    /// peer cannot change how another peer's frames are read.
+    /// symbols (at most `MAX_OFFERED_SOURCES` each). Each peer's frames open
+    /// with the sealers it named, so a peer cannot change how another
+    /// peer's frames are read.
     sources: Mutex<HashMap<String, HashMap<u64, String>>>,
     /// Peers whose offer of this round is complete (OfferEnd, or an offer
     /// of nothing).
@@ -1728,21 +1740,24 @@ impl Node {
                         g.done.notify_waiters();
                     }
                     if let Some(m) = meta {
-                        let mut gm = lock(&g.meta);
-                        if gm.is_none() {
-                            *gm = Some(Arc::new(ZoneMeta::new(m)));
-                        }
+                        lock(&g.offered_meta)
+                            .entry(peer.node_id.clone())
+                            .or_insert_with(|| Arc::new(ZoneMeta::new(m)));
                     }
                     {
                         let mut s = lock(&g.sources);
                         let of_peer = s.entry(peer.node_id.clone()).or_default();
                         for src in sources {
-                            of_peer.insert(src.instance, src.node_id);
+                            if of_peer.len() < MAX_OFFERED_SOURCES
+                                || of_peer.contains_key(&src.instance)
+                            {
+                                of_peer.insert(src.instance, src.node_id);
+                            }
                         }
                     }
-                    let early = std::mem::take(&mut *lock(&g.early));
-                    for (from, f) in &early {
-                        if self.on_get_frame(&g, from, f).is_err() {
+                    let early = lock(&g.early).remove(&peer.node_id).unwrap_or_default();
+                    for f in &early {
+                        if self.on_get_frame(&g, &peer.node_id, f).is_err() {
                             self.stats.frames_rejected.fetch_add(1, Ordering::Relaxed);
                         }
                     }
@@ -1996,9 +2011,8 @@ impl Node {
         let oid = ObjectId::from_bytes(h.object_id);
         // Only the peers a get asked feed it (anyone else's frames are
         // unsolicited below).
-        if let Some(g) = lock(&self.gets).get(&oid).cloned()
-            && lock(&g.asked).contains(&peer.node_id)
-        {
+        let get = lock(&self.gets).get(&oid).cloned();
+        if let Some(g) = get.filter(|g| lock(&g.asked).contains(&peer.node_id)) {
             return self.on_get_frame(&g, &peer.node_id, &frame);
         }
         let mut inc = lock(&self.incoming);
@@ -2105,7 +2119,9 @@ impl Node {
     /// A datagram of a get from `from`, a peer it asked.
     fn on_get_frame(&self, g: &GetState, from: &str, frame: &Frame) -> Result<(), FcpError> {
         let h = *frame.header();
-        let meta = lock(&g.meta).clone();
+        let meta = lock(&g.meta)
+            .clone()
+            .or_else(|| lock(&g.offered_meta).get(from).cloned());
         let source = lock(&g.sources)
             .get(from)
             .and_then(|s| s.get(&h.sender_instance_id))
@@ -2114,8 +2130,9 @@ impl Node {
             // The offer announcing these datagrams is still on its way (TCP);
             // keep a bounded number until it arrives.
             let mut early = lock(&g.early);
-            if early.len() < MAX_EARLY_FRAMES {
-                early.push((from.to_owned(), frame.detached()));
+            let of_peer = early.entry(from.to_owned()).or_default();
+            if of_peer.len() < MAX_EARLY_FRAMES {
+                of_peer.push(frame.detached());
                 return Ok(());
             }
             return Err(fcp(
@@ -2146,17 +2163,19 @@ impl Node {
     fn open_for_get<'r, I: Iterator<Item = RecordRef<'r>>>(
         &self,
         g: &GetState,
-        ZoneMeta { meta, zone_hash }: &ZoneMeta,
+        zm: &Arc<ZoneMeta>,
         source: &str,
         h: &FrameHeader,
         records: impl Fn() -> I,
     ) -> Result<(), FcpError> {
+        let ZoneMeta { meta, zone_hash } = &**zm;
         if h.zone_id_hash != *zone_hash {
             return Err(fcp(ErrorCode::SymbolInvalid, "frame of another zone"));
         }
         let key = self.opener(&meta.zone_id, source, h.sender_instance_id)?;
         let mut dec = lock(&g.decoder);
-        if dec.is_none() {
+        let first = dec.is_none();
+        if first {
             // Solves only when asked: a missing source symbol is usually on
             // its way, and waiting for it costs far less (decision 60).
             *dec = Some(
@@ -2166,7 +2185,17 @@ impl Node {
             );
         }
         let Some(d) = dec.as_mut() else { return Ok(()) };
-        let progress = fcp_wire::envelope::open_records_into(h, records(), &key, d).map_err(fe)?;
+        let opened = fcp_wire::envelope::open_records_into(h, records(), &key, d).map_err(fe);
+        let progress = match opened {
+            Ok(p) => p,
+            Err(e) => {
+                if first {
+                    // Shaped by metadata nothing has vouched for yet.
+                    *dec = None;
+                }
+                return Err(e);
+            }
+        };
         let content = if progress == Progress::Complete {
             Some(d.take().map_err(fe)?)
         } else {
@@ -2174,6 +2203,10 @@ impl Node {
         };
         // Lock order: never hold the decoder while taking another lock.
         drop(dec);
+        if first {
+            // The metadata a symbol opened under is the object's from now on.
+            lock(&g.meta).get_or_insert_with(|| zm.clone());
+        }
         lock(&g.got).extend(records().map(|r| r.esi));
         if let Some(content) = content {
             lock(&g.result).get_or_insert(content);
@@ -2232,7 +2265,7 @@ impl Node {
     /// Feed one locally stored symbol to a get, straight from its record
     /// (no frame built and parsed again; the record names its sealer, so no
     /// offer has to); one that fails to open is counted and skipped.
-    fn open_local(&self, g: &GetState, meta: &ZoneMeta, r: &SymbolRecord) {
+    fn open_local(&self, g: &GetState, meta: &Arc<ZoneMeta>, r: &SymbolRecord) {
         let rec = RecordRef {
             esi: r.esi,
             k: r.k,
@@ -2848,8 +2881,9 @@ impl Node {
         let g = Arc::new(GetState {
             decoder: Mutex::new(None),
             got: Mutex::new(HashSet::new()),
-            early: Mutex::new(Vec::new()),
+            early: Mutex::new(HashMap::new()),
             meta: Mutex::new(None),
+            offered_meta: Mutex::new(HashMap::new()),
             asked: Mutex::new(HashSet::new()),
             sources: Mutex::new(HashMap::new()),
             offers_ended: Mutex::new(HashSet::new()),
@@ -2865,8 +2899,18 @@ impl Node {
         self.load_local(&g, oid).map_err(fe)?;
         let zone_of = |g: &GetState| lock(&g.meta).as_ref().map(|m| m.zone_id.clone());
         // Holding ciphertext is not membership: without the zone's keys, stop early.
-        let not_member =
-            |g: &GetState| zone_of(g).filter(|z| !self.membership.zones.contains_key(z));
+        let member = |z: &ZoneId| self.membership.zones.contains_key(z);
+        let not_member = |g: &GetState| {
+            if let Some(z) = zone_of(g) {
+                return (!member(&z)).then_some(z);
+            }
+            // Nothing opened yet: stop only when every offer names a zone
+            // this node is not in (one peer's word is not enough).
+            let offered = lock(&g.offered_meta);
+            let mut zones = offered.values().map(|m| &m.zone_id);
+            let first = zones.next()?.clone();
+            (!member(&first) && zones.all(|z| !member(z))).then_some(first)
+        };
         if let Some(z) = not_member(&g) {
             return Err(fcp(
                 ErrorCode::NotInZone,

@@ -531,6 +531,83 @@ async fn an_ack_naming_a_live_session_id_is_refused() {
     assert!(hostile.r.recv().await.is_err());
 }
 
+/// The metadata in an offer is one peer's word too. V gets an object it
+/// holds none of (a put it on b and c while V was down), so its k and
+/// zone come from the offers; E answers each of V's requests at once with
+/// an offer of nothing whose metadata says k = 1. Each peer's frames are
+/// read with what that peer offered, and the object's metadata is the one
+/// the first opened frame came under (decision 67), so the get succeeds.
+/// Before, the first offer's metadata was the get's: E's came first, every
+/// frame of a and b failed its k check, and the get failed (FCP-5011).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_poisoned_offer_meta_does_not_decide_how_frames_are_read() {
+    let mesh = Mesh::new(7, &["v", "a", "b", "c", "e"]);
+    let e = mesh.wire("e").await;
+    let a = mesh.node("a").await;
+    let _b = mesh.node("b").await;
+    let _c = mesh.node("c").await;
+    // Each was told of those enrolled before it, so they find each other
+    // while V is not up yet.
+    wait_for("a to reach b and c", Duration::from_secs(15), &a, || {
+        let c = connected(&a);
+        ["b", "c"].iter().all(|p| c.contains(&(*p).to_owned()))
+    })
+    .await;
+    let data = payload((1 << 20) + 4321, 8);
+    let id = a.put(ZoneId::private(), data.clone()).await.unwrap();
+    // V, the owner's device, knows and dials every node it enrolled.
+    let v = mesh.node("v").await;
+    let conn = e.accept(&v).await;
+    wait_for(
+        "V to connect to the others",
+        Duration::from_secs(15),
+        &v,
+        || {
+            let c = connected(&v);
+            ["a", "b", "c", "e"]
+                .iter()
+                .all(|p| c.contains(&(*p).to_owned()))
+        },
+    )
+    .await;
+    assert_eq!(counter(&v, "symbols_stored"), 0, "V holds none of it");
+    let (stop_tx, mut stop) = tokio::sync::oneshot::channel::<()>();
+    let poisoner = tokio::spawn(async move {
+        let Conn { mut r, mut w } = conn;
+        let mut offers = 0u32;
+        loop {
+            let c = tokio::select! {
+                biased;
+                _ = &mut stop => return offers,
+                c = r.recv() => c,
+            };
+            if let Ok(Control::SymbolRequest { object_id, .. }) = c {
+                offers += 1;
+                w.send(&Control::SymbolOffer {
+                    object_id,
+                    meta: Some(Meta {
+                        zone_id: ZoneId::private(),
+                        k: 1,
+                        symbol_size: 1024,
+                        created_at: 0,
+                    }),
+                    sources: Vec::new(),
+                    count: 0,
+                })
+                .await;
+            }
+        }
+    });
+    let got = tokio::time::timeout(Duration::from_secs(25), v.get(id))
+        .await
+        .expect("the get did not end within 25 s");
+    let _ = stop_tx.send(());
+    assert!(poisoner.await.unwrap() > 0, "E was asked and answered");
+    let got = got.expect("V's get failed");
+    assert!(got == data, "V rebuilt other bytes");
+    assert_eq!(failed_auth(&v), 0);
+}
+
 /// V gets an object that a, the writer, placed on b and V. E, connected
 /// to V and so asked, answers every SymbolRequest with a SymbolOffer naming
 /// itself as the sealer of the writer's sender instance, again and again
