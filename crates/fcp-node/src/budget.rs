@@ -437,8 +437,12 @@ struct PeerState {
     bytes: u64,
     symbols: u64,
     failed_auth: u32,
-    /// Why inbound traffic was last refused in this window (bytes or
-    /// symbols): from then on all of it is, until the window ends.
+    /// Bytes and symbols refused in this window (over the budget).
+    refused_bytes: u64,
+    refused_symbols: u64,
+    /// Set once the refused traffic is itself over a whole budget (bytes
+    /// or symbols): from then on all of it is refused, until the window
+    /// ends.
     spent: Option<RejectReason>,
     decode_cpu_ms: u64,
     inflight: [u32; 3],
@@ -456,6 +460,8 @@ impl PeerState {
             bytes: 0,
             symbols: 0,
             failed_auth: 0,
+            refused_bytes: 0,
+            refused_symbols: 0,
             spent: None,
             decode_cpu_ms: 0,
             inflight: [0; 3],
@@ -471,6 +477,8 @@ impl PeerState {
             self.bytes = 0;
             self.symbols = 0;
             self.failed_auth = 0;
+            self.refused_bytes = 0;
+            self.refused_symbols = 0;
             self.spent = None;
             self.decode_cpu_ms = 0;
         }
@@ -627,10 +635,12 @@ impl<K: Hash + Eq + Clone> Admission<K> {
     /// Admit `bytes` and `symbols` of inbound traffic from `peer`: call with
     /// the datagram length before any MAC check, decrypt or decode, and with
     /// the frame's symbol count once its header is parsed (before the symbols
-    /// are decrypted). Charges nothing when it refuses. Once it refused a
-    /// peer's bytes or symbols, it refuses all of the peer's inbound traffic
-    /// until the window ends, even a call charging nothing (spec §8.4): the
-    /// check before the MAC then turns the peer away before any work.
+    /// are decrypted). Charges nothing when it refuses. Once the traffic it
+    /// refused a peer is itself over a whole budget (a second window's
+    /// worth: late frames of an honest peer come nowhere near), it refuses
+    /// all of the peer's inbound traffic until the window ends, even a call
+    /// charging nothing (spec §8.4): the check before the MAC then turns
+    /// the peer away before any work.
     pub fn admit_inbound(
         &mut self,
         now_ms: u64,
@@ -1011,7 +1021,10 @@ fn admit_inbound_state(
         // says nothing about the peer's other traffic).
         let fits_a_window = bytes <= budget.max_bytes_per_min;
         if fits_a_window {
-            st.spent = Some(RejectReason::InboundBytes);
+            st.refused_bytes = st.refused_bytes.saturating_add(bytes);
+            if st.refused_bytes > budget.max_bytes_per_min {
+                st.spent = Some(RejectReason::InboundBytes);
+            }
         }
         return Err(Rejected {
             reason: RejectReason::InboundBytes,
@@ -1022,7 +1035,10 @@ fn admit_inbound_state(
     if new_symbols > max_symbols {
         let fits_a_window = symbols <= max_symbols;
         if fits_a_window {
-            st.spent = Some(RejectReason::InboundSymbols);
+            st.refused_symbols = st.refused_symbols.saturating_add(symbols);
+            if st.refused_symbols > max_symbols {
+                st.spent = Some(RejectReason::InboundSymbols);
+            }
         }
         return Err(Rejected {
             reason: RejectReason::InboundSymbols,
@@ -1147,12 +1163,8 @@ mod tests {
         let r = a.admit_inbound(2, &"p", 1, 0).unwrap_err();
         assert_eq!(r.reason, RejectReason::InboundBytes);
         assert_eq!(r.retry_after_ms, Some(WINDOW_MS - 2));
-        // Once refused, the window is closed to the peer, even to a call
-        // charging nothing (the check before the MAC).
-        assert_eq!(
-            reason(a.admit_inbound(3, &"p", 0, 0)),
-            RejectReason::InboundBytes
-        );
+        // Zero bytes still fit in a full window.
+        assert!(a.admit_inbound(3, &"p", 0, 0).is_ok());
         // Last millisecond of the window: still full.
         assert!(a.admit_inbound(WINDOW_MS - 1, &"p", 1, 0).is_err());
         // New window: full budget again.
@@ -1162,7 +1174,7 @@ mod tests {
         assert_eq!((u.window_start_ms, u.bytes), (WINDOW_MS, 1000));
         let c = a.counters();
         assert_eq!(c.inbound_bytes_admitted, 2000);
-        assert_eq!(c.rejected.inbound_bytes, 4);
+        assert_eq!(c.rejected.inbound_bytes, 3);
     }
 
     #[test]
@@ -1190,18 +1202,36 @@ mod tests {
         );
         let u = a.peer_usage(&"p").unwrap();
         assert_eq!((u.bytes, u.symbols), (10, 9));
-        // The refusal closed the window: what would still fit is refused.
-        assert_eq!(
-            reason(a.admit_inbound(0, &"p", 10, 1)),
-            RejectReason::InboundSymbols
-        );
-        assert_eq!(a.peer_usage(&"p").unwrap().symbols, 9);
-        assert!(a.admit_inbound(WINDOW_MS + 5, &"p", 0, 10).is_ok());
-        // The exact limit fits.
-        let mut a = Adm::new(small());
-        assert!(a.admit_inbound(0, &"p", 10, 9).is_ok());
         assert!(a.admit_inbound(0, &"p", 10, 1).is_ok());
         assert!(a.admit_inbound(0, &"p", 0, 1).is_err());
+        assert!(a.admit_inbound(WINDOW_MS + 5, &"p", 0, 10).is_ok());
+    }
+
+    #[test]
+    fn a_window_refused_a_budget_over_again_is_closed_to_everything() {
+        for bytes in [true, false] {
+            let mut a = Adm::new(small());
+            let b = |n: u64| if bytes { n * 100 } else { 0 };
+            let s = |n: u32| if bytes { 0 } else { n };
+            let want = if bytes {
+                RejectReason::InboundBytes
+            } else {
+                RejectReason::InboundSymbols
+            };
+            assert!(a.admit_inbound(0, &"p", b(10), s(10)).is_ok());
+            // Refused, but less than a whole budget's worth: what fits (a
+            // call charging nothing, the check before the MAC) still does.
+            assert_eq!(reason(a.admit_inbound(1, &"p", b(6), s(6))), want);
+            assert!(a.admit_inbound(2, &"p", 0, 0).is_ok());
+            // Refused more than a whole budget: closed until the window ends.
+            assert_eq!(reason(a.admit_inbound(3, &"p", b(5), s(5))), want);
+            let r = a.admit_inbound(4, &"p", 0, 0).unwrap_err();
+            assert_eq!((r.reason, r.retry_after_ms), (want, Some(WINDOW_MS - 4)));
+            assert!(a.admit_inbound(WINDOW_MS, &"p", b(10), s(10)).is_ok());
+            // Nothing refused was charged.
+            let u = a.peer_usage(&"p").unwrap();
+            assert_eq!((u.bytes, u.symbols), (b(10), u64::from(s(10))));
+        }
     }
 
     #[test]
