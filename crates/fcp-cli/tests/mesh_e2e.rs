@@ -486,7 +486,12 @@ fn the_home_and_the_admin_socket_are_private() {
     let stray: Vec<_> = std::fs::read_dir(&node.home)
         .unwrap()
         .map(|e| e.unwrap().file_name())
-        .filter(|n| n.to_string_lossy().contains(".tmp-"))
+        .filter(|n| {
+            // The directory the socket is bound in: `.s<pid>`.
+            let n = n.to_string_lossy();
+            n.strip_prefix(".s")
+                .is_some_and(|pid| pid.chars().all(|c| c.is_ascii_digit()))
+        })
         .collect();
     assert!(stray.is_empty(), "{stray:?}");
 }

@@ -38,6 +38,10 @@ pub const HEAD_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a request body may stall (no bytes at all) before the node
 /// gives up on it. Not a cap on the whole body: a 1 GiB upload is legit.
 pub const BODY_IDLE_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a reply may wait for its client to read anything (a client that
+/// stopped reading, e.g. `fcp get | less` left open, gives its connection
+/// slot back after this).
+pub const REPLY_IDLE_TIMEOUT: Duration = Duration::from_secs(120);
 /// Request body bytes a node holds at once, over all connections: two
 /// bodies of the largest size. A request waits for its share before its
 /// body is read and keeps it until it is answered.
@@ -88,12 +92,13 @@ pub fn body_too_large(len: u64) -> FcpError {
 /// process-wide, racing the node's other threads.
 pub fn bind(path: &Path) -> std::io::Result<tokio::net::UnixListener> {
     use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
-    let name = path.file_name().unwrap_or_default().to_string_lossy();
-    let dir = path.with_file_name(format!(".{name}.tmp-{}", std::process::id()));
+    // Short names: a socket path has at most 107 bytes, and the bound one
+    // should not be much longer than `path`.
+    let dir = path.with_file_name(format!(".s{}", std::process::id()));
     // Left by a crashed run of the same pid, if ever.
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::DirBuilder::new().mode(0o700).create(&dir)?;
-    let bound = dir.join(&*name);
+    let bound = dir.join("s");
     let listener = tokio::net::UnixListener::bind(&bound).and_then(|l| {
         std::fs::set_permissions(&bound, std::fs::Permissions::from_mode(0o600))?;
         std::fs::rename(&bound, path)?;
@@ -292,20 +297,23 @@ async fn read_head_lines<R: tokio::io::AsyncBufRead + Unpin>(
     }
 }
 
-/// Write a response (server side).
+/// Write a response (server side), failing if the client reads nothing for
+/// `idle`.
 pub async fn write_response<S: tokio::io::AsyncWrite + Unpin>(
     mut stream: S,
     resp: &Response,
+    idle: Duration,
 ) -> std::io::Result<()> {
     write_head(
         &mut stream,
         resp.status,
         resp.content_type,
         resp.body.len() as u64,
+        idle,
     )
     .await?;
-    stream.write_all(&resp.body).await?;
-    stream.flush().await
+    write_within(&mut stream, &resp.body, idle).await?;
+    flush_within(&mut stream, idle).await
 }
 
 async fn write_head<S: tokio::io::AsyncWrite + Unpin>(
@@ -313,17 +321,54 @@ async fn write_head<S: tokio::io::AsyncWrite + Unpin>(
     status: u16,
     content_type: &str,
     len: u64,
+    idle: Duration,
 ) -> std::io::Result<()> {
     let reason = if status == 200 { "OK" } else { "Error" };
     let head = format!(
         "HTTP/1.1 {status} {reason}\r\nContent-Type: {content_type}\r\nContent-Length: {len}\r\nConnection: close\r\n\r\n"
     );
-    stream.write_all(head.as_bytes()).await
+    write_within(stream, head.as_bytes(), idle).await
+}
+
+fn stalled(idle: Duration) -> std::io::Error {
+    std::io::Error::new(
+        std::io::ErrorKind::TimedOut,
+        format!("the client read nothing for {} s", idle.as_secs_f32()),
+    )
+}
+
+/// Write all of `buf`, failing once a write makes no progress for `idle`.
+async fn write_within<S: tokio::io::AsyncWrite + Unpin>(
+    stream: &mut S,
+    buf: &[u8],
+    idle: Duration,
+) -> std::io::Result<()> {
+    let mut rest = buf;
+    while !rest.is_empty() {
+        let n = tokio::time::timeout(idle, stream.write(rest))
+            .await
+            .map_err(|_| stalled(idle))??;
+        if n == 0 {
+            return Err(std::io::ErrorKind::WriteZero.into());
+        }
+        rest = rest.get(n..).unwrap_or_default();
+    }
+    Ok(())
+}
+
+async fn flush_within<S: tokio::io::AsyncWrite + Unpin>(
+    stream: &mut S,
+    idle: Duration,
+) -> std::io::Result<()> {
+    tokio::time::timeout(idle, stream.flush())
+        .await
+        .map_err(|_| stalled(idle))?
 }
 
 /// Write a 200 `application/octet-stream` response of `len` bytes whose body
-/// arrives in pieces on `body` (bounded memory for large objects). The outer
-/// error is the socket's (the client went away); the inner one says the
+/// arrives in pieces on `body` (bounded memory for large objects), failing
+/// if the client reads nothing for `idle`. The outer error is the socket's
+/// (the client went away or stopped reading); the inner one says the
 /// body failed after the head was sent: a piece that is an error, or a body
 /// shorter or longer than `len`. That ends the connection early, so the
 /// client sees fewer bytes than announced and only the node can tell why.
@@ -331,8 +376,9 @@ pub async fn write_stream_response<S: tokio::io::AsyncWrite + Unpin>(
     mut stream: S,
     len: u64,
     mut body: tokio::sync::mpsc::Receiver<Result<bytes::Bytes, FcpError>>,
+    idle: Duration,
 ) -> std::io::Result<Result<(), FcpError>> {
-    write_head(&mut stream, 200, "application/octet-stream", len).await?;
+    write_head(&mut stream, 200, "application/octet-stream", len, idle).await?;
     let mut sent = 0u64;
     while let Some(piece) = body.recv().await {
         let piece = match piece {
@@ -343,9 +389,9 @@ pub async fn write_stream_response<S: tokio::io::AsyncWrite + Unpin>(
         if sent > len {
             break;
         }
-        stream.write_all(&piece).await?;
+        write_within(&mut stream, &piece, idle).await?;
     }
-    stream.flush().await?;
+    flush_within(&mut stream, idle).await?;
     if sent != len {
         return Ok(Err(FcpError::new(
             ErrorCode::Internal,
@@ -691,7 +737,9 @@ mod tests {
         serve_with(|mut s| async move {
             let (rd, wr) = s.split();
             let req = read_request(rd, &Limits::default()).await.unwrap();
-            write_response(wr, &answer).await.unwrap();
+            write_response(wr, &answer, REPLY_IDLE_TIMEOUT)
+                .await
+                .unwrap();
             req
         })
     }
@@ -949,7 +997,7 @@ mod tests {
                     tx.send(p).await.unwrap();
                 }
             });
-            write_stream_response(wr, len, rx).await
+            write_stream_response(wr, len, rx, REPLY_IDLE_TIMEOUT).await
         })
     }
 
@@ -979,6 +1027,46 @@ mod tests {
         let (_dir, sock, server) = serve_stream(len, vec![Ok(a.into())]);
         call(&sock, "GET", "/get/x", &[]).unwrap_err();
         assert!(server.join().unwrap().unwrap().is_err());
+    }
+
+    /// A client that stops reading gives its connection back after the
+    /// idle timeout, mid-body or before the head of a full reply; before,
+    /// the node waited on it for ever and 64 such clients took every slot.
+    #[test]
+    fn a_reply_to_a_client_that_stops_reading_times_out() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let idle = Duration::from_millis(100);
+            // The client's side holds 4 KiB and is never read.
+            let (_client, server) = tokio::io::duplex(4096);
+            let (tx, rx) = tokio::sync::mpsc::channel(4);
+            tx.send(Ok(pattern(64 << 10).into())).await.unwrap();
+            let t = std::time::Instant::now();
+            let e = write_stream_response(server, 64 << 10, rx, idle)
+                .await
+                .unwrap_err();
+            assert_eq!(e.kind(), std::io::ErrorKind::TimedOut);
+            assert!(t.elapsed() < Duration::from_secs(2));
+            let (_client, server) = tokio::io::duplex(4096);
+            let e = write_response(server, &Response::bytes(pattern(64 << 10)), idle)
+                .await
+                .unwrap_err();
+            assert_eq!(e.kind(), std::io::ErrorKind::TimedOut);
+            // A client that reads gets it all.
+            let (mut client, server) = tokio::io::duplex(4096);
+            let reader = tokio::spawn(async move {
+                let mut got = Vec::new();
+                client.read_to_end(&mut got).await.unwrap();
+                got
+            });
+            write_response(server, &Response::bytes(pattern(64 << 10)), idle)
+                .await
+                .unwrap();
+            assert!(reader.await.unwrap().ends_with(&pattern(64 << 10)));
+        });
     }
 
     /// A server that takes connections and never answers, until dropped.
@@ -1069,7 +1157,7 @@ mod tests {
         let (_dir, sock, server) = serve_with(move |mut s| async move {
             let mut head = [0u8; 64];
             let _ = s.read(&mut head).await.unwrap();
-            write_response(&mut s, &Response::error(&refusal))
+            write_response(&mut s, &Response::error(&refusal), REPLY_IDLE_TIMEOUT)
                 .await
                 .unwrap();
         });
@@ -1099,6 +1187,15 @@ mod tests {
         rt.block_on(l.accept()).unwrap();
         let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
         assert_eq!(names.len(), 1);
+        // A path near the 107-byte limit of a socket binds: the temporary
+        // one is hardly longer (it was 24 bytes longer, and failed).
+        let deep = dir
+            .path()
+            .join("d".repeat(100 - dir.path().as_os_str().len() - 12));
+        std::fs::create_dir(&deep).unwrap();
+        let sock = deep.join("admin.sock");
+        assert_eq!(sock.as_os_str().len(), 100);
+        bind(&sock).unwrap();
     }
 
     #[test]

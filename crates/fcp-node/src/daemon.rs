@@ -201,7 +201,8 @@ struct Stats {
     /// pusher told so (StoreRefused).
     stores_refused: AtomicU64,
     /// Pushes that ended without storing their symbols (refused, failed,
-    /// expired, session closed); a StoreEnd for one is refused.
+    /// expired, idle when a slot was needed, session closed, over
+    /// `MAX_ESIS` symbols); a StoreEnd for one is refused.
     pushes_not_stored: AtomicU64,
     /// StoreAcks and StoreRefuseds that answered no waiting push (a late
     /// answer to a push that gave up or already ended), ignored.
@@ -1448,9 +1449,9 @@ impl Node {
         Ok(())
     }
 
-    /// Drop the pushes `peer_id` opened more than `PUSH_EXPIRY_MS` ago and
-    /// never finished, giving their StoreRequest slots back (spec §8.4,
-    /// decisions 51 and 56). Runs from the peer's session every `PUSH_SWEEP`.
+    /// Drop the pushes of `peer_id` not finished `PUSH_EXPIRY_MS` after they
+    /// opened or last ended a round (StoreEnd), giving their StoreRequest
+    /// slots back (spec §8.4, decisions 51, 56 and 67). Runs from the peer's session every `PUSH_SWEEP`.
     fn expire_pushes(&self, peer_id: &str) {
         self.expire_pushes_in(&mut lock(&self.incoming), peer_id);
     }
@@ -1467,7 +1468,9 @@ impl Node {
     }
 
     /// End the open pushes of `peer_id` that `which` selects, unfinished:
-    /// their slots go back, and each is recorded as not stored, for `why`.
+    /// their slots go back, and each is recorded as not stored, for `why`,
+    /// as FCP-6001 (the node ended it; the pusher may push again, and only
+    /// a refused StoreRequest is asked again at once).
     fn end_pushes(
         &self,
         inc: &mut HashMap<PeerObject, Incoming>,
@@ -3288,12 +3291,15 @@ impl Node {
                 };
                 match reply {
                     Reply::Full(resp) => {
-                        let _ = admin::write_response(wr, &resp).await;
+                        let _ = admin::write_response(wr, &resp, admin::REPLY_IDLE_TIMEOUT).await;
                     }
                     Reply::Stream { len, body } => {
                         // The 200 head is out: the client sees only a body
                         // cut short, so the cause is told here.
-                        if let Ok(Err(e)) = admin::write_stream_response(wr, len, body).await {
+                        let sent =
+                            admin::write_stream_response(wr, len, body, admin::REPLY_IDLE_TIMEOUT)
+                                .await;
+                        if let Ok(Err(e)) = sent {
                             me.stats
                                 .admin_gets_failed_midstream
                                 .fetch_add(1, Ordering::Relaxed);
