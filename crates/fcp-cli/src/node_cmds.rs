@@ -317,6 +317,11 @@ impl Drop for Progress {
 /// a pipe or a device, whose length is not known before, is read into
 /// memory first, up to the admin API's limit on a body.
 fn put_body(file: &Path) -> Result<(Box<dyn Read>, u64), FcpError> {
+    put_body_within(file, admin::MAX_BODY)
+}
+
+/// [`put_body`], with `limit` in place of the admin API's.
+fn put_body_within(file: &Path, limit: usize) -> Result<(Box<dyn Read>, u64), FcpError> {
     let path_err =
         |code| move |e: std::io::Error| FcpError::new(code, format!("{}: {e}", file.display()));
     let input: Box<dyn Read> = if file.as_os_str() == "-" {
@@ -331,16 +336,15 @@ fn put_body(file: &Path) -> Result<(Box<dyn Read>, u64), FcpError> {
     };
     let mut bytes = Vec::new();
     input
-        .take(admin::MAX_BODY as u64 + 1)
+        .take(limit as u64 + 1)
         .read_to_end(&mut bytes)
         .map_err(path_err(ErrorCode::LocalIo))?;
     let len = bytes.len() as u64;
-    if bytes.len() > admin::MAX_BODY {
+    if bytes.len() > limit {
         let mut e = admin::body_too_large(len);
         e.message = format!(
-            "{} holds more than the admin API's limit of {} bytes",
+            "{} holds more than the admin API's limit of {limit} bytes",
             file.display(),
-            admin::MAX_BODY
         );
         return Err(e);
     }
@@ -604,7 +608,9 @@ mod tests {
         // A device without end is read only up to the limit, then refused
         // with the node's code for a body too large (before the fix it was
         // read until memory ran out).
-        let e = put_body(Path::new("/dev/zero")).err().unwrap();
+        let e = put_body_within(Path::new("/dev/zero"), 1 << 20)
+            .err()
+            .unwrap();
         assert_eq!(e.error_code(), Some(ErrorCode::ResourceLimit), "{e}");
         let e = put_body(&dir.path().join("missing")).err().unwrap();
         assert_eq!(e.error_code(), Some(ErrorCode::InvalidArgument), "{e}");

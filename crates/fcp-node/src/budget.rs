@@ -1790,14 +1790,21 @@ mod tests {
                     }
                 }
                 _ => {
-                    if rng.below(4) == 0 {
-                        a.remove_peer(&peer);
-                        // Its permits release nothing from now on.
+                    let end = rng.below(4);
+                    if end < 2 {
+                        // Forgotten (0) or its session closed (1): either
+                        // way its permits release nothing from now on.
                         let (gone, kept) = permits.drain(..).partition(|(p, _)| *p == peer);
                         permits = kept;
                         stale.extend(gone);
-                        shadow.remove(&peer);
-                        rx.remove(&peer);
+                        if end == 0 {
+                            a.remove_peer(&peer);
+                            shadow.remove(&peer);
+                            rx.remove(&peer);
+                        } else {
+                            // The window stays (the shadow checks it).
+                            a.release_peer(&peer);
+                        }
                     }
                 }
             }
