@@ -221,21 +221,93 @@ struct Stats {
     admin_gets_failed_midstream: AtomicU64,
 }
 
-/// Additive-increase / multiplicative-decrease send rate, in datagrams per
-/// millisecond, driven by store acknowledgements (losses halve it).
+/// A send clock: each datagram takes `1 / rate` of it, so senders sharing
+/// one keep to the rate together (spec §8.4 pacing).
+#[derive(Debug)]
+struct Pacer {
+    /// When the datagrams reserved so far have all gone.
+    next: tokio::time::Instant,
+}
+
+impl Pacer {
+    /// How far sending may run ahead of the clock, and the credit an idle
+    /// sender keeps: a timer's granularity (1 ms), so that waits shorter
+    /// than a tick do not round up and slow the rate.
+    const BURST: Duration = Duration::from_millis(1);
+
+    fn new() -> Self {
+        Self {
+            next: tokio::time::Instant::now(),
+        }
+    }
+
+    /// Reserve `n` datagrams at `per_ms`: when they may go (at once, if the
+    /// clock is less than `BURST` ahead of `now`).
+    fn reserve(
+        &mut self,
+        now: tokio::time::Instant,
+        n: usize,
+        per_ms: f64,
+    ) -> tokio::time::Instant {
+        let start = self.next.max(now.checked_sub(Self::BURST).unwrap_or(now));
+        let rate = per_ms.max(Aimd::MIN) * 1000.0;
+        self.next = start + Duration::from_secs_f64(n as f64 / rate);
+        start.checked_sub(Self::BURST).unwrap_or(start)
+    }
+}
+
+/// The send rate to one peer, in datagrams per millisecond, driven by
+/// the pushes' store acknowledgements as TCP drives its window (RFC 5681),
+/// in rate form: many pushes run at once and each reports on its own
+/// datagrams.
+/// - Until the first loss (slow start), each datagram delivered adds
+///   `SLOW_START_GAIN`: the rate grows with what gets through.
+/// - After one, each delivered adds `1 / rate`: about one datagram per ms
+///   for every rate's worth delivered (additive increase).
+/// - A loss halves the rate, and ends slow start, unless what was lost was
+///   sent before the last cut: that cut already answered the congestion,
+///   which every push then in flight reports again.
 #[derive(Debug)]
 struct Aimd {
     per_ms: f64,
+    /// Where slow start ends (the rate halved at the last loss).
+    threshold: f64,
+    last_cut: Option<tokio::time::Instant>,
 }
 
 impl Aimd {
     const MIN: f64 = 4.0;
     const MAX: f64 = 400.0;
-    fn on_clean(&mut self) {
-        self.per_ms = (self.per_ms + 8.0).min(Self::MAX);
+    const START: f64 = 64.0;
+    const SLOW_START_GAIN: f64 = 0.25;
+
+    fn new() -> Self {
+        Self {
+            per_ms: Self::START,
+            threshold: Self::MAX,
+            last_cut: None,
+        }
     }
-    fn on_loss(&mut self) {
+
+    /// `n` datagrams were all delivered.
+    fn on_clean(&mut self, n: usize) {
+        let n = n as f64;
+        let gain = if self.per_ms < self.threshold {
+            n * Self::SLOW_START_GAIN
+        } else {
+            n / self.per_ms
+        };
+        self.per_ms = (self.per_ms + gain).min(Self::MAX);
+    }
+
+    /// Some of the datagrams sent from `sent` on were lost.
+    fn on_loss(&mut self, sent: tokio::time::Instant, now: tokio::time::Instant) {
+        if self.last_cut.is_some_and(|cut| sent < cut) {
+            return;
+        }
+        self.last_cut = Some(now);
         self.per_ms = (self.per_ms / 2.0).max(Self::MIN);
+        self.threshold = self.per_ms;
     }
 }
 
@@ -295,6 +367,8 @@ struct Peer {
     sessions: Mutex<PeerSessions>,
     ctl: ControlQueue,
     rate: Mutex<Aimd>,
+    /// The clock every push to the peer sends on (serves keep their own).
+    pace: Mutex<Pacer>,
     connected_at: u64,
     /// `Net::now_ms` when FCPC bytes last arrived on the session.
     last_rx_ms: AtomicU64,
@@ -1252,7 +1326,8 @@ impl Node {
             initiator: initiator.clone(),
             sessions: Mutex::new(PeerSessions::new(session, 30)),
             ctl,
-            rate: Mutex::new(Aimd { per_ms: 64.0 }),
+            rate: Mutex::new(Aimd::new()),
+            pace: Mutex::new(Pacer::new()),
             connected_at: self.net.now_secs(),
             last_rx_ms: AtomicU64::new(self.now_ms()),
             tx: tokio::sync::Mutex::new(()),
@@ -2283,46 +2358,47 @@ impl Node {
         }
     }
 
-    /// Send datagrams to a peer, paced by its AIMD rate. Equal-sized
-    /// datagrams go out in UDP GSO batches: one system call for up to 64
-    /// datagrams, each still its own packet on the wire.
-    async fn send_frames(&self, peer: &Peer, frames: &[Bytes], stop: Option<&AtomicBool>) {
-        let mut sent_in_ms = 0.0f64;
-        let mut tick = tokio::time::Instant::now();
+    /// Send datagrams to a peer at its AIMD rate, on the clock of `pacer`
+    /// (the peer's own for pushes, so that all of them together keep to
+    /// the rate). Equal-sized datagrams go out in UDP GSO batches: one
+    /// system call for up to 64 datagrams, each still its own packet on the
+    /// wire, and at most a millisecond's worth at once. Returns when the
+    /// first of them went (now, if none did).
+    async fn send_frames(
+        &self,
+        peer: &Peer,
+        frames: &[Bytes],
+        stop: Option<&AtomicBool>,
+        pacer: &Mutex<Pacer>,
+    ) -> tokio::time::Instant {
         let max_batch = self.udp.max_segments().clamp(1, 64);
         let mut rest = frames;
+        let mut first_sent = None;
         while !rest.is_empty() {
             if stop.is_some_and(|s| s.load(Ordering::Relaxed)) {
-                return;
+                break;
             }
-            let budget = lock(&peer.rate).per_ms;
-            let room = (budget - sent_in_ms).max(1.0) as usize;
+            let per_ms = lock(&peer.rate).per_ms;
             let first = rest.first().map_or(0, |f| f.len());
             // One GSO send carries at most one UDP datagram's payload: 64
             // datagrams of 1208 bytes are refused whole (EMSGSIZE).
             let fit = MAX_UDP_PAYLOAD / first.saturating_add(SESSION_ENVELOPE_LEN).max(1);
             let n = rest
                 .iter()
-                .take(max_batch.min(room).min(fit))
+                .take(max_batch.min(fit).min(per_ms as usize))
                 .take_while(|f| f.len() == first)
                 .count()
                 .max(1);
             let (now, later) = rest.split_at(n.min(rest.len()));
             rest = later;
+            let at = lock(pacer).reserve(tokio::time::Instant::now(), now.len(), per_ms);
+            tokio::time::sleep_until(at).await;
+            first_sent.get_or_insert_with(tokio::time::Instant::now);
             if !self.send_batch(peer, now).await {
-                return;
-            }
-            sent_in_ms += now.len() as f64;
-            if sent_in_ms >= budget {
-                tick += Duration::from_millis(1);
-                tokio::time::sleep_until(tick).await;
-                sent_in_ms = 0.0;
-                let now = tokio::time::Instant::now();
-                if now > tick + Duration::from_millis(5) {
-                    tick = now;
-                }
+                break;
             }
         }
+        first_sent.unwrap_or_else(tokio::time::Instant::now)
     }
 
     /// Seal equal-sized frames and send them in one GSO call. Sealing and
@@ -2429,7 +2505,10 @@ impl Node {
             return;
         }
         let frames: Vec<Bytes> = recs.iter().filter_map(|r| record_frame(r).ok()).collect();
-        self.send_frames(&peer, &frames, Some(stop)).await;
+        // A serve learns of no loss (only a push's acks do), so it keeps
+        // its own clock at the rate rather than slowing the pushes.
+        let pacer = Mutex::new(Pacer::new());
+        self.send_frames(&peer, &frames, Some(stop), &pacer).await;
         peer.send(Control::OfferEnd { object_id });
     }
 
@@ -2783,7 +2862,7 @@ impl Node {
         // symbols are durable.
         for _ in 0..STORE_ROUNDS {
             let batch: Vec<Bytes> = todo.iter().filter_map(|e| by_esi.get(e).cloned()).collect();
-            self.send_frames(peer, &batch, None).await;
+            let sent = self.send_frames(peer, &batch, None, &peer.pace).await;
             let (tx, rx) = oneshot::channel();
             lock(&self.store_waiters).insert((peer.node_id.clone(), oid), (push, tx));
             peer.send(Control::StoreEnd {
@@ -2796,10 +2875,10 @@ impl Node {
                 None => todo.clone(),
             };
             if missing.is_empty() {
-                lock(&peer.rate).on_clean();
+                lock(&peer.rate).on_clean(batch.len());
                 return Ok(());
             }
-            lock(&peer.rate).on_loss();
+            lock(&peer.rate).on_loss(sent, tokio::time::Instant::now());
             todo = missing;
         }
         Err(fcp(
