@@ -1526,7 +1526,8 @@ impl Node {
 
     /// Drop the pushes of `peer_id` not finished `PUSH_EXPIRY_MS` after they
     /// opened or last ended a round (StoreEnd), giving their StoreRequest
-    /// slots back (spec §8.4, decisions 51, 56 and 67). Runs from the peer's session every `PUSH_SWEEP`.
+    /// slots back (spec §8.4, decisions 51, 56 and 67). Runs from the
+    /// peer's session every `PUSH_SWEEP`.
     fn expire_pushes(&self, peer_id: &str) {
         self.expire_pushes_in(&mut lock(&self.incoming), peer_id);
     }
@@ -2392,7 +2393,9 @@ impl Node {
             let (now, later) = rest.split_at(n.min(rest.len()));
             rest = later;
             let at = lock(pacer).reserve(tokio::time::Instant::now(), now.len(), per_ms);
-            tokio::time::sleep_until(at).await;
+            if at > tokio::time::Instant::now() {
+                tokio::time::sleep_until(at).await;
+            }
             first_sent.get_or_insert_with(tokio::time::Instant::now);
             if !self.send_batch(peer, now).await {
                 break;
@@ -2987,7 +2990,7 @@ impl Node {
                 return (!member(&z)).then_some(z);
             }
             // Nothing opened yet: stop only when every offer names a zone
-            // this node is not in (one peer's word is not enough).
+            // this node is not in (no peer's word outvotes another's).
             let offered = lock(&g.offered_meta);
             let mut zones = offered.values().map(|m| &m.zone_id);
             let first = zones.next()?.clone();

@@ -21,7 +21,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
-use common::payload;
+use common::{connected_peers, payload};
 
 use std::collections::{HashMap, VecDeque};
 use std::net::{Ipv4Addr, SocketAddr};
@@ -149,15 +149,7 @@ fn store_slots(n: &NodeHandle) -> u64 {
 }
 
 fn connected(n: &NodeHandle) -> Vec<String> {
-    n.status()["peers"]
-        .as_array()
-        .map(|ps| {
-            ps.iter()
-                .filter(|p| p["connected"] == true)
-                .filter_map(|p| p["node_id"].as_str().map(str::to_owned))
-                .collect()
-        })
-        .unwrap_or_default()
+    connected_peers(&n.status())
 }
 
 /// Poll `f` every 20 ms until it holds; past `limit`, fail with `what` and

@@ -27,7 +27,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
-use common::payload;
+use common::{connected_peers, payload};
 
 use std::collections::{HashMap, HashSet};
 use std::io;
@@ -370,16 +370,7 @@ impl Remote {
 
     /// Node ids of the peers this node holds a session with.
     async fn connected(&self) -> Vec<String> {
-        let s = self.status().await;
-        s["peers"]
-            .as_array()
-            .map(|ps| {
-                ps.iter()
-                    .filter(|p| p["connected"] == true)
-                    .filter_map(|p| p["node_id"].as_str().map(str::to_owned))
-                    .collect()
-            })
-            .unwrap_or_default()
+        connected_peers(&self.status().await)
     }
 
     async fn counter(&self, name: &str) -> u64 {

@@ -12,3 +12,16 @@ pub fn payload(n: usize, seed: u64) -> Vec<u8> {
         })
         .collect()
 }
+
+/// The peers a node's `status()` lists as connected.
+pub fn connected_peers(status: &serde_json::Value) -> Vec<String> {
+    status["peers"]
+        .as_array()
+        .map(|ps| {
+            ps.iter()
+                .filter(|p| p["connected"] == true)
+                .filter_map(|p| p["node_id"].as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default()
+}
