@@ -230,9 +230,9 @@ struct Pacer {
 }
 
 impl Pacer {
-    /// How far sending may run ahead of the clock, and the credit an idle
-    /// sender keeps: a timer's granularity (1 ms), so that waits shorter
-    /// than a tick do not round up and slow the rate.
+    /// How far sending may run ahead of the clock: a timer's granularity
+    /// (1 ms), so that waits shorter than a tick do not round up and slow
+    /// the rate. An idle sender keeps no credit beyond it.
     const BURST: Duration = Duration::from_millis(1);
 
     fn new() -> Self {
@@ -249,7 +249,7 @@ impl Pacer {
         n: usize,
         per_ms: f64,
     ) -> tokio::time::Instant {
-        let start = self.next.max(now.checked_sub(Self::BURST).unwrap_or(now));
+        let start = self.next.max(now);
         let rate = per_ms.max(Aimd::MIN) * 1000.0;
         self.next = start + Duration::from_secs_f64(n as f64 / rate);
         start.checked_sub(Self::BURST).unwrap_or(start)
@@ -260,10 +260,11 @@ impl Pacer {
 /// the pushes' store acknowledgements as TCP drives its window (RFC 5681),
 /// in rate form: many pushes run at once and each reports on its own
 /// datagrams.
-/// - Until the first loss (slow start), each datagram delivered adds
-///   `SLOW_START_GAIN`: the rate grows with what gets through.
-/// - After one, each delivered adds `1 / rate`: about one datagram per ms
-///   for every rate's worth delivered (additive increase).
+/// - Until the first loss (slow start), `n` datagrams delivered in a round
+///   of `rtt` ms add `n / rtt`: the window (rate × round trip) grows by
+///   what got through, doubling each round trip.
+/// - After one, they add `n / (rate × rtt²)`: the window grows by one
+///   datagram per round trip (additive increase).
 /// - A loss halves the rate, and ends slow start, unless what was lost was
 ///   sent before the last cut: that cut already answered the congestion,
 ///   which every push then in flight reports again.
@@ -279,7 +280,6 @@ impl Aimd {
     const MIN: f64 = 4.0;
     const MAX: f64 = 400.0;
     const START: f64 = 64.0;
-    const SLOW_START_GAIN: f64 = 0.25;
 
     fn new() -> Self {
         Self {
@@ -289,13 +289,14 @@ impl Aimd {
         }
     }
 
-    /// `n` datagrams were all delivered.
-    fn on_clean(&mut self, n: usize) {
+    /// `n` datagrams, sent from `sent` on, were all delivered.
+    fn on_clean(&mut self, n: usize, sent: tokio::time::Instant, now: tokio::time::Instant) {
         let n = n as f64;
+        let rtt_ms = (now.saturating_duration_since(sent).as_secs_f64() * 1000.0).max(1.0);
         let gain = if self.per_ms < self.threshold {
-            n * Self::SLOW_START_GAIN
+            n / rtt_ms
         } else {
-            n / self.per_ms
+            n / (self.per_ms * rtt_ms * rtt_ms)
         };
         self.per_ms = (self.per_ms + gain).min(Self::MAX);
     }
@@ -2045,9 +2046,9 @@ impl Node {
                 .fetch_add(1, Ordering::Relaxed);
             return;
         };
-        // A peer over its failed-auth budget, or whose unsolicited traffic
-        // has spent its byte or symbol budget, is refused before any work
-        // (spec §8.4, decision 56).
+        // A peer over its failed-auth budget, or refused a whole byte or
+        // symbol budget's worth of unsolicited traffic on top of the one it
+        // spent, is refused before any work (spec §8.4, decisions 56, 67).
         if lock(&self.admission)
             .admit_inbound(now_ms, &peer.node_id, 0, 0)
             .is_err()
@@ -2252,8 +2253,21 @@ impl Node {
             return Err(fcp(ErrorCode::SymbolInvalid, "frame of another zone"));
         }
         let key = self.opener(&meta.zone_id, source, h.sender_instance_id)?;
+        // Lock order: the decoder, then `g.meta`; nothing else while the
+        // decoder is held, and the decoder never while `g.meta` is.
         let mut dec = lock(&g.decoder);
         let first = dec.is_none();
+        if !first
+            && lock(&g.meta).as_ref().is_some_and(|m| {
+                m.zone_hash != *zone_hash || m.k != meta.k || m.symbol_size != meta.symbol_size
+            })
+        {
+            // Opened under a peer's offer that is not the object's.
+            return Err(fcp(
+                ErrorCode::SymbolInvalid,
+                "frame under other metadata than the object's",
+            ));
+        }
         if first {
             // Solves only when asked: a missing source symbol is usually on
             // its way, and waiting for it costs far less (decision 60).
@@ -2280,12 +2294,12 @@ impl Node {
         } else {
             None
         };
-        // Lock order: never hold the decoder while taking another lock.
-        drop(dec);
         if first {
-            // The metadata a symbol opened under is the object's from now on.
+            // The metadata a symbol opened under is the object's from now
+            // on, set before another frame can reach the decoder.
             lock(&g.meta).get_or_insert_with(|| zm.clone());
         }
+        drop(dec);
         lock(&g.got).extend(records().map(|r| r.esi));
         if let Some(content) = content {
             lock(&g.result).get_or_insert(content);
@@ -2301,7 +2315,9 @@ impl Node {
             return;
         }
         let reserve = std::mem::take(&mut *lock(&g.reserve));
-        if let Some(meta) = lock(&g.meta).clone() {
+        // Not held while opening: a first open sets it.
+        let meta = lock(&g.meta).clone();
+        if let Some(meta) = meta {
             for r in &reserve {
                 self.open_local(g, &meta, r);
             }
@@ -2878,7 +2894,7 @@ impl Node {
                 None => todo.clone(),
             };
             if missing.is_empty() {
-                lock(&peer.rate).on_clean(batch.len());
+                lock(&peer.rate).on_clean(batch.len(), sent, tokio::time::Instant::now());
                 return Ok(());
             }
             lock(&peer.rate).on_loss(sent, tokio::time::Instant::now());
@@ -3497,7 +3513,7 @@ fn symbol_record(
 
 #[cfg(test)]
 mod tests {
-    use super::{ControlQueue, MAX_ESIS, OwnFrames, PushEsis, Turn, TurnMap, lock};
+    use super::{Aimd, ControlQueue, MAX_ESIS, OwnFrames, Pacer, PushEsis, Turn, TurnMap, lock};
     use crate::proto::{Control, EsiList};
     use bytes::Bytes;
     use fcp_core::ErrorCode;
@@ -3534,6 +3550,57 @@ mod tests {
         for e in [0, 2, 8, 41] {
             assert_eq!(esi_of(&sparse, e), None);
         }
+    }
+
+    #[test]
+    fn a_pacer_keeps_senders_sharing_it_to_the_rate() {
+        let t0 = tokio::time::Instant::now();
+        let ms = |n: u64| Duration::from_millis(n);
+        let mut p = Pacer { next: t0 };
+        // 10 per ms: ten batches of 10 from two senders take 10 ms of the
+        // clock together; each may go up to 1 ms ahead of it.
+        let at: Vec<_> = (0..10).map(|_| p.reserve(t0, 10, 10.0)).collect();
+        assert!(at[0] <= t0 && at[1] <= t0);
+        assert_eq!(at[9], t0 + ms(8));
+        assert_eq!(p.next, t0 + ms(10));
+        // An idle clock gives no credit beyond 1 ms: after a pause, a
+        // burst is what runs ahead, not what the pause would have allowed.
+        let later = t0 + ms(100);
+        assert!(p.reserve(later, 10, 10.0) <= later);
+        assert_eq!(p.reserve(later, 10, 10.0), later);
+        assert_eq!(p.reserve(later, 10, 10.0), later + ms(1));
+    }
+
+    #[test]
+    fn the_rate_halves_once_per_congestion_and_grows_per_round_trip() {
+        let t0 = tokio::time::Instant::now();
+        let ms = |n: u64| t0 + Duration::from_millis(n);
+        let mut a = Aimd::new();
+        // Slow start: 40 delivered in a 10 ms round add 4.
+        a.on_clean(40, ms(0), ms(10));
+        assert_eq!(a.per_ms, Aimd::START + 4.0);
+        // A loss halves it, and the pushes that sent before that cut and
+        // report the same congestion do not halve it again.
+        a.on_loss(ms(10), ms(20));
+        assert_eq!(a.per_ms, 34.0);
+        a.on_loss(ms(15), ms(21));
+        a.on_loss(ms(19), ms(25));
+        assert_eq!(a.per_ms, 34.0);
+        // A loss of what was sent after the cut is new congestion.
+        a.on_loss(ms(22), ms(40));
+        assert_eq!(a.per_ms, 17.0);
+        // Past slow start, a window's worth (17 per ms over a 10 ms round
+        // trip) delivered adds one datagram per round trip: 0.1 per ms.
+        a.on_clean(170, ms(40), ms(50));
+        assert!((a.per_ms - 17.1).abs() < 1e-9, "{}", a.per_ms);
+        // Never below the floor, never above the ceiling.
+        for i in 0..20 {
+            a.on_loss(ms(100 + 2 * i), ms(101 + 2 * i));
+        }
+        assert_eq!(a.per_ms, Aimd::MIN);
+        let mut b = Aimd::new();
+        b.on_clean(1_000_000, ms(0), ms(1));
+        assert_eq!(b.per_ms, Aimd::MAX);
     }
 
     #[test]
