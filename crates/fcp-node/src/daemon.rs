@@ -159,6 +159,11 @@ const PUSH_BLOCK: usize = 64 * 1024;
 const STRAGGLERS: Duration = Duration::from_millis(40);
 /// Store rounds (send, then resend what the holder reports missing).
 const STORE_ROUNDS: usize = 8;
+/// StoreEnds a holder answers for one push: twice what a pusher sends.
+/// Each may name every missing ESI (up to 256 KiB), so a peer cannot have
+/// that sent to it for a 60-byte StoreEnd for ever, nor keep the push
+/// open (decision 67).
+const MAX_STORE_ENDS: u8 = 2 * STORE_ROUNDS as u8;
 /// A session that has received nothing for this long sends a Ping, and
 /// another after each further such interval of silence (decision 59).
 const KEEPALIVE_IDLE: Duration = Duration::from_secs(5);
@@ -480,6 +485,8 @@ struct Incoming {
     heard_ms: u64,
     /// The number of the push this entry serves (the latest StoreRequest).
     push: u64,
+    /// StoreEnds of the push answered so far (at most `MAX_STORE_ENDS`).
+    ends: u8,
 }
 
 /// The ESIs a push announced, each with whether it has arrived: a sorted
@@ -1681,6 +1688,7 @@ impl Node {
                                     permit,
                                     opened_ms: now,
                                     heard_ms: now,
+                                    ends: 0,
                                     push,
                                 },
                             );
@@ -1913,6 +1921,26 @@ impl Node {
                 .is_none_or(|e| !ours(e) || e.esis.complete());
             if complete || tokio::time::timeout_at(until, notified).await.is_err() {
                 break;
+            }
+        }
+        {
+            let mut inc = lock(&self.incoming);
+            let over = inc.get_mut(&key).filter(|e| ours(e)).is_some_and(|e| {
+                e.ends = e.ends.saturating_add(1);
+                e.ends > MAX_STORE_ENDS
+            });
+            if over {
+                let why = fcp(
+                    ErrorCode::ResourceLimit,
+                    format!("a push may end at most {MAX_STORE_ENDS} rounds"),
+                );
+                if let Some(e) = inc.remove(&key) {
+                    self.not_stored(key.clone(), e.push, &why);
+                    self.close_push(Some(e));
+                }
+                drop(inc);
+                peer.send(refusal(object_id, push, &why));
+                return;
             }
         }
         let (records, meta, missing) = {

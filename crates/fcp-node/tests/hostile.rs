@@ -895,38 +895,42 @@ async fn a_spent_window_is_refused_before_the_mac() {
     assert_eq!(counter(&v, "frames_unsolicited"), unsolicited);
 }
 
-/// E opens a push of MAX_ESIS ESIs, sends none of them and stops reading
-/// its control stream, while asking over and over what is missing (a
-/// StoreEnd of a few bytes, answered with a StoreAck of 256 KiB). V bounds
-/// what waits for E at 64 MiB and closes the session when it overflows
-/// (`control_queue_overflows`, decision 67); the push ends with it. Before,
-/// the queue grew without bound and the session stayed up.
+/// E opens 32 pushes of MAX_ESIS ESIs each, sends none of their symbols
+/// and reads nothing of its control stream, while asking over and over
+/// what is missing (a StoreEnd of a few bytes, answered with a StoreAck of
+/// 256 KiB; at most 16 per push, decision 67). V bounds what waits for E
+/// at 64 MiB and closes the session when it overflows
+/// (`control_queue_overflows`); the pushes end with it. Before, the queue
+/// grew without bound and the session stayed up.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_peer_that_does_not_read_loses_its_session() {
     let mesh = Mesh::new(6, &["v", "e"]);
     let e = mesh.wire("e").await;
     let v = mesh.node("v").await;
-    let Conn { mut r, mut w } = e.accept(&v).await;
-    let (oid, push) = (random_object(), 9);
+    let Conn { r, mut w } = e.accept(&v).await;
     let all = u32::try_from(MAX_ESIS).unwrap();
-    w.send(&store_request(oid, "e", (0..all).collect(), push))
-        .await;
-    r.expect("a StoreAck", |c| matches!(c, Control::StoreAck { .. }))
-        .await;
-    // From here E reads nothing. 64 MiB of StoreAcks plus what the sockets
-    // hold (E's receive buffer is small, see `listen`) is some 300 answers;
-    // give up at 800 (200 MiB queued by a daemon that never closes).
+    let pushes: Vec<(ObjectId, u64)> = (0..32).map(|p| (random_object(), 100 + p)).collect();
+    for (oid, push) in &pushes {
+        w.send(&store_request(*oid, "e", (0..all).collect(), *push))
+            .await;
+    }
+    // 32 StoreAcks of 256 KiB and up to 16 more per push: 136 MiB, over
+    // the 64 MiB V keeps for E plus what the sockets hold (E's receive
+    // buffer is small, see `listen`).
     let t = Instant::now();
     let mut ends = 0;
-    while counter(&v, "control_queue_overflows") == 0 && ends < 800 {
-        for _ in 0..20 {
+    'rounds: for _ in 0..16 {
+        for (oid, push) in &pushes {
+            if counter(&v, "control_queue_overflows") > 0 {
+                break 'rounds;
+            }
             w.send(&Control::StoreEnd {
-                object_id: oid,
-                push,
+                object_id: *oid,
+                push: *push,
             })
             .await;
+            ends += 1;
         }
-        ends += 20;
         // About the pace V answers them at (each names 65 536 ESIs).
         tokio::time::sleep(Duration::from_millis(40)).await;
     }
@@ -938,9 +942,55 @@ async fn a_peer_that_does_not_read_loses_its_session() {
     )
     .await;
     assert_eq!(counter(&v, "control_queue_overflows"), 1);
-    // The push went with the session: its slot is back.
+    // The pushes went with the session: their slots are back.
     assert_eq!(store_slots(&v), 0);
-    assert_eq!(counter(&v, "pushes_not_stored"), 1);
+    assert_eq!(counter(&v, "pushes_not_stored"), 32);
     eprintln!("{ends} StoreEnds in {:?}", t.elapsed());
     drop(r);
+}
+
+/// A holder answers at most 16 StoreEnds of one push (twice the rounds a
+/// pusher makes): each may name every missing ESI, so a peer cannot have
+/// that sent to it for ever for a few bytes, nor keep the push and its
+/// slot open by asking (decision 67). The 17th is refused (FCP-6001) and
+/// the push ends. Before, every StoreEnd was answered and the push stayed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_push_is_answered_for_a_bounded_number_of_rounds() {
+    let mesh = Mesh::new(8, &["v", "e"]);
+    let e = mesh.wire("e").await;
+    let v = mesh.node("v").await;
+    let Conn { mut r, mut w } = e.accept(&v).await;
+    let (oid, push) = (random_object(), 7);
+    w.send(&store_request(oid, "e", (0..10).collect(), push))
+        .await;
+    r.expect("a StoreAck", |c| matches!(c, Control::StoreAck { .. }))
+        .await;
+    assert_eq!(store_slots(&v), 1);
+    for _ in 0..16 {
+        w.send(&Control::StoreEnd {
+            object_id: oid,
+            push,
+        })
+        .await;
+        let ack = r
+            .expect("an answer", |c| {
+                matches!(c, Control::StoreAck { .. } | Control::StoreRefused { .. })
+            })
+            .await;
+        assert!(matches!(ack, Control::StoreAck { .. }), "{ack:?}");
+    }
+    w.send(&Control::StoreEnd {
+        object_id: oid,
+        push,
+    })
+    .await;
+    let end = r
+        .expect("the refusal", |c| matches!(c, Control::StoreRefused { .. }))
+        .await;
+    assert!(
+        matches!(&end, Control::StoreRefused { code, .. } if code == "FCP-6001"),
+        "{end:?}"
+    );
+    assert_eq!(store_slots(&v), 0);
+    assert_eq!(counter(&v, "pushes_not_stored"), 1);
 }
