@@ -467,6 +467,20 @@ fn store_request(object_id: ObjectId, source: &str, esis: Vec<u32>, push: u64) -
     }
 }
 
+/// Send a StoreEnd of push `push` of `oid` and wait for V's answer to it
+/// (a StoreAck or a StoreRefused).
+async fn store_end(w: &mut Writer, r: &mut Reader, oid: ObjectId, push: u64) -> Control {
+    w.send(&Control::StoreEnd {
+        object_id: oid,
+        push,
+    })
+    .await;
+    r.expect("the answer to the StoreEnd", |c| {
+        matches!(c, Control::StoreAck { .. } | Control::StoreRefused { .. })
+    })
+    .await
+}
+
 // ---------------------------------------------------------------------------
 // Scenarios.
 
@@ -789,16 +803,7 @@ async fn a_push_past_max_esis_is_refused() {
     assert_eq!(counter(&v, "pushes_not_stored"), 1);
     assert_eq!(store_slots(&v), 0);
     // The push is over: its StoreEnd is refused, not acknowledged.
-    w.send(&Control::StoreEnd {
-        object_id: oid,
-        push,
-    })
-    .await;
-    let end = r
-        .expect("the answer to the StoreEnd", |c| {
-            matches!(c, Control::StoreAck { .. } | Control::StoreRefused { .. })
-        })
-        .await;
+    let end = store_end(&mut w, &mut r, oid, push).await;
     assert!(
         matches!(&end, Control::StoreRefused { code, .. } if code == "FCP-1120"),
         "{end:?}"
@@ -967,26 +972,10 @@ async fn a_push_is_answered_for_a_bounded_number_of_rounds() {
         .await;
     assert_eq!(store_slots(&v), 1);
     for _ in 0..16 {
-        w.send(&Control::StoreEnd {
-            object_id: oid,
-            push,
-        })
-        .await;
-        let ack = r
-            .expect("an answer", |c| {
-                matches!(c, Control::StoreAck { .. } | Control::StoreRefused { .. })
-            })
-            .await;
+        let ack = store_end(&mut w, &mut r, oid, push).await;
         assert!(matches!(ack, Control::StoreAck { .. }), "{ack:?}");
     }
-    w.send(&Control::StoreEnd {
-        object_id: oid,
-        push,
-    })
-    .await;
-    let end = r
-        .expect("the refusal", |c| matches!(c, Control::StoreRefused { .. }))
-        .await;
+    let end = store_end(&mut w, &mut r, oid, push).await;
     assert!(
         matches!(&end, Control::StoreRefused { code, .. } if code == "FCP-6001"),
         "{end:?}"
