@@ -1568,10 +1568,16 @@ impl Node {
             .map(|(k, _)| k.clone())
             .collect();
         for k in ended {
-            if let Some(e) = inc.remove(&k) {
-                self.not_stored(k, e.push, &fcp(ErrorCode::ResourceLimit, why()));
-                self.close_push(Some(e));
-            }
+            self.end_push(inc, k, &fcp(ErrorCode::ResourceLimit, why()));
+        }
+    }
+
+    /// End the open push `key`, unfinished: its slot goes back, and it is
+    /// recorded as not stored, for `why`.
+    fn end_push(&self, inc: &mut HashMap<PeerObject, Incoming>, key: PeerObject, why: &FcpError) {
+        if let Some(e) = inc.remove(&key) {
+            self.not_stored(key, e.push, why);
+            self.close_push(Some(e));
         }
     }
 
@@ -1703,11 +1709,7 @@ impl Node {
                                 .map(|()| EsiList::new(e.esis.missing()))
                         });
                         if let Some(Err(why)) = &announced {
-                            // The push is over; its slot goes back.
-                            if let Some(e) = inc.remove(&key) {
-                                self.not_stored(key, e.push, why);
-                                self.close_push(Some(e));
-                            }
+                            self.end_push(&mut inc, key, why);
                         }
                         announced.transpose()
                     })
@@ -1923,26 +1925,6 @@ impl Node {
                 break;
             }
         }
-        {
-            let mut inc = lock(&self.incoming);
-            let over = inc.get_mut(&key).filter(|e| ours(e)).is_some_and(|e| {
-                e.ends = e.ends.saturating_add(1);
-                e.ends > MAX_STORE_ENDS
-            });
-            if over {
-                let why = fcp(
-                    ErrorCode::ResourceLimit,
-                    format!("a push may end at most {MAX_STORE_ENDS} rounds"),
-                );
-                if let Some(e) = inc.remove(&key) {
-                    self.not_stored(key.clone(), e.push, &why);
-                    self.close_push(Some(e));
-                }
-                drop(inc);
-                peer.send(refusal(object_id, push, &why));
-                return;
-            }
-        }
         let (records, meta, missing) = {
             let mut inc = lock(&self.incoming);
             let Some(e) = inc.get_mut(&key).filter(|e| ours(e)) else {
@@ -1961,6 +1943,17 @@ impl Node {
                 }
                 return;
             };
+            e.ends = e.ends.saturating_add(1);
+            if e.ends > MAX_STORE_ENDS {
+                let why = fcp(
+                    ErrorCode::ResourceLimit,
+                    format!("a push may end at most {MAX_STORE_ENDS} rounds"),
+                );
+                self.end_push(&mut inc, key, &why);
+                drop(inc);
+                peer.send(refusal(object_id, push, &why));
+                return;
+            }
             e.opened_ms = self.now_ms();
             e.heard_ms = e.opened_ms;
             let records = std::mem::take(&mut e.pending);
@@ -2108,12 +2101,13 @@ impl Node {
                 }
             }
         };
-        if self.on_frame(&peer, frame).is_err() {
+        if self.on_frame(&peer, frame, now_ms).is_err() {
             self.stats.frames_rejected.fetch_add(1, Ordering::Relaxed);
         }
     }
 
-    fn on_frame(&self, peer: &Peer, bytes: Bytes) -> Result<(), FcpError> {
+    /// A frame `peer` sent, received at `now_ms`.
+    fn on_frame(&self, peer: &Peer, bytes: Bytes, now_ms: u64) -> Result<(), FcpError> {
         let frame = Frame::decode(bytes).map_err(fe)?;
         let h = *frame.header();
         let oid = ObjectId::from_bytes(h.object_id);
@@ -2129,7 +2123,7 @@ impl Node {
             // decrypted or stored.
             let over = lock(&self.admission)
                 .admit_inbound(
-                    self.now_ms(),
+                    now_ms,
                     &peer.node_id,
                     frame.as_bytes().len() as u64,
                     frame.symbol_count(),
@@ -2152,7 +2146,7 @@ impl Node {
                 "frame does not match the store request",
             ));
         }
-        e.heard_ms = self.now_ms();
+        e.heard_ms = now_ms;
         for r in frame.records() {
             if r.k != e.meta.k || !e.esis.accept(r.esi) {
                 continue;
@@ -2436,11 +2430,12 @@ impl Node {
                 .max(1);
             let (now, later) = rest.split_at(n.min(rest.len()));
             rest = later;
-            let at = lock(pacer).reserve(tokio::time::Instant::now(), now.len(), per_ms);
-            if at > tokio::time::Instant::now() {
+            let t = tokio::time::Instant::now();
+            let at = lock(pacer).reserve(t, now.len(), per_ms);
+            if at > t {
                 tokio::time::sleep_until(at).await;
             }
-            first_sent.get_or_insert_with(tokio::time::Instant::now);
+            first_sent.get_or_insert(at.max(t));
             if !self.send_batch(peer, now).await {
                 break;
             }
