@@ -428,26 +428,32 @@ pub fn get(home: &Home, id: &str, out: Option<&Path>, json: bool) -> Result<Exit
                 n
             } else {
                 // Into a file beside OUT, renamed over it only once whole: a
-                // failed get leaves an OUT that was there as it was, and a
-                // replaced OUT keeps its mode.
-                let (tmp, f) = create_beside(&target).map_err(path_err)?;
-                let mut w = std::io::BufWriter::new(f);
-                let done = inc.copy_body(&mut w, &mut report).and_then(|n| {
-                    let f = w.into_inner().map_err(|e| path_err(e.into_error()))?;
-                    if let Some(m) = &existing {
-                        f.set_permissions(m.permissions()).map_err(path_err)?;
-                    }
-                    f.sync_all().map_err(path_err)?;
-                    std::fs::rename(&tmp, &target).map_err(path_err)?;
-                    Ok(n)
-                });
-                let n = done.inspect_err(|_| {
-                    let _ = std::fs::remove_file(&tmp);
-                })?;
+                // failed get leaves an OUT that was there as it was (the
+                // temporary file goes when dropped), and a replaced OUT
+                // keeps its mode; a new one gets a new file's (umask).
+                use std::os::unix::fs::PermissionsExt;
+                let dir = target
+                    .parent()
+                    .filter(|d| !d.as_os_str().is_empty())
+                    .unwrap_or(Path::new("."));
+                let name = target.file_name().unwrap_or_default().to_string_lossy();
+                let tmp = tempfile::Builder::new()
+                    .prefix(&format!(".{name}.fcp-get-"))
+                    .permissions(std::fs::Permissions::from_mode(0o666))
+                    .tempfile_in(dir)
+                    .map_err(path_err)?;
+                let mut w = std::io::BufWriter::new(tmp);
+                let n = inc.copy_body(&mut w, &mut report)?;
+                let tmp = w.into_inner().map_err(|e| path_err(e.into_error()))?;
+                if let Some(m) = &existing {
+                    tmp.as_file()
+                        .set_permissions(m.permissions())
+                        .map_err(path_err)?;
+                }
+                tmp.as_file().sync_all().map_err(path_err)?;
+                tmp.persist(&target).map_err(|e| path_err(e.error))?;
                 // Make the rename durable too.
-                if let Some(dir) = tmp.parent()
-                    && let Ok(d) = std::fs::File::open(dir)
-                {
+                if let Ok(d) = std::fs::File::open(dir) {
                     let _ = d.sync_all();
                 }
                 n
@@ -465,28 +471,6 @@ pub fn get(home: &Home, id: &str, out: Option<&Path>, json: bool) -> Result<Exit
         }
     }
     Ok(ExitCode::SUCCESS)
-}
-
-/// A new file beside `target` (same directory, so a rename can replace
-/// `target`), with a hidden name of its own.
-fn create_beside(target: &Path) -> std::io::Result<(std::path::PathBuf, std::fs::File)> {
-    let name = target
-        .file_name()
-        .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::InvalidInput, "not a file name"))?;
-    let dir = target
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let tmp = dir.join(format!(
-        ".{}.fcp-get-{:016x}",
-        name.to_string_lossy(),
-        rand::random::<u64>()
-    ));
-    let f = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .open(&tmp)?;
-    Ok((tmp, f))
 }
 
 /// `fcp status` / `fcp peers`.
