@@ -1034,11 +1034,7 @@ mod tests {
     /// the node waited on it for ever and 64 such clients took every slot.
     #[test]
     fn a_reply_to_a_client_that_stops_reading_times_out() {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_time()
-            .build()
-            .unwrap();
-        rt.block_on(async {
+        rt().block_on(async {
             let idle = Duration::from_millis(100);
             // The client's side holds 4 KiB and is never read.
             let (_client, server) = tokio::io::duplex(4096);

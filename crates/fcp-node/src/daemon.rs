@@ -65,7 +65,7 @@ use crate::budget::{Admission, AdmissionPolicy, InflightKind, Permit, RejectReas
 use crate::enroll::{self, Membership};
 use crate::error::NodeError;
 use crate::home::{Home, NodeConfig};
-use crate::net::{Datagrams, Listener, Net, Stream, SystemNet, offload};
+use crate::net::{Datagrams, Listener, MAX_UDP_PAYLOAD, Net, Stream, SystemNet, offload};
 use crate::placement;
 use crate::proto::{Control, Decoded, EsiList, MAX_ESIS, Meta, Source, esi_part};
 
@@ -656,9 +656,6 @@ enum Reply {
 
 /// Bytes of queued control messages one write carries at most.
 const CTL_BURST: usize = 64 * 1024;
-/// The most bytes one UDP send may carry over IPv4 (65 535 − 20 − 8): the
-/// bound of a GSO batch, whatever its number of segments.
-const MAX_UDP_PAYLOAD: usize = 65_507;
 /// Most control bytes (by [`Control::approx_len`]) waiting to be sent to
 /// one peer. A put keeps ~256 small messages per peer in flight, a get a
 /// few per chunk; a peer that lets this fill does not read its socket.

@@ -48,14 +48,19 @@ pub trait Stream: AsyncRead + AsyncWrite + Send + Unpin {
     fn into_split(self: Box<Self>) -> (BoxRead, BoxWrite);
 }
 
+/// The most bytes one UDP send may carry over IPv4 (65 535 − 20 − 8): the
+/// bound of a [`Datagrams::send`] batch, whatever its number of segments
+/// (the kernel refuses a larger one whole, EMSGSIZE).
+pub const MAX_UDP_PAYLOAD: usize = 65_507;
+
 /// A bound datagram socket (UDP in production).
 pub trait Datagrams: Send + Sync {
     /// Most segments one [`Datagrams::send`] carries (at least 1).
     fn max_segments(&self) -> usize;
 
     /// Send `count` datagrams of `seg` bytes each (the last may be shorter),
-    /// laid end to end in `batch`, to `to`. With `count == 1`, `batch` is the
-    /// one datagram.
+    /// laid end to end in `batch`, to `to`, at most [`MAX_UDP_PAYLOAD`]
+    /// bytes. With `count == 1`, `batch` is the one datagram.
     fn send<'a>(
         &'a self,
         to: SocketAddr,

@@ -44,7 +44,8 @@ use fcp_node::daemon::{self, RunOptions};
 use fcp_node::enroll;
 use fcp_node::home::Home;
 use fcp_node::net::{
-    BoxFuture, BoxRead, BoxWrite, Datagrams, Listener, Net, Received, Stream, duration_ms,
+    BoxFuture, BoxRead, BoxWrite, Datagrams, Listener, MAX_UDP_PAYLOAD, Net, Received, Stream,
+    duration_ms,
 };
 use rand::SeedableRng;
 use rand::rngs::StdRng;
@@ -215,9 +216,6 @@ impl Net for SimNet {
         true
     }
 }
-
-/// The most bytes one UDP send may carry over IPv4 (65 535 − 20 − 8).
-const MAX_UDP_PAYLOAD: usize = 65_507;
 
 struct SimUdp {
     sock: turmoil::net::UdpSocket,
