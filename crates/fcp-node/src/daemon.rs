@@ -26,12 +26,15 @@
 //! parallel (multipath), first for the missing source symbols, decode once a
 //! source block is whole (or solve with repair symbols when a round ends short
 //! of it), and send SymbolAck so holders still sending stop. Senders pace
-//! datagrams with AIMD driven by the holders' acknowledgements.
+//! all datagrams to a peer on one clock, with AIMD driven by the holders'
+//! acknowledgements of pushes and the requesters' reports of what arrived
+//! of each offer (decisions 71, 72).
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
+use std::task::Poll;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
@@ -67,7 +70,9 @@ use crate::error::NodeError;
 use crate::home::{Home, NodeConfig};
 use crate::net::{Datagrams, Listener, MAX_UDP_PAYLOAD, Net, Stream, SystemNet, offload};
 use crate::placement;
-use crate::proto::{Control, Decoded, EsiList, MAX_ESIS, Meta, Source, esi_part};
+use crate::proto::{
+    Arrived, Control, Decoded, EsiList, MAX_ARRIVED, MAX_ESIS, Meta, Source, esi_part,
+};
 
 /// Options of `fcp node run`.
 #[derive(Clone, Debug, Default)]
@@ -131,8 +136,10 @@ const MAX_OFFERED_SOURCES: usize = 64;
 /// Once every offer ended, a get round that still misses offered datagrams
 /// ends this long after the last one arrived (they were lost).
 const QUIET: Duration = Duration::from_millis(50);
-/// The same wait while none of the round's datagrams has arrived yet.
-const QUIET_FIRST: Duration = Duration::from_millis(1000);
+/// Or this long after the receive loop found its socket empty, once every
+/// offer ended: datagrams sent before an OfferEnd are not expected much
+/// later than it (decision 72).
+const REORDER: Duration = Duration::from_millis(5);
 /// Objects a put places at the same time (a holder admits 128 open pushes
 /// per peer, spec §8.4).
 const PARALLEL_OBJECTS: usize = 128;
@@ -262,8 +269,9 @@ impl Pacer {
 }
 
 /// The send rate to one peer, in datagrams per millisecond, driven by
-/// the pushes' store acknowledgements as TCP drives its window (RFC 5681),
-/// in rate form: many pushes run at once and each reports on its own
+/// the pushes' store acknowledgements and the reports on serves
+/// (`Control::OfferReceived`) as TCP drives its window (RFC 5681), in rate
+/// form: many pushes and serves run at once and each reports on its own
 /// datagrams.
 /// - Until the first loss (slow start), `n` datagrams delivered in a round
 ///   of `rtt` ms add `n / rtt`: the window (rate × round trip) grows by
@@ -283,7 +291,7 @@ struct Aimd {
 
 impl Aimd {
     const MIN: f64 = 4.0;
-    const MAX: f64 = 400.0;
+    const MAX: f64 = 1000.0;
     const START: f64 = 64.0;
 
     fn new() -> Self {
@@ -373,8 +381,16 @@ struct Peer {
     sessions: Mutex<PeerSessions>,
     ctl: ControlQueue,
     rate: Mutex<Aimd>,
-    /// The clock every push to the peer sends on (serves keep their own).
+    /// The clock every datagram to the peer (pushes and serves) sends on.
     pace: Mutex<Pacer>,
+    /// Serves whose offer ended, by object, until the requester says how
+    /// much of it arrived (`Control::OfferReceived`; at most
+    /// `MAX_SERVED` each).
+    served: Mutex<ServeReports>,
+    /// This node's reports on the peer's offers, not sent yet: they go with
+    /// the next SymbolRequest to it, or when no get is left (one message
+    /// for many, decision 72).
+    reports: Mutex<Vec<Arrived>>,
     connected_at: u64,
     /// `Net::now_ms` when FCPC bytes last arrived on the session.
     last_rx_ms: AtomicU64,
@@ -387,6 +403,26 @@ impl Peer {
         self.ctl.send(c);
     }
 
+    /// Report on one of the peer's offers, with the next message that
+    /// flushes the reports (at once when `MAX_ARRIVED` are waiting).
+    fn report(&self, a: Arrived) {
+        let full = {
+            let mut r = lock(&self.reports);
+            r.push(a);
+            r.len() >= MAX_ARRIVED
+        };
+        if full {
+            self.flush_reports();
+        }
+    }
+
+    fn flush_reports(&self) {
+        let arrived = std::mem::take(&mut *lock(&self.reports));
+        if !arrived.is_empty() {
+            self.send(Control::OfferReceived { arrived });
+        }
+    }
+
     /// "I hold nothing of this object for you." An offer of no datagrams
     /// is complete as sent: no OfferEnd follows (decision 60).
     fn send_empty_offer(&self, object_id: ObjectId) {
@@ -396,6 +432,57 @@ impl Peer {
             sources: Vec::new(),
             count: 0,
         });
+    }
+}
+
+/// A serve waiting for its requester's report (`Control::OfferReceived`).
+struct Served {
+    /// When its first datagram went.
+    sent: tokio::time::Instant,
+    /// Datagrams sent.
+    count: u32,
+}
+
+/// Serves one peer may leave unreported (a get that decoded before an
+/// offer ended does not report it); over this, reports older than
+/// `SERVED_FOR` are forgotten, and then new serves are not recorded.
+const MAX_SERVED: usize = 1024;
+const SERVED_FOR: Duration = Duration::from_secs(10);
+
+/// One peer's serves waiting for its report, by object.
+#[derive(Default)]
+struct ServeReports(HashMap<ObjectId, Served>);
+
+impl ServeReports {
+    /// Keep `s` until the requester reports on it (bounded, see `MAX_SERVED`).
+    fn record(&mut self, object_id: ObjectId, s: Served, now: tokio::time::Instant) {
+        if self.0.len() >= MAX_SERVED {
+            self.0
+                .retain(|_, v| now.saturating_duration_since(v.sent) < SERVED_FOR);
+        }
+        if self.0.len() < MAX_SERVED || self.0.contains_key(&object_id) {
+            self.0.insert(object_id, s);
+        }
+    }
+
+    /// The requester's report on the last serve of `object_id`: `count` of
+    /// its datagrams arrived. `rate` follows it as it follows a push's
+    /// StoreAck (decision 72); a report of no recorded serve is ignored.
+    fn report(
+        &mut self,
+        object_id: ObjectId,
+        count: u32,
+        rate: &mut Aimd,
+        now: tokio::time::Instant,
+    ) {
+        let Some(s) = self.0.remove(&object_id) else {
+            return;
+        };
+        if count >= s.count {
+            rate.on_clean(s.count as usize, s.sent, now);
+        } else {
+            rate.on_loss(s.sent, now);
+        }
     }
 }
 
@@ -702,6 +789,9 @@ struct GetState {
     offered: AtomicU64,
     /// `frames_in` when this round began.
     round_start: AtomicU64,
+    /// By asked peer, datagrams it offered in this round and those that
+    /// arrived from it: what `Control::OfferReceived` reports.
+    by_peer: Mutex<HashMap<String, (u64, u64)>>,
     done: Notify,
     result: Mutex<Option<Vec<u8>>>,
     /// Local repair symbols, opened only if a solve is needed (decision 60).
@@ -762,6 +852,11 @@ struct Node {
     by_session: Mutex<HashMap<[u8; 16], Arc<Peer>>>,
     /// The datagram socket (UDP with GSO/GRO in production).
     udp: Box<dyn Datagrams>,
+    /// How many times the receive loop found the socket empty, and woken
+    /// each time: once it was, every datagram that reached the socket
+    /// before has been handled (a get round's end, decision 72).
+    rx_drained: AtomicU64,
+    rx_drained_wake: Notify,
     /// Sockets and clocks (real, or simulated in tests).
     net: Arc<dyn Net>,
     responder: Mutex<Responder>,
@@ -907,6 +1002,8 @@ pub async fn start(
         peers: Mutex::new(HashMap::new()),
         by_session: Mutex::new(HashMap::new()),
         udp,
+        rx_drained: AtomicU64::new(0),
+        rx_drained_wake: Notify::new(),
         net,
         responder: Mutex::new(responder),
         gets: Mutex::new(HashMap::new()),
@@ -1333,6 +1430,8 @@ impl Node {
             ctl,
             rate: Mutex::new(Aimd::new()),
             pace: Mutex::new(Pacer::new()),
+            served: Mutex::new(ServeReports::default()),
+            reports: Mutex::new(Vec::new()),
             connected_at: self.net.now_secs(),
             last_rx_ms: AtomicU64::new(self.now_ms()),
             tx: tokio::sync::Mutex::new(()),
@@ -1822,6 +1921,7 @@ impl Node {
                     asked
                 }) {
                     g.offered.fetch_add(u64::from(count), Ordering::Relaxed);
+                    lock(&g.by_peer).entry(peer.node_id.clone()).or_default().0 += u64::from(count);
                     if count == 0 {
                         lock(&g.offers_ended).insert(peer.node_id.clone());
                         g.done.notify_waiters();
@@ -1855,6 +1955,14 @@ impl Node {
                 if let Some(g) = g.filter(|g| lock(&g.asked).contains(&peer.node_id)) {
                     lock(&g.offers_ended).insert(peer.node_id.clone());
                     g.done.notify_waiters();
+                }
+            }
+            Control::OfferReceived { arrived } => {
+                let now = tokio::time::Instant::now();
+                let mut served = lock(&peer.served);
+                let mut rate = lock(&peer.rate);
+                for a in arrived {
+                    served.report(a.object_id, a.count, &mut rate, now);
                 }
             }
             Control::SymbolAck { object_id } => {
@@ -2026,7 +2134,18 @@ impl Node {
     async fn udp_loop(self: Arc<Self>) {
         let mut buf = vec![0u8; 1 << 17];
         loop {
-            let Ok(got) = self.udp.recv(&mut buf).await else {
+            let got = {
+                let mut recv = self.udp.recv(&mut buf);
+                match std::future::poll_fn(|cx| Poll::Ready(recv.as_mut().poll(cx))).await {
+                    Poll::Ready(r) => r,
+                    Poll::Pending => {
+                        self.rx_drained.fetch_add(1, Ordering::Relaxed);
+                        self.rx_drained_wake.notify_waiters();
+                        recv.await
+                    }
+                }
+            };
+            let Ok(got) = got else {
                 continue;
             };
             // One copy per receive (up to 64 datagrams), each frame a slice
@@ -2239,6 +2358,15 @@ impl Node {
                 "frame from an unannounced sender instance",
             ));
         };
+        {
+            let mut by_peer = lock(&g.by_peer);
+            match by_peer.get_mut(from) {
+                Some((_, arrived)) => *arrived += 1,
+                None => {
+                    by_peer.insert(from.to_owned(), (0, 1));
+                }
+            }
+        }
         let n = g.frames_in.fetch_add(1, Ordering::Relaxed) + 1;
         if n.saturating_sub(g.round_start.load(Ordering::Relaxed))
             == g.offered.load(Ordering::Relaxed)
@@ -2394,9 +2522,9 @@ impl Node {
         }
     }
 
-    /// Send datagrams to a peer at its AIMD rate, on the clock of `pacer`
-    /// (the peer's own for pushes, so that all of them together keep to
-    /// the rate). Equal-sized datagrams go out in UDP GSO batches: one
+    /// Send datagrams to a peer at its AIMD rate, on the peer's one clock,
+    /// so that all pushes and serves to it together keep to the rate
+    /// (decisions 71, 72). Equal-sized datagrams go out in UDP GSO batches: one
     /// system call for up to 64 datagrams, each still its own packet on the
     /// wire, and at most a millisecond's worth at once. Returns when the
     /// first of them went (now, if none did).
@@ -2405,7 +2533,6 @@ impl Node {
         peer: &Peer,
         frames: &[Bytes],
         stop: Option<&AtomicBool>,
-        pacer: &Mutex<Pacer>,
     ) -> tokio::time::Instant {
         let max_batch = self.udp.max_segments().clamp(1, 64);
         let mut rest = frames;
@@ -2428,7 +2555,7 @@ impl Node {
             let (now, later) = rest.split_at(n.min(rest.len()));
             rest = later;
             let t = tokio::time::Instant::now();
-            let at = lock(pacer).reserve(t, now.len(), per_ms);
+            let at = lock(&peer.pace).reserve(t, now.len(), per_ms);
             if at > t {
                 tokio::time::sleep_until(at).await;
             }
@@ -2544,10 +2671,15 @@ impl Node {
             return;
         }
         let frames: Vec<Bytes> = recs.iter().filter_map(|r| record_frame(r).ok()).collect();
-        // A serve learns of no loss (only a push's acks do), so it keeps
-        // its own clock at the rate rather than slowing the pushes.
-        let pacer = Mutex::new(Pacer::new());
-        self.send_frames(&peer, &frames, Some(stop), &pacer).await;
+        let sent = self.send_frames(&peer, &frames, Some(stop)).await;
+        // A serve cut short by a SymbolAck is not reported on.
+        if !stop.load(Ordering::Relaxed) {
+            let s = Served {
+                sent,
+                count: u32::try_from(frames.len()).unwrap_or(u32::MAX),
+            };
+            lock(&peer.served).record(object_id, s, tokio::time::Instant::now());
+        }
         peer.send(Control::OfferEnd { object_id });
     }
 
@@ -2901,7 +3033,7 @@ impl Node {
         // symbols are durable.
         for _ in 0..STORE_ROUNDS {
             let batch: Vec<Bytes> = todo.iter().filter_map(|e| by_esi.get(e).cloned()).collect();
-            let sent = self.send_frames(peer, &batch, None, &peer.pace).await;
+            let sent = self.send_frames(peer, &batch, None).await;
             let (tx, rx) = oneshot::channel();
             lock(&self.store_waiters).insert((peer.node_id.clone(), oid), (push, tx));
             peer.send(Control::StoreEnd {
@@ -2997,6 +3129,29 @@ impl Node {
         }
     }
 
+    /// At a round's end, tell each peer whose offer is all in, or ended, how
+    /// much of it arrived, so that its rate follows (decision 72). An offer
+    /// neither all in nor ended, or not all in when the object was rebuilt,
+    /// may still be on its way: not reported.
+    fn report_offers(&self, g: &GetState, oid: ObjectId, peers: &[Arc<Peer>]) {
+        let rebuilt = lock(&g.result).is_some();
+        let ended = lock(&g.offers_ended).clone();
+        let by_peer = lock(&g.by_peer).clone();
+        for p in peers {
+            let Some(&(offered, arrived)) = by_peer.get(&p.node_id) else {
+                continue;
+            };
+            let lost = arrived < offered;
+            if offered == 0 || (lost && (rebuilt || !ended.contains(&p.node_id))) {
+                continue;
+            }
+            p.report(Arrived {
+                object_id: oid,
+                count: u32::try_from(arrived).unwrap_or(u32::MAX),
+            });
+        }
+    }
+
     /// Fetch and rebuild one object's content (see [`Node::fetch_content`]).
     async fn fetch_content_once(self: Arc<Self>, oid: ObjectId) -> Fetched {
         let g = Arc::new(GetState {
@@ -3011,6 +3166,7 @@ impl Node {
             frames_in: AtomicU64::new(0),
             offered: AtomicU64::new(0),
             round_start: AtomicU64::new(0),
+            by_peer: Mutex::new(HashMap::new()),
             done: Notify::new(),
             result: Mutex::new(None),
             reserve: Mutex::new(Vec::new()),
@@ -3050,6 +3206,7 @@ impl Node {
                     break;
                 }
                 lock(&g.offers_ended).clear();
+                lock(&g.by_peer).clear();
                 g.offered.store(0, Ordering::Relaxed);
                 let round_start = g.frames_in.load(Ordering::Relaxed);
                 g.round_start.store(round_start, Ordering::Relaxed);
@@ -3077,6 +3234,8 @@ impl Node {
                 let parts = peers.len() as u32;
                 lock(&g.asked).extend(peers.iter().map(|p| p.node_id.clone()));
                 for (part, p) in (0u32..).zip(&peers) {
+                    // In the same write as the request.
+                    p.flush_reports();
                     p.send(Control::SymbolRequest {
                         object_id: oid,
                         have: have.clone(),
@@ -3091,6 +3250,8 @@ impl Node {
                 // and a busy receiver may still be working through them), or
                 // some peer stayed silent for a whole round.
                 let round_end = (tokio::time::Instant::now() + ROUND_WAIT).min(deadline);
+                // `rx_drained` when every offer was seen ended.
+                let mut ended_at = None;
                 loop {
                     if lock(&g.result).is_some() {
                         break;
@@ -3098,6 +3259,7 @@ impl Node {
                     let ended = lock(&g.offers_ended).len() >= peers.len();
                     let seen = g.frames_in.load(Ordering::Relaxed);
                     let notified = g.done.notified();
+                    let drained = self.rx_drained_wake.notified();
                     if lock(&g.result).is_some() {
                         break;
                     }
@@ -3107,18 +3269,39 @@ impl Node {
                         if arrived >= g.offered.load(Ordering::Relaxed) {
                             break;
                         }
-                        // Otherwise wait while they keep coming: a busy
-                        // receiver may be far behind its socket, so the
-                        // first one gets longer than the gap between two.
-                        let quiet = if arrived == 0 { QUIET_FIRST } else { QUIET };
-                        let _ = tokio::time::timeout(quiet, notified).await;
-                        if g.frames_in.load(Ordering::Relaxed) == seen {
+                        // Otherwise the missing ones were lost once the
+                        // receive loop has emptied its socket after the
+                        // OfferEnds came (sent after the datagrams, they
+                        // arrive after them), give or take a reordering.
+                        // Until then this node is behind its socket: wait
+                        // while the datagrams keep coming.
+                        let now_drained = self.rx_drained.load(Ordering::Relaxed);
+                        let since = *ended_at.get_or_insert(now_drained);
+                        let now = tokio::time::Instant::now();
+                        if now >= round_end {
                             break;
+                        }
+                        let until = if now_drained > since {
+                            now + REORDER
+                        } else if arrived > 0 {
+                            now + QUIET
+                        } else {
+                            round_end
+                        };
+                        tokio::select! {
+                            () = notified => {}
+                            () = drained, if now_drained == since => {}
+                            () = tokio::time::sleep_until(until.min(round_end)) => {
+                                if g.frames_in.load(Ordering::Relaxed) == seen {
+                                    break;
+                                }
+                            }
                         }
                     } else if tokio::time::timeout_at(round_end, notified).await.is_err() {
                         break;
                     }
                 }
+                self.report_offers(&g, oid, &peers);
                 // Source symbols not in by now are not coming: decode from
                 // what is in, if enough.
                 self.solve_get(&g);
@@ -3135,6 +3318,12 @@ impl Node {
                 }
             }
             drop(registered);
+            // The last get to end sends the reports no request took along.
+            if lock(&self.gets).is_empty() {
+                for p in self.connected_peers() {
+                    p.flush_reports();
+                }
+            }
             // Only a peer still sending needs to be told to stop.
             let ended = std::mem::take(&mut *lock(&g.offers_ended));
             for p in self.connected_peers() {
@@ -3533,7 +3722,10 @@ fn symbol_record(
 
 #[cfg(test)]
 mod tests {
-    use super::{Aimd, ControlQueue, MAX_ESIS, OwnFrames, Pacer, PushEsis, Turn, TurnMap, lock};
+    use super::{
+        Aimd, ControlQueue, MAX_ESIS, MAX_SERVED, OwnFrames, Pacer, PushEsis, SERVED_FOR,
+        ServeReports, Served, Turn, TurnMap, lock,
+    };
     use crate::proto::{Control, EsiList};
     use bytes::Bytes;
     use fcp_core::ErrorCode;
@@ -3621,6 +3813,47 @@ mod tests {
         let mut b = Aimd::new();
         b.on_clean(1_000_000, ms(0), ms(1));
         assert_eq!(b.per_ms, Aimd::MAX);
+    }
+
+    #[test]
+    fn a_serve_report_drives_the_rate() {
+        let t0 = tokio::time::Instant::now();
+        let ms = |n: u64| t0 + Duration::from_millis(n);
+        let oid = |b: u8| ObjectId::from_bytes([b; 32]);
+        let served = |at: u64, count: u32| Served {
+            sent: ms(at),
+            count,
+        };
+        let mut r = ServeReports::default();
+        let mut a = Aimd::new();
+        // All 40 in after 10 ms: slow start adds 4, as for a push.
+        r.record(oid(1), served(0, 40), ms(0));
+        r.report(oid(1), 40, &mut a, ms(10));
+        assert_eq!(a.per_ms, Aimd::START + 4.0);
+        // Reported once only: a repeated report changes nothing.
+        r.report(oid(1), 40, &mut a, ms(11));
+        assert_eq!(a.per_ms, Aimd::START + 4.0);
+        // A report of a serve never made is ignored.
+        r.report(oid(9), 0, &mut a, ms(12));
+        assert_eq!(a.per_ms, Aimd::START + 4.0);
+        // Fewer in than sent: the rate halves.
+        r.record(oid(2), served(12, 40), ms(12));
+        r.report(oid(2), 39, &mut a, ms(20));
+        assert_eq!(a.per_ms, 34.0);
+        // Unreported serves are bounded: when full, only the old ones go.
+        for i in 0..MAX_SERVED as u32 {
+            let mut b = [0u8; 32];
+            b[..4].copy_from_slice(&i.to_le_bytes());
+            b[31] = 7;
+            r.record(ObjectId::from_bytes(b), served(100, 1), ms(100));
+        }
+        r.record(oid(3), served(200, 1), ms(200));
+        assert_eq!(r.0.len(), MAX_SERVED);
+        assert!(!r.0.contains_key(&oid(3)));
+        let later = ms(100) + SERVED_FOR;
+        r.record(oid(3), served(200, 1), later);
+        assert_eq!(r.0.len(), 1);
+        assert!(r.0.contains_key(&oid(3)));
     }
 
     #[test]

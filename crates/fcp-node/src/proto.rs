@@ -30,6 +30,19 @@ pub struct Source {
     pub node_id: String,
 }
 
+/// How many datagrams of a holder's last offer of an object arrived
+/// ([`Control::OfferReceived`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Arrived {
+    /// The object.
+    pub object_id: ObjectId,
+    /// Datagrams of the offer that arrived.
+    pub count: u32,
+}
+
+/// Most offers one [`Control::OfferReceived`] reports on.
+pub const MAX_ARRIVED: usize = 1024;
+
 /// Largest ESI list a single message may carry.
 pub const MAX_ESIS: usize = 1 << 16;
 
@@ -198,6 +211,14 @@ pub enum Control {
         /// The object.
         object_id: ObjectId,
     },
+    /// How many datagrams of the holder's last offers of these objects
+    /// arrived, each sent once the requester has waited for them: the
+    /// holder's rate follows (spec §4.4 DecodeStatus as pacing feedback,
+    /// §8.4; decision 72). At most [`MAX_ARRIVED`].
+    OfferReceived {
+        /// One per offer.
+        arrived: Vec<Arrived>,
+    },
     /// Stop sending symbols of this object: it is rebuilt (spec §4.4 SymbolAck).
     SymbolAck {
         /// The object.
@@ -219,7 +240,7 @@ pub enum Control {
 
 /// Every message type this node understands: the CBOR map key of each
 /// [`Control`] variant ([`Control::kind`]).
-pub const KNOWN_KINDS: [&str; 11] = [
+pub const KNOWN_KINDS: [&str; 12] = [
     "peers",
     "store_request",
     "store_end",
@@ -228,6 +249,7 @@ pub const KNOWN_KINDS: [&str; 11] = [
     "symbol_request",
     "symbol_offer",
     "offer_end",
+    "offer_received",
     "symbol_ack",
     "ping",
     "pong",
@@ -312,6 +334,7 @@ impl Control {
             Self::SymbolRequest { .. } => "symbol_request",
             Self::SymbolOffer { .. } => "symbol_offer",
             Self::OfferEnd { .. } => "offer_end",
+            Self::OfferReceived { .. } => "offer_received",
             Self::SymbolAck { .. } => "symbol_ack",
             Self::Ping { .. } => "ping",
             Self::Pong { .. } => "pong",
@@ -330,6 +353,7 @@ impl Control {
             // address and a node signature: well under 1 KiB.
             Self::Peers { announcements } => announcements.len().saturating_mul(1024),
             Self::SymbolOffer { sources, .. } => sources.len().saturating_mul(96),
+            Self::OfferReceived { arrived } => arrived.len().saturating_mul(48),
             Self::StoreRefused { code, message, .. } => code.len().saturating_add(message.len()),
             _ => 0,
         };
@@ -343,6 +367,9 @@ impl Control {
             Self::StoreAck { missing, .. } => missing.len(),
             Self::SymbolRequest { have, .. } => have.len(),
             Self::Peers { announcements } => announcements.len().saturating_mul(64),
+            Self::OfferReceived { arrived } if arrived.len() > MAX_ARRIVED => {
+                return Err("offer report too long");
+            }
             Self::StoreRefused { code, message, .. }
                 if code.len() > MAX_KIND_LEN || message.len() > MAX_REFUSAL_LEN =>
             {
@@ -394,6 +421,17 @@ mod tests {
             sources_only: false,
         };
         assert!(big.check_bounds().is_err());
+        let report = |n: usize| Control::OfferReceived {
+            arrived: vec![
+                Arrived {
+                    object_id: ObjectId::from_bytes([1; 32]),
+                    count: 1,
+                };
+                n
+            ],
+        };
+        assert!(report(MAX_ARRIVED).check_bounds().is_ok());
+        assert!(report(MAX_ARRIVED + 1).check_bounds().is_err());
         assert!(fcp_core::cbor::from_canonical_strict::<Control>(&b[..b.len() - 1]).is_err());
     }
 
@@ -594,6 +632,12 @@ mod tests {
                 count: 0,
             },
             Control::OfferEnd { object_id: oid },
+            Control::OfferReceived {
+                arrived: vec![Arrived {
+                    object_id: oid,
+                    count: 33,
+                }],
+            },
             Control::SymbolAck { object_id: oid },
             Control::Ping { nonce: 7 },
             Control::Pong { nonce: u64::MAX },
