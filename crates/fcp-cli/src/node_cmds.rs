@@ -379,7 +379,8 @@ pub fn put(home: &Home, file: &Path, zone: &str, json: bool) -> Result<ExitCode,
 
 /// `fcp get OBJECT_ID [-o OUT]`: the body streams into OUT (or stdout) as it
 /// arrives (OUT through a file beside it, renamed over OUT once whole, so a
-/// failed get leaves OUT as it was). Stdout cannot take
+/// failed or interrupted get leaves OUT as it was and no partial file
+/// behind; only SIGKILL can leave one). Stdout cannot take
 /// bytes back: if the node fails mid-stream, it holds a prefix of the object
 /// (under `--json` followed by the error), the exit status is 2 and the
 /// error says to look in the node's log.
@@ -442,6 +443,7 @@ pub fn get(home: &Home, id: &str, out: Option<&Path>, json: bool) -> Result<Exit
                     .permissions(std::fs::Permissions::from_mode(0o666))
                     .tempfile_in(dir)
                     .map_err(path_err)?;
+                remove_on_signal(tmp.path().to_path_buf());
                 let mut w = std::io::BufWriter::new(tmp);
                 let n = inc.copy_body(&mut w, &mut report)?;
                 let tmp = w.into_inner().map_err(|e| path_err(e.into_error()))?;
@@ -471,6 +473,56 @@ pub fn get(home: &Home, id: &str, out: Option<&Path>, json: bool) -> Result<Exit
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Until the process ends, SIGINT, SIGTERM or SIGHUP remove `path` (a get's
+/// partial output, which a drop would have removed) and end the process
+/// with 128 + the signal's number, as the default action would have ended
+/// it. Returns once the handlers are in place.
+fn remove_on_signal(path: std::path::PathBuf) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (ready, wait) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+        else {
+            let _ = ready.send(());
+            return;
+        };
+        let n = rt.block_on(async {
+            // Each signal on its own: one whose handler could not be set
+            // keeps its default action.
+            let on = |kind: SignalKind, n: i32| {
+                let handler = signal(kind).ok();
+                async move {
+                    match handler {
+                        Some(mut h) => {
+                            h.recv().await;
+                            n
+                        }
+                        None => std::future::pending().await,
+                    }
+                }
+            };
+            let (int, term, hup) = (
+                on(SignalKind::interrupt(), 2),
+                on(SignalKind::terminate(), 15),
+                on(SignalKind::hangup(), 1),
+            );
+            let _ = ready.send(());
+            tokio::select! {
+                n = int => n,
+                n = term => n,
+                n = hup => n,
+            }
+        });
+        if std::fs::remove_file(&path).is_ok() {
+            eprintln!("fcp: interrupted; removed the partial {}", path.display());
+        }
+        std::process::exit(128 + n);
+    });
+    let _ = wait.recv();
 }
 
 /// `fcp status` / `fcp peers`.

@@ -520,3 +520,61 @@ fn a_second_node_on_a_running_home_is_refused_and_says_why() {
     assert!(msg.contains("another `fcp node run`"), "{msg}");
     assert_eq!(node.status()["node_id"], "lone");
 }
+
+/// A `get -o` stopped by a signal (Ctrl-C, a service manager's SIGTERM)
+/// removes its partial output instead of leaving a hidden file beside OUT,
+/// and exits as the signal would have (128 + its number).
+#[test]
+fn an_interrupted_get_leaves_no_partial_file() {
+    use std::os::unix::net::UnixListener;
+    for (sig, code) in [("-INT", 130), ("-TERM", 143)] {
+        let dir = tempfile::tempdir().unwrap();
+        let home = dir.path();
+        // A node that sends 3 of 10 bytes, then nothing, holding the
+        // connection open.
+        let l = UnixListener::bind(home.join("admin.sock")).unwrap();
+        let node = std::thread::spawn(move || {
+            let (mut s, _) = l.accept().unwrap();
+            let mut head = [0u8; 256];
+            let _ = s.read(&mut head).unwrap();
+            s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc")
+                .unwrap();
+            // Until the client goes away.
+            let _ = s.read(&mut head);
+        });
+        let out = dir.path().join("out.bin");
+        let child = Command::new(FCP)
+            .arg("--home")
+            .arg(home)
+            .args(["get", &"ab".repeat(32), "-o"])
+            .arg(&out)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let partial = || {
+            std::fs::read_dir(home)
+                .unwrap()
+                .filter_map(|e| e.ok())
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| n.starts_with(".out.bin.fcp-get-"))
+                .count()
+        };
+        wait(|| partial() == 1, "the partial output to appear");
+        let sent = Command::new("kill")
+            .args([sig, &child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(sent.success());
+        let o = output_within(child, Duration::from_secs(10));
+        node.join().unwrap();
+        assert_eq!(
+            o.status.code(),
+            Some(code),
+            "{}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        assert_eq!(partial(), 0, "the partial output was left behind");
+        assert!(!out.exists());
+    }
+}
