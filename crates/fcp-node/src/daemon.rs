@@ -444,10 +444,9 @@ struct Served {
 }
 
 /// Serves one peer may leave unreported (a get that decoded before an
-/// offer ended does not report it); over this, reports older than
-/// `SERVED_FOR` are forgotten, and then new serves are not recorded.
+/// offer was all in does not report it); over this, the oldest is
+/// forgotten.
 const MAX_SERVED: usize = 1024;
-const SERVED_FOR: Duration = Duration::from_secs(10);
 
 /// One peer's serves waiting for its report, by object.
 #[derive(Default)]
@@ -455,14 +454,14 @@ struct ServeReports(HashMap<ObjectId, Served>);
 
 impl ServeReports {
     /// Keep `s` until the requester reports on it (bounded, see `MAX_SERVED`).
-    fn record(&mut self, object_id: ObjectId, s: Served, now: tokio::time::Instant) {
-        if self.0.len() >= MAX_SERVED {
-            self.0
-                .retain(|_, v| now.saturating_duration_since(v.sent) < SERVED_FOR);
+    fn record(&mut self, object_id: ObjectId, s: Served) {
+        if self.0.len() >= MAX_SERVED && !self.0.contains_key(&object_id) {
+            let oldest = self.0.iter().min_by_key(|(_, v)| v.sent).map(|(k, _)| *k);
+            if let Some(k) = oldest {
+                self.0.remove(&k);
+            }
         }
-        if self.0.len() < MAX_SERVED || self.0.contains_key(&object_id) {
-            self.0.insert(object_id, s);
-        }
+        self.0.insert(object_id, s);
     }
 
     /// The requester's report on the last serve of `object_id`: `count` of
@@ -857,6 +856,8 @@ struct Node {
     /// before has been handled (a get round's end, decision 72).
     rx_drained: AtomicU64,
     rx_drained_wake: Notify,
+    /// The receive loop is waiting on an empty socket.
+    rx_idle: AtomicBool,
     /// Sockets and clocks (real, or simulated in tests).
     net: Arc<dyn Net>,
     responder: Mutex<Responder>,
@@ -1004,6 +1005,7 @@ pub async fn start(
         udp,
         rx_drained: AtomicU64::new(0),
         rx_drained_wake: Notify::new(),
+        rx_idle: AtomicBool::new(false),
         net,
         responder: Mutex::new(responder),
         gets: Mutex::new(HashMap::new()),
@@ -2135,14 +2137,22 @@ impl Node {
         let mut buf = vec![0u8; 1 << 17];
         loop {
             let got = {
+                // A receive not ready for want of the task's tokio budget
+                // says nothing of the socket: only one that had budget left
+                // found it empty.
+                let had_budget = tokio::task::coop::has_budget_remaining();
                 let mut recv = self.udp.recv(&mut buf);
                 match std::future::poll_fn(|cx| Poll::Ready(recv.as_mut().poll(cx))).await {
                     Poll::Ready(r) => r,
-                    Poll::Pending => {
+                    Poll::Pending if had_budget => {
                         self.rx_drained.fetch_add(1, Ordering::Relaxed);
+                        self.rx_idle.store(true, Ordering::Relaxed);
                         self.rx_drained_wake.notify_waiters();
-                        recv.await
+                        let r = recv.await;
+                        self.rx_idle.store(false, Ordering::Relaxed);
+                        r
                     }
+                    Poll::Pending => recv.await,
                 }
             };
             let Ok(got) = got else {
@@ -2678,7 +2688,7 @@ impl Node {
                 sent,
                 count: u32::try_from(frames.len()).unwrap_or(u32::MAX),
             };
-            lock(&peer.served).record(object_id, s, tokio::time::Instant::now());
+            lock(&peer.served).record(object_id, s);
         }
         peer.send(Control::OfferEnd { object_id });
     }
@@ -3253,16 +3263,15 @@ impl Node {
                 // `rx_drained` when every offer was seen ended.
                 let mut ended_at = None;
                 loop {
-                    if lock(&g.result).is_some() {
-                        break;
-                    }
-                    let ended = lock(&g.offers_ended).len() >= peers.len();
-                    let seen = g.frames_in.load(Ordering::Relaxed);
+                    // Made before what they wake for is read: a notification
+                    // between the two is not lost.
                     let notified = g.done.notified();
                     let drained = self.rx_drained_wake.notified();
                     if lock(&g.result).is_some() {
                         break;
                     }
+                    let ended = lock(&g.offers_ended).len() >= peers.len();
+                    let seen = g.frames_in.load(Ordering::Relaxed);
                     if ended {
                         // Every offered datagram is in: this round is over.
                         let arrived = seen.saturating_sub(round_start);
@@ -3270,18 +3279,20 @@ impl Node {
                             break;
                         }
                         // Otherwise the missing ones were lost once the
-                        // receive loop has emptied its socket after the
+                        // receive loop has found its socket empty after the
                         // OfferEnds came (sent after the datagrams, they
-                        // arrive after them), give or take a reordering.
-                        // Until then this node is behind its socket: wait
-                        // while the datagrams keep coming.
+                        // arrive after them), or is waiting on it empty,
+                        // give or take a reordering. Until then this node
+                        // is behind its socket: wait while the datagrams
+                        // keep coming.
                         let now_drained = self.rx_drained.load(Ordering::Relaxed);
                         let since = *ended_at.get_or_insert(now_drained);
+                        let emptied = now_drained > since || self.rx_idle.load(Ordering::Relaxed);
                         let now = tokio::time::Instant::now();
                         if now >= round_end {
                             break;
                         }
-                        let until = if now_drained > since {
+                        let until = if emptied {
                             now + REORDER
                         } else if arrived > 0 {
                             now + QUIET
@@ -3290,7 +3301,7 @@ impl Node {
                         };
                         tokio::select! {
                             () = notified => {}
-                            () = drained, if now_drained == since => {}
+                            () = drained, if !emptied => {}
                             () = tokio::time::sleep_until(until.min(round_end)) => {
                                 if g.frames_in.load(Ordering::Relaxed) == seen {
                                     break;
@@ -3723,8 +3734,8 @@ fn symbol_record(
 #[cfg(test)]
 mod tests {
     use super::{
-        Aimd, ControlQueue, MAX_ESIS, MAX_SERVED, OwnFrames, Pacer, PushEsis, SERVED_FOR,
-        ServeReports, Served, Turn, TurnMap, lock,
+        Aimd, ControlQueue, MAX_ESIS, MAX_SERVED, OwnFrames, Pacer, PushEsis, ServeReports, Served,
+        Turn, TurnMap, lock,
     };
     use crate::proto::{Control, EsiList};
     use bytes::Bytes;
@@ -3827,7 +3838,7 @@ mod tests {
         let mut r = ServeReports::default();
         let mut a = Aimd::new();
         // All 40 in after 10 ms: slow start adds 4, as for a push.
-        r.record(oid(1), served(0, 40), ms(0));
+        r.record(oid(1), served(0, 40));
         r.report(oid(1), 40, &mut a, ms(10));
         assert_eq!(a.per_ms, Aimd::START + 4.0);
         // Reported once only: a repeated report changes nothing.
@@ -3837,23 +3848,24 @@ mod tests {
         r.report(oid(9), 0, &mut a, ms(12));
         assert_eq!(a.per_ms, Aimd::START + 4.0);
         // Fewer in than sent: the rate halves.
-        r.record(oid(2), served(12, 40), ms(12));
+        r.record(oid(2), served(12, 40));
         r.report(oid(2), 39, &mut a, ms(20));
         assert_eq!(a.per_ms, 34.0);
-        // Unreported serves are bounded: when full, only the old ones go.
-        for i in 0..MAX_SERVED as u32 {
+        // Unreported serves are bounded: when full, the oldest goes.
+        let many = |i: u32| {
             let mut b = [0u8; 32];
             b[..4].copy_from_slice(&i.to_le_bytes());
             b[31] = 7;
-            r.record(ObjectId::from_bytes(b), served(100, 1), ms(100));
+            ObjectId::from_bytes(b)
+        };
+        for i in 0..MAX_SERVED as u32 {
+            r.record(many(i), served(100 + u64::from(i), 1));
         }
-        r.record(oid(3), served(200, 1), ms(200));
+        r.record(oid(3), served(5000, 1));
         assert_eq!(r.0.len(), MAX_SERVED);
-        assert!(!r.0.contains_key(&oid(3)));
-        let later = ms(100) + SERVED_FOR;
-        r.record(oid(3), served(200, 1), later);
-        assert_eq!(r.0.len(), 1);
         assert!(r.0.contains_key(&oid(3)));
+        assert!(!r.0.contains_key(&many(0)), "the oldest was kept");
+        assert!(r.0.contains_key(&many(1)));
     }
 
     #[test]
