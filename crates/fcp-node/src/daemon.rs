@@ -278,9 +278,12 @@ impl Pacer {
 ///   what got through, doubling each round trip.
 /// - After one, they add `n / (rate × rtt²)`: the window grows by one
 ///   datagram per round trip (additive increase).
-/// - A loss halves the rate, and ends slow start, unless what was lost was
-///   sent before the last cut: that cut already answered the congestion,
-///   which every push then in flight reports again.
+/// - A loss cuts the rate by half the share of the round's datagrams lost
+///   (all lost: halved, as TCP; 2 % lost: 1 %, so that random loss on a
+///   lossy link does not drive the rate to its floor, decision 73), and
+///   ends slow start, unless what was lost was sent before the last cut:
+///   that cut already answered the congestion, which every push or serve
+///   then in flight reports again.
 #[derive(Debug)]
 struct Aimd {
     per_ms: f64,
@@ -314,15 +317,23 @@ impl Aimd {
         self.per_ms = (self.per_ms + gain).min(Self::MAX);
     }
 
-    /// Some of the datagrams sent from `sent` on were lost.
-    fn on_loss(&mut self, sent: tokio::time::Instant, now: tokio::time::Instant) {
+    /// A share `lost` (0 to 1) of the datagrams sent from `sent` on was lost.
+    fn on_loss(&mut self, lost: f64, sent: tokio::time::Instant, now: tokio::time::Instant) {
         if self.last_cut.is_some_and(|cut| sent < cut) {
             return;
         }
         self.last_cut = Some(now);
-        self.per_ms = (self.per_ms / 2.0).max(Self::MIN);
+        self.per_ms = (self.per_ms * (1.0 - lost.clamp(0.0, 1.0) / 2.0)).max(Self::MIN);
         self.threshold = self.per_ms;
     }
+}
+
+/// The share of `sent` datagrams lost when `arrived` of them arrived.
+fn lost_fraction(arrived: u32, sent: u32) -> f64 {
+    if sent == 0 {
+        return 1.0;
+    }
+    1.0 - f64::from(arrived.min(sent)) / f64::from(sent)
 }
 
 /// The control messages waiting to go to one peer, bounded by
@@ -480,7 +491,7 @@ impl ServeReports {
         if count >= s.count {
             rate.on_clean(s.count as usize, s.sent, now);
         } else {
-            rate.on_loss(s.sent, now);
+            rate.on_loss(lost_fraction(count, s.count), s.sent, now);
         }
     }
 }
@@ -3059,7 +3070,11 @@ impl Node {
                 lock(&peer.rate).on_clean(batch.len(), sent, tokio::time::Instant::now());
                 return Ok(());
             }
-            lock(&peer.rate).on_loss(sent, tokio::time::Instant::now());
+            let lost = lost_fraction(
+                u32::try_from(batch.len().saturating_sub(missing.len())).unwrap_or(0),
+                u32::try_from(batch.len()).unwrap_or(u32::MAX),
+            );
+            lock(&peer.rate).on_loss(lost, sent, tokio::time::Instant::now());
             todo = missing;
         }
         Err(fcp(
@@ -3735,7 +3750,7 @@ fn symbol_record(
 mod tests {
     use super::{
         Aimd, ControlQueue, MAX_ESIS, MAX_SERVED, OwnFrames, Pacer, PushEsis, ServeReports, Served,
-        Turn, TurnMap, lock,
+        Turn, TurnMap, lock, lost_fraction,
     };
     use crate::proto::{Control, EsiList};
     use bytes::Bytes;
@@ -3804,13 +3819,13 @@ mod tests {
         assert_eq!(a.per_ms, Aimd::START + 4.0);
         // A loss halves it, and the pushes that sent before that cut and
         // report the same congestion do not halve it again.
-        a.on_loss(ms(10), ms(20));
+        a.on_loss(1.0, ms(10), ms(20));
         assert_eq!(a.per_ms, 34.0);
-        a.on_loss(ms(15), ms(21));
-        a.on_loss(ms(19), ms(25));
+        a.on_loss(1.0, ms(15), ms(21));
+        a.on_loss(1.0, ms(19), ms(25));
         assert_eq!(a.per_ms, 34.0);
         // A loss of what was sent after the cut is new congestion.
-        a.on_loss(ms(22), ms(40));
+        a.on_loss(1.0, ms(22), ms(40));
         assert_eq!(a.per_ms, 17.0);
         // Past slow start, a window's worth (17 per ms over a 10 ms round
         // trip) delivered adds one datagram per round trip: 0.1 per ms.
@@ -3818,12 +3833,29 @@ mod tests {
         assert!((a.per_ms - 17.1).abs() < 1e-9, "{}", a.per_ms);
         // Never below the floor, never above the ceiling.
         for i in 0..20 {
-            a.on_loss(ms(100 + 2 * i), ms(101 + 2 * i));
+            a.on_loss(1.0, ms(100 + 2 * i), ms(101 + 2 * i));
         }
         assert_eq!(a.per_ms, Aimd::MIN);
         let mut b = Aimd::new();
         b.on_clean(1_000_000, ms(0), ms(1));
         assert_eq!(b.per_ms, Aimd::MAX);
+        // A cut takes half the share lost: random loss of a few percent
+        // does not halve the rate, a link dropping most of it nearly does.
+        let mut c = Aimd::new();
+        c.on_loss(lost_fraction(99, 100), ms(0), ms(1));
+        assert!(
+            (c.per_ms - Aimd::START * 0.995).abs() < 1e-9,
+            "{}",
+            c.per_ms
+        );
+        c.on_loss(lost_fraction(25, 100), ms(2), ms(3));
+        assert!(
+            (c.per_ms - Aimd::START * 0.995 * 0.625).abs() < 1e-9,
+            "{}",
+            c.per_ms
+        );
+        assert_eq!(lost_fraction(0, 0), 1.0);
+        assert_eq!(lost_fraction(7, 5), 0.0);
     }
 
     #[test]
@@ -3847,10 +3879,10 @@ mod tests {
         // A report of a serve never made is ignored.
         r.report(oid(9), 0, &mut a, ms(12));
         assert_eq!(a.per_ms, Aimd::START + 4.0);
-        // Fewer in than sent: the rate halves.
+        // Fewer in than sent: the rate is cut by half the share lost.
         r.record(oid(2), served(12, 40));
-        r.report(oid(2), 39, &mut a, ms(20));
-        assert_eq!(a.per_ms, 34.0);
+        r.report(oid(2), 30, &mut a, ms(20));
+        assert_eq!(a.per_ms, 68.0 * 0.875);
         // Unreported serves are bounded: when full, the oldest goes.
         let many = |i: u32| {
             let mut b = [0u8; 32];
