@@ -278,18 +278,26 @@ impl Pacer {
 ///   what got through, doubling each round trip.
 /// - After one, they add `n / (rate × rtt²)`: the window grows by one
 ///   datagram per round trip (additive increase).
-/// - A loss cuts the rate by half the share of the round's datagrams lost
-///   (all lost: halved, as TCP; 2 % lost: 1 %, so that random loss on a
-///   lossy link does not drive the rate to its floor, decision 73), and
-///   ends slow start, unless what was lost was sent before the last cut:
-///   that cut already answered the congestion, which every push or serve
-///   then in flight reports again.
+/// - A loss ends slow start and cuts the rate: by half if over an eighth of
+///   the round's datagrams were lost (congestion, as TCP), else by half the
+///   share lost (2 % lost: 1 %, so that random loss on a lossy link does
+///   not drive the rate to its floor; decision 73). Not again for what was
+///   sent before the last cut (that cut answered the congestion, which
+///   every push or serve then in flight reports again), unless it lost a
+///   larger share than the report that made the cut: then that cut goes
+///   deeper.
 #[derive(Debug)]
 struct Aimd {
     per_ms: f64,
     /// Where slow start ends (the rate halved at the last loss).
     threshold: f64,
     last_cut: Option<tokio::time::Instant>,
+    /// The rate before the last cut, and the share lost it answered: a
+    /// report of the same window that lost more deepens that cut.
+    before_cut: f64,
+    cut_share: f64,
+    /// Cuts made (and deepened), for the node's counters.
+    cuts: u64,
 }
 
 impl Aimd {
@@ -302,8 +310,16 @@ impl Aimd {
             per_ms: Self::START,
             threshold: Self::MAX,
             last_cut: None,
+            before_cut: Self::START,
+            cut_share: 0.0,
+            cuts: 0,
         }
     }
+
+    /// The share lost above which a round is taken for congestion and the
+    /// rate halved, as TCP does: queues overflow in bursts, random loss
+    /// of a few percent rarely takes an eighth of a round.
+    const CONGESTED: f64 = 1.0 / 8.0;
 
     /// `n` datagrams, sent from `sent` on, were all delivered.
     fn on_clean(&mut self, n: usize, sent: tokio::time::Instant, now: tokio::time::Instant) {
@@ -319,12 +335,30 @@ impl Aimd {
 
     /// A share `lost` (0 to 1) of the datagrams sent from `sent` on was lost.
     fn on_loss(&mut self, lost: f64, sent: tokio::time::Instant, now: tokio::time::Instant) {
+        let lost = if lost.is_nan() {
+            1.0
+        } else {
+            lost.clamp(0.0, 1.0)
+        };
+        let share = if lost > Self::CONGESTED { 1.0 } else { lost };
         if self.last_cut.is_some_and(|cut| sent < cut) {
+            // Sent before the last cut: it answered this congestion, unless
+            // this report shows more of it than the one that made the cut.
+            if share > self.cut_share {
+                self.cut_share = share;
+                let deeper = (self.before_cut * (1.0 - share / 2.0)).max(Self::MIN);
+                self.per_ms = self.per_ms.min(deeper);
+                self.threshold = self.threshold.min(self.per_ms);
+                self.cuts += 1;
+            }
             return;
         }
         self.last_cut = Some(now);
-        self.per_ms = (self.per_ms * (1.0 - lost.clamp(0.0, 1.0) / 2.0)).max(Self::MIN);
+        self.before_cut = self.per_ms;
+        self.cut_share = share;
+        self.per_ms = (self.per_ms * (1.0 - share / 2.0)).max(Self::MIN);
         self.threshold = self.per_ms;
+        self.cuts += 1;
     }
 }
 
@@ -2149,13 +2183,17 @@ impl Node {
         loop {
             let got = {
                 // A receive not ready for want of the task's tokio budget
-                // says nothing of the socket: only one that had budget left
-                // found it empty.
-                let had_budget = tokio::task::coop::has_budget_remaining();
+                // says nothing of the socket, and one without budget may
+                // find it empty unseen (tokio checks readiness first): with
+                // the budget spent, give the turn up first, so that a
+                // receive not ready always found the socket empty.
+                if !tokio::task::coop::has_budget_remaining() {
+                    tokio::task::yield_now().await;
+                }
                 let mut recv = self.udp.recv(&mut buf);
                 match std::future::poll_fn(|cx| Poll::Ready(recv.as_mut().poll(cx))).await {
                     Poll::Ready(r) => r,
-                    Poll::Pending if had_budget => {
+                    Poll::Pending => {
                         self.rx_drained.fetch_add(1, Ordering::Relaxed);
                         self.rx_idle.store(true, Ordering::Relaxed);
                         self.rx_drained_wake.notify_waiters();
@@ -2163,7 +2201,6 @@ impl Node {
                         self.rx_idle.store(false, Ordering::Relaxed);
                         r
                     }
-                    Poll::Pending => recv.await,
                 }
             };
             let Ok(got) = got else {
@@ -3070,11 +3107,16 @@ impl Node {
                 lock(&peer.rate).on_clean(batch.len(), sent, tokio::time::Instant::now());
                 return Ok(());
             }
-            let lost = lost_fraction(
-                u32::try_from(batch.len().saturating_sub(missing.len())).unwrap_or(0),
-                u32::try_from(batch.len()).unwrap_or(u32::MAX),
-            );
-            lock(&peer.rate).on_loss(lost, sent, tokio::time::Instant::now());
+            if !batch.is_empty() {
+                // Of what this round sent (the holder names only ESIs of
+                // this push; those not sent are not this round's loss).
+                let lost_n = missing.iter().filter(|e| by_esi.get(e).is_some()).count();
+                let lost = lost_fraction(
+                    u32::try_from(batch.len().saturating_sub(lost_n)).unwrap_or(0),
+                    u32::try_from(batch.len()).unwrap_or(u32::MAX),
+                );
+                lock(&peer.rate).on_loss(lost, sent, tokio::time::Instant::now());
+            }
             todo = missing;
         }
         Err(fcp(
@@ -3587,6 +3629,8 @@ impl Node {
                     "connected": c.is_some(),
                     "connected_at": c.map(|p| p.connected_at),
                     "send_rate_per_ms": c.map(|p| lock(&p.rate).per_ms),
+                    // Loss reports that cut (or deepened a cut of) the rate.
+                    "send_rate_cuts": c.map(|p| lock(&p.rate).cuts),
                     // Since FCPC bytes last came from the peer (keepalive).
                     "idle_ms": c.map(|p| now.saturating_sub(p.last_rx_ms.load(Ordering::Relaxed))),
                 })
@@ -3840,20 +3884,27 @@ mod tests {
         b.on_clean(1_000_000, ms(0), ms(1));
         assert_eq!(b.per_ms, Aimd::MAX);
         // A cut takes half the share lost: random loss of a few percent
-        // does not halve the rate, a link dropping most of it nearly does.
+        // does not halve the rate; over an eighth lost is congestion, and
+        // halves it.
+        let close = |a: f64, b: f64| assert!((a - b).abs() < 1e-9, "{a} against {b}");
         let mut c = Aimd::new();
         c.on_loss(lost_fraction(99, 100), ms(0), ms(1));
-        assert!(
-            (c.per_ms - Aimd::START * 0.995).abs() < 1e-9,
-            "{}",
-            c.per_ms
-        );
-        c.on_loss(lost_fraction(25, 100), ms(2), ms(3));
-        assert!(
-            (c.per_ms - Aimd::START * 0.995 * 0.625).abs() < 1e-9,
-            "{}",
-            c.per_ms
-        );
+        close(c.per_ms, Aimd::START * 0.995);
+        c.on_loss(lost_fraction(90, 100), ms(2), ms(3));
+        close(c.per_ms, Aimd::START * 0.995 * 0.95);
+        c.on_loss(lost_fraction(75, 100), ms(4), ms(5));
+        close(c.per_ms, Aimd::START * 0.995 * 0.95 * 0.5);
+        assert_eq!(c.cuts, 3);
+        // A report of the same window that lost more than the one that
+        // cut first deepens that cut instead of being dropped; one that
+        // lost less changes nothing.
+        let mut d = Aimd::new();
+        d.on_loss(lost_fraction(99, 100), ms(10), ms(20));
+        d.on_loss(lost_fraction(10, 100), ms(12), ms(21));
+        close(d.per_ms, Aimd::START / 2.0);
+        d.on_loss(lost_fraction(98, 100), ms(15), ms(22));
+        close(d.per_ms, Aimd::START / 2.0);
+        assert_eq!(d.cuts, 2);
         assert_eq!(lost_fraction(0, 0), 1.0);
         assert_eq!(lost_fraction(7, 5), 0.0);
     }
@@ -3879,10 +3930,14 @@ mod tests {
         // A report of a serve never made is ignored.
         r.report(oid(9), 0, &mut a, ms(12));
         assert_eq!(a.per_ms, Aimd::START + 4.0);
-        // Fewer in than sent: the rate is cut by half the share lost.
+        // Fewer in than sent: the rate is cut by half the share lost, and
+        // a quarter lost is congestion: halved.
         r.record(oid(2), served(12, 40));
-        r.report(oid(2), 30, &mut a, ms(20));
-        assert_eq!(a.per_ms, 68.0 * 0.875);
+        r.report(oid(2), 38, &mut a, ms(20));
+        assert_eq!(a.per_ms, 68.0 * 0.975);
+        r.record(oid(4), served(21, 40));
+        r.report(oid(4), 30, &mut a, ms(30));
+        assert_eq!(a.per_ms, 68.0 * 0.975 * 0.5);
         // Unreported serves are bounded: when full, the oldest goes.
         let many = |i: u32| {
             let mut b = [0u8; 32];

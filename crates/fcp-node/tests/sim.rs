@@ -695,10 +695,22 @@ fn pacing_under_loss() {
         // Holders stored exactly what was placed, no more.
         let stored = n2.counter("symbols_stored").await + n3.counter("symbols_stored").await;
         assert_eq!(stored, needed, "holders stored {stored} of {needed}");
-        // Losses were reported: the rates end below a clean put's.
+        // Losses were reported and cut the rates: they end below a clean
+        // put's, and the writer's rate to each holder was cut.
+        assert_eq!(rates.len(), 2, "{st}");
         assert!(
             rates.iter().zip(&clean).all(|(r, c)| r < c),
             "AIMD did not back off: {rates:?} against {clean:?} without loss"
+        );
+        let cuts: Vec<u64> = st["peers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|p| p["send_rate_cuts"].as_u64())
+            .collect();
+        assert!(
+            cuts.len() == 2 && cuts.iter().all(|c| *c > 0),
+            "no loss report cut the rate: {cuts:?}"
         );
         // A round that misses lost datagrams ends once the socket is found
         // empty, not after a fixed second (decision 72: ~20 ms, was ~1 s).
