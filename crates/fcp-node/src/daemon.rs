@@ -289,7 +289,7 @@ impl Pacer {
 #[derive(Debug)]
 struct Aimd {
     per_ms: f64,
-    /// Where slow start ends (the rate halved at the last loss).
+    /// Where slow start ends (the rate after the last cut).
     threshold: f64,
     last_cut: Option<tokio::time::Instant>,
     /// The rate before the last cut, and the share lost it answered: a
