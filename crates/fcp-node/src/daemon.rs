@@ -829,17 +829,21 @@ struct GetState {
     offers_ended: Mutex<HashSet<String>>,
     /// Datagrams routed to this get (quiescence after the offers ended).
     frames_in: AtomicU64,
-    /// Datagrams the peers offered in this round.
-    offered: AtomicU64,
-    /// `frames_in` when this round began.
-    round_start: AtomicU64,
     /// By asked peer, datagrams it offered in this round and those that
-    /// arrived from it: what `Control::OfferReceived` reports.
+    /// arrived from it: what `Control::OfferReceived` reports, and summed,
+    /// whether the round has all it was offered.
     by_peer: Mutex<HashMap<String, (u64, u64)>>,
     done: Notify,
     result: Mutex<Option<Vec<u8>>>,
     /// Local repair symbols, opened only if a solve is needed (decision 60).
     reserve: Mutex<Vec<SymbolRecord>>,
+}
+
+/// Datagrams offered and arrived in a get's round, over its peers.
+fn round_totals(by_peer: &HashMap<String, (u64, u64)>) -> (u64, u64) {
+    by_peer
+        .values()
+        .fold((0, 0), |(o, a), (po, pa)| (o + po, a + pa))
 }
 
 /// An object's metadata as a push or a get knows it, with the zone hash
@@ -1967,7 +1971,6 @@ impl Node {
                     }
                     asked
                 }) {
-                    g.offered.fetch_add(u64::from(count), Ordering::Relaxed);
                     lock(&g.by_peer).entry(peer.node_id.clone()).or_default().0 += u64::from(count);
                     if count == 0 {
                         lock(&g.offers_ended).insert(peer.node_id.clone());
@@ -2416,7 +2419,7 @@ impl Node {
                 "frame from an unannounced sender instance",
             ));
         };
-        {
+        let all_in = {
             let mut by_peer = lock(&g.by_peer);
             match by_peer.get_mut(from) {
                 Some((_, arrived)) => *arrived += 1,
@@ -2424,11 +2427,11 @@ impl Node {
                     by_peer.insert(from.to_owned(), (0, 1));
                 }
             }
-        }
-        let n = g.frames_in.fetch_add(1, Ordering::Relaxed) + 1;
-        if n.saturating_sub(g.round_start.load(Ordering::Relaxed))
-            == g.offered.load(Ordering::Relaxed)
-        {
+            let (offered, arrived) = round_totals(&by_peer);
+            arrived == offered
+        };
+        g.frames_in.fetch_add(1, Ordering::Relaxed);
+        if all_in {
             // Everything offered in this round is in.
             g.done.notify_waiters();
         }
@@ -3231,8 +3234,6 @@ impl Node {
             sources: Mutex::new(HashMap::new()),
             offers_ended: Mutex::new(HashSet::new()),
             frames_in: AtomicU64::new(0),
-            offered: AtomicU64::new(0),
-            round_start: AtomicU64::new(0),
             by_peer: Mutex::new(HashMap::new()),
             done: Notify::new(),
             result: Mutex::new(None),
@@ -3274,9 +3275,6 @@ impl Node {
                 }
                 lock(&g.offers_ended).clear();
                 lock(&g.by_peer).clear();
-                g.offered.store(0, Ordering::Relaxed);
-                let round_start = g.frames_in.load(Ordering::Relaxed);
-                g.round_start.store(round_start, Ordering::Relaxed);
                 let have = EsiList::new(lock(&g.got).iter().copied().collect());
                 // The first round asks every peer for the source symbols
                 // still missing (all of them: placement puts each ESI on one
@@ -3331,8 +3329,8 @@ impl Node {
                     let seen = g.frames_in.load(Ordering::Relaxed);
                     if ended {
                         // Every offered datagram is in: this round is over.
-                        let arrived = seen.saturating_sub(round_start);
-                        if arrived >= g.offered.load(Ordering::Relaxed) {
+                        let (offered, arrived) = round_totals(&lock(&g.by_peer));
+                        if arrived >= offered {
                             break;
                         }
                         // Otherwise the missing ones were lost once the
