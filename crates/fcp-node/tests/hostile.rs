@@ -469,6 +469,25 @@ fn store_request(object_id: ObjectId, source: &str, esis: Vec<u32>, push: u64) -
 
 /// Send a StoreEnd of push `push` of `oid` and wait for V's answer to it
 /// (a StoreAck or a StoreRefused).
+/// Open push `push` of `oid` from E with `esis` and wait for its StoreAck:
+/// the ESIs it names missing.
+async fn open_push(
+    w: &mut Writer,
+    r: &mut Reader,
+    oid: ObjectId,
+    esis: Vec<u32>,
+    push: u64,
+) -> EsiList {
+    w.send(&store_request(oid, "e", esis, push)).await;
+    match r
+        .expect("a StoreAck", |c| matches!(c, Control::StoreAck { .. }))
+        .await
+    {
+        Control::StoreAck { missing, .. } => missing,
+        _ => unreachable!(),
+    }
+}
+
 async fn store_end(w: &mut Writer, r: &mut Reader, oid: ObjectId, push: u64) -> Control {
     w.send(&Control::StoreEnd {
         object_id: oid,
@@ -773,14 +792,7 @@ async fn a_push_past_max_esis_is_refused() {
     let Conn { mut r, mut w } = e.accept(&v).await;
     let (oid, push) = (random_object(), 7);
     let half = u32::try_from(MAX_ESIS).unwrap() * 5 / 8;
-    w.send(&store_request(oid, "e", (0..half).collect(), push))
-        .await;
-    let ack = r
-        .expect("a StoreAck", |c| matches!(c, Control::StoreAck { .. }))
-        .await;
-    let Control::StoreAck { missing, .. } = ack else {
-        unreachable!()
-    };
+    let missing = open_push(&mut w, &mut r, oid, (0..half).collect(), push).await;
     assert_eq!(missing.len(), half as usize);
     assert_eq!(store_slots(&v), 1);
     // The same push, as many more: past MAX_ESIS in all.
@@ -966,10 +978,7 @@ async fn a_push_is_answered_for_a_bounded_number_of_rounds() {
     let v = mesh.node("v").await;
     let Conn { mut r, mut w } = e.accept(&v).await;
     let (oid, push) = (random_object(), 7);
-    w.send(&store_request(oid, "e", (0..10).collect(), push))
-        .await;
-    r.expect("a StoreAck", |c| matches!(c, Control::StoreAck { .. }))
-        .await;
+    open_push(&mut w, &mut r, oid, (0..10).collect(), push).await;
     assert_eq!(store_slots(&v), 1);
     for _ in 0..16 {
         let ack = store_end(&mut w, &mut r, oid, push).await;
