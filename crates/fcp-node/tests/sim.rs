@@ -589,11 +589,16 @@ fn placed_symbols(status: &serde_json::Value) -> u64 {
 }
 
 fn send_rates(status: &serde_json::Value) -> Vec<f64> {
+    of_peers(status, "send_rate_per_ms")
+}
+
+/// Field `key` of each connected peer in a status.
+fn of_peers(status: &serde_json::Value, key: &str) -> Vec<f64> {
     status["peers"]
         .as_array()
         .unwrap()
         .iter()
-        .filter_map(|p| p["send_rate_per_ms"].as_f64())
+        .filter_map(|p| p[key].as_f64())
         .collect()
 }
 
@@ -702,14 +707,9 @@ fn pacing_under_loss() {
             rates.iter().zip(&clean).all(|(r, c)| r < c),
             "AIMD did not back off: {rates:?} against {clean:?} without loss"
         );
-        let cuts: Vec<u64> = st["peers"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter_map(|p| p["send_rate_cuts"].as_u64())
-            .collect();
+        let cuts = of_peers(&st, "send_rate_cuts");
         assert!(
-            cuts.len() == 2 && cuts.iter().all(|c| *c > 0),
+            cuts.len() == 2 && cuts.iter().all(|c| *c > 0.0),
             "no loss report cut the rate: {cuts:?}"
         );
         // A round that misses lost datagrams ends once the socket is found
