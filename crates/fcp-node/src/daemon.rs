@@ -762,6 +762,39 @@ impl Drop for Turn<'_> {
     }
 }
 
+/// Ends a get's registration on drop, however the get ends (rebuilt, given
+/// up, refused as NotInZone, cancelled): late frames then find no get, the
+/// last get to end sends the reports (`Control::OfferReceived`) no request
+/// took along, and a peer still sending is told to stop.
+struct GetEnd<'a> {
+    node: &'a Node,
+    oid: ObjectId,
+    g: &'a GetState,
+}
+
+impl Drop for GetEnd<'_> {
+    fn drop(&mut self) {
+        let last = {
+            let mut gets = lock(&self.node.gets);
+            gets.remove(&self.oid);
+            gets.is_empty()
+        };
+        let peers = self.node.connected_peers();
+        let ended = std::mem::take(&mut *lock(&self.g.offers_ended));
+        for p in &peers {
+            if last {
+                p.flush_reports();
+            }
+            // Only a peer still sending needs to be told to stop.
+            if !ended.contains(&p.node_id) {
+                p.send(Control::SymbolAck {
+                    object_id: self.oid,
+                });
+            }
+        }
+    }
+}
+
 /// What a fetch of one object ends with: its content and zone.
 type Fetched = Result<(Vec<u8>, ZoneId), FcpError>;
 
@@ -3265,7 +3298,11 @@ impl Node {
         let mut round = 0u32;
         if lock(&g.result).is_none() {
             lock(&self.gets).insert(oid, g.clone());
-            let registered = Forget(&self.gets, oid);
+            let _registered = GetEnd {
+                node: &self,
+                oid,
+                g: &g,
+            };
             let deadline = tokio::time::Instant::now() + GET_TIMEOUT;
             while lock(&g.result).is_none() && round < 6 {
                 round += 1;
@@ -3381,20 +3418,6 @@ impl Node {
                 }
                 if tokio::time::Instant::now() >= deadline {
                     break;
-                }
-            }
-            drop(registered);
-            // The last get to end sends the reports no request took along.
-            if lock(&self.gets).is_empty() {
-                for p in self.connected_peers() {
-                    p.flush_reports();
-                }
-            }
-            // Only a peer still sending needs to be told to stop.
-            let ended = std::mem::take(&mut *lock(&g.offers_ended));
-            for p in self.connected_peers() {
-                if !ended.contains(&p.node_id) {
-                    p.send(Control::SymbolAck { object_id: oid });
                 }
             }
         }
