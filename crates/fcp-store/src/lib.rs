@@ -227,13 +227,19 @@ fn run_range(id: &ObjectId) -> ([u8; 36], [u8; 36]) {
     (run_key(id, 0), run_key(id, u32::MAX))
 }
 
+/// A run's checksum: XXH3-64, seed 0 (the frame checksum's function, from
+/// the same crate, which picks AVX2 at run time).
+fn checksum(bytes: &[u8]) -> u64 {
+    twox_hash::XxHash3_64::oneshot(bytes)
+}
+
 /// The bytes of the log run `r` points at, checked against its checksum;
 /// `None` if its segment was deleted after the caller's snapshot.
 fn read_run(log: &Log, r: &LogRef) -> Result<Option<Vec<u8>>> {
     let Some(bytes) = log.read(r.segment, r.offset, r.len)? else {
         return Ok(None);
     };
-    if xxhash_rust::xxh3::xxh3_64(&bytes) != r.checksum {
+    if checksum(&bytes) != r.checksum {
         return Err(StoreError::Corrupt(format!(
             "symbol run in segment {} at {}: checksum mismatch",
             r.segment, r.offset
@@ -720,7 +726,7 @@ impl<'t> W<'t> {
                 offset,
                 len: u32::try_from(bytes.len())
                     .map_err(|_| StoreError::InvalidRecord("symbol run over 4 GiB".into()))?,
-                checksum: xxhash_rust::xxh3::xxh3_64(bytes),
+                checksum: checksum(bytes),
                 zone_id_hash: run.first().map(|r| r.zone_id_hash).unwrap_or_default(),
                 bytes: run.iter().map(|r| r.quota_bytes()).sum(),
                 esis: run.iter().map(|r| r.esi).collect(),
@@ -1459,6 +1465,18 @@ mod tests {
     use crate::record::encode_run;
 
     use crate::record::test_record as rec;
+
+    /// The run checksum is part of the on-disk format (index entry v3):
+    /// XXH3-64 with seed 0, whichever crate computes it.
+    #[test]
+    fn run_checksum_is_xxh3_64() {
+        let big: Vec<u8> = (0..40_000u32)
+            .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+            .collect();
+        assert_eq!(checksum(b""), 0x2d06_8005_38d3_94c2);
+        assert_eq!(checksum(b"fcp symbol run"), 0xd320_2f15_7af1_d261);
+        assert_eq!(checksum(&big), 0x8441_2e2c_dae5_23de);
+    }
 
     fn temp_store(tag: &str) -> (PathBuf, Store) {
         let dir = std::env::temp_dir().join(format!("fcp-store-{tag}-{}", std::process::id()));
