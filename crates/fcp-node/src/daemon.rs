@@ -162,7 +162,8 @@ const SLOT_WAIT: Duration = Duration::from_secs(15);
 const MAX_NOT_STORED: usize = 4096;
 /// Bytes of a push's symbols copied into one allocation, at most.
 const PUSH_BLOCK: usize = 64 * 1024;
-/// How long a holder waits for datagrams that a StoreEnd overtook.
+/// How long a holder waits at most for datagrams that a StoreEnd overtook
+/// (less once its socket was found empty, see `Node::finish_store`).
 const STRAGGLERS: Duration = Duration::from_millis(40);
 /// Store rounds (send, then resend what the holder reports missing).
 const STORE_ROUNDS: usize = 8;
@@ -272,31 +273,35 @@ impl Pacer {
 /// the pushes' store acknowledgements and the reports on serves
 /// (`Control::OfferReceived`) as TCP drives its window (RFC 5681), in rate
 /// form: many pushes and serves run at once and each reports on its own
-/// datagrams.
-/// - Until the first loss (slow start), `n` datagrams delivered in a round
-///   of `rtt` ms add `n / rtt`: the window (rate × round trip) grows by
-///   what got through, doubling each round trip.
-/// - After one, they add `n / (rate × rtt²)`: the window grows by one
-///   datagram per round trip (additive increase).
-/// - A loss ends slow start and cuts the rate: by half if over an eighth of
-///   the round's datagrams were lost (congestion, as TCP), else by half the
-///   share lost (2 % lost: 1 %, so that random loss on a lossy link does
-///   not drive the rate to its floor; decision 73). Not again for what was
-///   sent before the last cut (that cut answered the congestion, which
-///   every push or serve then in flight reports again), unless it lost a
-///   larger share than the report that made the cut: then that cut goes
-///   deeper.
+/// datagrams (`on_report`).
+/// - In slow start, `n` datagrams delivered in a round of `rtt` ms add
+///   `n / rtt`: the window (rate × round trip) grows by what got through,
+///   doubling each round trip. After it, they add `n / (rate × rtt²)`: the
+///   window grows by one datagram per round trip (additive increase).
+/// - Losses are judged over a window of about one round trip: the reports
+///   that come in until one arrives of a round sent after the window
+///   began (decision 74).
+/// - A window in which over an eighth of at least `SAMPLE` datagrams were
+///   lost is congestion, as soon as that is so: the rate halves and slow
+///   start ends, as TCP's. Reports of what was sent before that cut answer
+///   the same congestion and are not counted.
+/// - Otherwise, at a window's end, the rate is cut by half the share it
+///   lost (2 % lost: 1 %; DCTCP's decrease, RFC 8257, with the lost share in
+///   place of the marked one; decision 73), so that random loss on a lossy
+///   link neither drives the rate to its floor nor ends slow start.
 #[derive(Debug)]
 struct Aimd {
     per_ms: f64,
-    /// Where slow start ends (the rate after the last cut).
+    /// Where slow start ends (the rate after the last halving).
     threshold: f64,
+    /// When the rate was last halved for congestion.
     last_cut: Option<tokio::time::Instant>,
-    /// The rate before the last cut, and the share lost it answered: a
-    /// report of the same window that lost more deepens that cut.
-    before_cut: f64,
-    cut_share: f64,
-    /// Cuts made (and deepened), for the node's counters.
+    /// The current loss window: when it began, datagrams reported in it
+    /// and how many of them were lost.
+    window_start: tokio::time::Instant,
+    window_sent: u64,
+    window_lost: u64,
+    /// Cuts made (halvings and proportional cuts), for the node's counters.
     cuts: u64,
 }
 
@@ -305,69 +310,143 @@ impl Aimd {
     const MAX: f64 = 1000.0;
     const START: f64 = 64.0;
 
-    fn new() -> Self {
+    /// The share lost above which a window is taken for congestion and the
+    /// rate halved, as TCP does: queues overflow in bursts, random loss of
+    /// a few percent rarely takes an eighth of a window.
+    const CONGESTED: f64 = 1.0 / 8.0;
+    /// Datagrams a window must have reported before its share can be taken
+    /// for congestion: one push round of a few dozen losing five is not.
+    const SAMPLE: u64 = 64;
+
+    fn new(now: tokio::time::Instant) -> Self {
         Self {
             per_ms: Self::START,
             threshold: Self::MAX,
             last_cut: None,
-            before_cut: Self::START,
-            cut_share: 0.0,
+            window_start: now,
+            window_sent: 0,
+            window_lost: 0,
             cuts: 0,
         }
     }
 
-    /// The share lost above which a round is taken for congestion and the
-    /// rate halved, as TCP does: queues overflow in bursts, random loss
-    /// of a few percent rarely takes an eighth of a round.
-    const CONGESTED: f64 = 1.0 / 8.0;
-
-    /// `n` datagrams, sent from `sent` on, were all delivered.
-    fn on_clean(&mut self, n: usize, sent: tokio::time::Instant, now: tokio::time::Instant) {
-        let n = n as f64;
-        let rtt_ms = (now.saturating_duration_since(sent).as_secs_f64() * 1000.0).max(1.0);
+    /// Of `sent` datagrams sent from `sent_at` on, `arrived` arrived.
+    fn on_report(
+        &mut self,
+        arrived: u32,
+        sent: u32,
+        sent_at: tokio::time::Instant,
+        now: tokio::time::Instant,
+    ) {
+        if sent == 0 || self.last_cut.is_some_and(|cut| sent_at < cut) {
+            return;
+        }
+        let arrived = arrived.min(sent);
+        let n = f64::from(arrived);
+        let rtt_ms = (now.saturating_duration_since(sent_at).as_secs_f64() * 1000.0).max(1.0);
         let gain = if self.per_ms < self.threshold {
             n / rtt_ms
         } else {
             n / (self.per_ms * rtt_ms * rtt_ms)
         };
         self.per_ms = (self.per_ms + gain).min(Self::MAX);
-    }
-
-    /// A share `lost` (0 to 1) of the datagrams sent from `sent` on was lost.
-    fn on_loss(&mut self, lost: f64, sent: tokio::time::Instant, now: tokio::time::Instant) {
-        let lost = if lost.is_nan() {
-            1.0
-        } else {
-            lost.clamp(0.0, 1.0)
-        };
-        let share = if lost > Self::CONGESTED { 1.0 } else { lost };
-        if self.last_cut.is_some_and(|cut| sent < cut) {
-            // Sent before the last cut: it answered this congestion, unless
-            // this report shows more of it than the one that made the cut.
-            if share > self.cut_share {
-                self.cut_share = share;
-                let deeper = (self.before_cut * (1.0 - share / 2.0)).max(Self::MIN);
-                self.per_ms = self.per_ms.min(deeper);
-                self.threshold = self.threshold.min(self.per_ms);
+        self.window_sent += u64::from(sent);
+        self.window_lost += u64::from(sent - arrived);
+        let share = self.window_lost as f64 / self.window_sent as f64;
+        if self.window_sent >= Self::SAMPLE && share > Self::CONGESTED {
+            self.per_ms = (self.per_ms / 2.0).max(Self::MIN);
+            self.threshold = self.per_ms;
+            self.last_cut = Some(now);
+            self.cuts += 1;
+            self.new_window(now);
+        } else if sent_at >= self.window_start {
+            // A round sent after the window began: the window is over.
+            if self.window_lost > 0 {
+                self.per_ms = (self.per_ms * (1.0 - share / 2.0)).max(Self::MIN);
                 self.cuts += 1;
             }
-            return;
+            self.new_window(now);
         }
-        self.last_cut = Some(now);
-        self.before_cut = self.per_ms;
-        self.cut_share = share;
-        self.per_ms = (self.per_ms * (1.0 - share / 2.0)).max(Self::MIN);
-        self.threshold = self.per_ms;
-        self.cuts += 1;
+    }
+
+    fn new_window(&mut self, now: tokio::time::Instant) {
+        self.window_start = now;
+        self.window_sent = 0;
+        self.window_lost = 0;
     }
 }
 
-/// The share of `sent` datagrams lost when `arrived` of them arrived.
-fn lost_fraction(arrived: u32, sent: u32) -> f64 {
-    if sent == 0 {
-        return 1.0;
+/// The push rounds in flight to one peer: datagrams sent whose StoreAck has
+/// not come, at most about two rate × round trips of them (decision 74).
+/// Without this bound the pushes of a put (up to `PARALLEL_OBJECTS` at once)
+/// each reserved their datagrams on the peer's clock at the starting rate
+/// before any answer came, so a cut slowed only what came after them all,
+/// and each push's report arrived long after its first datagram.
+#[derive(Debug, Default)]
+struct PushWindow {
+    in_flight: usize,
+    /// Smoothed time from a round's last datagram to its answer, in ms
+    /// (RFC 6298's SRTT, gain 1/8).
+    srtt_ms: Option<f64>,
+}
+
+impl PushWindow {
+    /// Before any answer: a generous first window (TCP starts with 10
+    /// segments; a push round is tens of datagrams).
+    const INITIAL: usize = 256;
+    /// Never below this: a few push rounds.
+    const MIN: usize = 64;
+
+    fn size(&self, per_ms: f64) -> usize {
+        self.srtt_ms.map_or(Self::INITIAL, |rtt| {
+            ((2.0 * per_ms * rtt.max(1.0)) as usize).max(Self::MIN)
+        })
     }
-    1.0 - f64::from(arrived.min(sent)) / f64::from(sent)
+
+    /// Take `n` datagrams if the window has room for any (a round larger
+    /// than the window goes alone, so it is not starved). A round with
+    /// nothing to send (a StoreEnd alone) never waits.
+    fn try_take(&mut self, n: usize, per_ms: f64) -> bool {
+        if n == 0 || self.in_flight < self.size(per_ms) {
+            self.in_flight = self.in_flight.saturating_add(n);
+            true
+        } else {
+            false
+        }
+    }
+
+    fn answered(&mut self, rtt: Duration) {
+        let ms = rtt.as_secs_f64() * 1000.0;
+        self.srtt_ms = Some(self.srtt_ms.map_or(ms, |s| s + (ms - s) / 8.0));
+    }
+}
+
+/// A push round's datagrams in the window, given back however the round ends.
+struct InFlight<'a> {
+    peer: &'a Peer,
+    n: usize,
+}
+
+impl<'a> InFlight<'a> {
+    async fn take(peer: &'a Peer, n: usize) -> Self {
+        loop {
+            let room = peer.window_room.notified();
+            let per_ms = lock(&peer.rate).per_ms;
+            if lock(&peer.window).try_take(n, per_ms) {
+                return Self { peer, n };
+            }
+            room.await;
+        }
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        let mut w = lock(&self.peer.window);
+        w.in_flight = w.in_flight.saturating_sub(self.n);
+        drop(w);
+        self.peer.window_room.notify_waiters();
+    }
 }
 
 /// The control messages waiting to go to one peer, bounded by
@@ -428,6 +507,10 @@ struct Peer {
     rate: Mutex<Aimd>,
     /// The clock every datagram to the peer (pushes and serves) sends on.
     pace: Mutex<Pacer>,
+    /// Datagrams of push rounds sent to the peer and not answered yet, and
+    /// the wait for their answers; woken when a round ends.
+    window: Mutex<PushWindow>,
+    window_room: Notify,
     /// Serves whose offer ended, by object, until the requester says how
     /// much of it arrived (`Control::OfferReceived`; at most
     /// `MAX_SERVED` each).
@@ -522,11 +605,7 @@ impl ServeReports {
         let Some(s) = self.0.remove(&object_id) else {
             return;
         };
-        if count >= s.count {
-            rate.on_clean(s.count as usize, s.sent, now);
-        } else {
-            rate.on_loss(lost_fraction(count, s.count), s.sent, now);
-        }
+        rate.on_report(count, s.count, s.sent, now);
     }
 }
 
@@ -1512,8 +1591,10 @@ impl Node {
             initiator: initiator.clone(),
             sessions: Mutex::new(PeerSessions::new(session, 30)),
             ctl,
-            rate: Mutex::new(Aimd::new()),
+            rate: Mutex::new(Aimd::new(tokio::time::Instant::now())),
             pace: Mutex::new(Pacer::new()),
+            window: Mutex::new(PushWindow::default()),
+            window_room: Notify::new(),
             served: Mutex::new(ServeReports::default()),
             reports: Mutex::new(Vec::new()),
             connected_at: self.net.now_secs(),
@@ -2094,9 +2175,16 @@ impl Node {
         // give stragglers a moment, from its arrival, before reporting them
         // missing (a StoreEnd that waited for another's turn has used its
         // moment, so repeated StoreEnds cannot queue up behind the wait).
+        // The moment ends `REORDER` after the receive loop found the socket
+        // empty since the StoreEnd came (or waits on it empty): what was
+        // sent before the StoreEnd is in by then, give or take a
+        // reordering, as at a get round's end (decision 72). So the pusher
+        // hears of a loss in time to slow down (decision 74).
         let until = tokio::time::Instant::now() + STRAGGLERS;
+        let since = self.rx_drained.load(Ordering::Relaxed);
         let _turn = Turn::take(&self.finish_turns, key.clone()).await;
         let ours = |e: &Incoming| e.push == push;
+        let mut emptied_at = None;
         loop {
             let wake = {
                 let inc = lock(&self.incoming);
@@ -2105,12 +2193,27 @@ impl Node {
                     _ => break,
                 }
             };
+            // Made before what they wake for is read: a notification
+            // between the two is not lost.
             let notified = wake.notified();
+            let drained = self.rx_drained_wake.notified();
             let complete = lock(&self.incoming)
                 .get(&key)
                 .is_none_or(|e| !ours(e) || e.esis.complete());
-            if complete || tokio::time::timeout_at(until, notified).await.is_err() {
+            if complete {
                 break;
+            }
+            if emptied_at.is_none()
+                && (self.rx_drained.load(Ordering::Relaxed) > since
+                    || self.rx_idle.load(Ordering::Relaxed))
+            {
+                emptied_at = Some(tokio::time::Instant::now());
+            }
+            let end = emptied_at.map_or(until, |t| (t + REORDER).min(until));
+            tokio::select! {
+                () = notified => {}
+                () = drained, if emptied_at.is_none() => {}
+                () = tokio::time::sleep_until(end) => break,
             }
         }
         let (records, meta, missing) = {
@@ -3127,7 +3230,9 @@ impl Node {
         // symbols are durable.
         for _ in 0..STORE_ROUNDS {
             let batch: Vec<Bytes> = todo.iter().filter_map(|e| by_esi.get(e).cloned()).collect();
+            let _in_flight = InFlight::take(peer, batch.len()).await;
             let sent = self.send_frames(peer, &batch, None).await;
+            let sent_all = tokio::time::Instant::now();
             let (tx, rx) = oneshot::channel();
             lock(&self.store_waiters).insert((peer.node_id.clone(), oid), (push, tx));
             peer.send(Control::StoreEnd {
@@ -3135,23 +3240,21 @@ impl Node {
                 push,
             });
             let missing = match answer(rx).await? {
-                Some(Ok(m)) => m,
+                Some(Ok(m)) => {
+                    lock(&peer.window).answered(sent_all.elapsed());
+                    m
+                }
                 Some(Err(e)) => return Err(e),
                 None => todo.clone(),
             };
+            // Of what this round sent (the holder names only ESIs of this
+            // push; those not sent are not this round's loss).
+            let lost_n = missing.iter().filter(|e| by_esi.get(e).is_some()).count();
+            let n = u32::try_from(batch.len()).unwrap_or(u32::MAX);
+            let arrived = n.saturating_sub(u32::try_from(lost_n).unwrap_or(u32::MAX));
+            lock(&peer.rate).on_report(arrived, n, sent, tokio::time::Instant::now());
             if missing.is_empty() {
-                lock(&peer.rate).on_clean(batch.len(), sent, tokio::time::Instant::now());
                 return Ok(());
-            }
-            if !batch.is_empty() {
-                // Of what this round sent (the holder names only ESIs of
-                // this push; those not sent are not this round's loss).
-                let lost_n = missing.iter().filter(|e| by_esi.get(e).is_some()).count();
-                let lost = lost_fraction(
-                    u32::try_from(batch.len().saturating_sub(lost_n)).unwrap_or(0),
-                    u32::try_from(batch.len()).unwrap_or(u32::MAX),
-                );
-                lock(&peer.rate).on_loss(lost, sent, tokio::time::Instant::now());
             }
             todo = missing;
         }
@@ -3814,8 +3917,8 @@ fn symbol_record(
 #[cfg(test)]
 mod tests {
     use super::{
-        Aimd, ControlQueue, MAX_ESIS, MAX_SERVED, OwnFrames, Pacer, PushEsis, ServeReports, Served,
-        Turn, TurnMap, lock, lost_fraction,
+        Aimd, ControlQueue, MAX_ESIS, MAX_SERVED, OwnFrames, Pacer, PushEsis, PushWindow,
+        ServeReports, Served, Turn, TurnMap, lock,
     };
     use crate::proto::{Control, EsiList};
     use bytes::Bytes;
@@ -3878,56 +3981,99 @@ mod tests {
     fn the_rate_halves_once_per_congestion_and_grows_per_round_trip() {
         let t0 = tokio::time::Instant::now();
         let ms = |n: u64| t0 + Duration::from_millis(n);
-        let mut a = Aimd::new();
-        // Slow start: 40 delivered in a 10 ms round add 4.
-        a.on_clean(40, ms(0), ms(10));
-        assert_eq!(a.per_ms, Aimd::START + 4.0);
-        // A loss halves it, and the pushes that sent before that cut and
-        // report the same congestion do not halve it again.
-        a.on_loss(1.0, ms(10), ms(20));
-        assert_eq!(a.per_ms, 34.0);
-        a.on_loss(1.0, ms(15), ms(21));
-        a.on_loss(1.0, ms(19), ms(25));
-        assert_eq!(a.per_ms, 34.0);
-        // A loss of what was sent after the cut is new congestion.
-        a.on_loss(1.0, ms(22), ms(40));
-        assert_eq!(a.per_ms, 17.0);
-        // Past slow start, a window's worth (17 per ms over a 10 ms round
+        let close = |a: f64, b: f64| assert!((a - b).abs() < 1e-9, "{a} against {b}");
+        let mut a = Aimd::new(ms(0));
+        // Slow start: 40 delivered in a 10 ms round add 4. The round was
+        // sent after the loss window began: that window ends (clean).
+        a.on_report(40, 40, ms(0), ms(10));
+        close(a.per_ms, Aimd::START + 4.0);
+        // Two rounds sent before the new window (from 10 ms) began, each
+        // losing a quarter: the first, 40 datagrams, is too few to judge;
+        // with the second the window lost a quarter of 80, congestion:
+        // the rate (grown by what arrived) halves, and slow start ends.
+        a.on_report(30, 40, ms(5), ms(15));
+        close(a.per_ms, 71.0);
+        a.on_report(30, 40, ms(6), ms(16));
+        close(a.per_ms, 37.0);
+        assert_eq!(a.threshold, 37.0);
+        // What was sent before that cut answers the same congestion.
+        a.on_report(0, 40, ms(8), ms(18));
+        close(a.per_ms, 37.0);
+        // Past slow start, a window's worth (37 per ms over a 10 ms round
         // trip) delivered adds one datagram per round trip: 0.1 per ms.
-        a.on_clean(170, ms(40), ms(50));
-        assert!((a.per_ms - 17.1).abs() < 1e-9, "{}", a.per_ms);
+        a.on_report(370, 370, ms(20), ms(30));
+        close(a.per_ms, 37.1);
+        // Small losses are summed over the window (from 30 ms) and cut
+        // once at its end, by half the share: 2 of 100 lost, 1 %.
+        a.on_report(49, 50, ms(25), ms(35));
+        let grown = 37.1 + 49.0 / (37.1 * 100.0);
+        close(a.per_ms, grown);
+        a.on_report(49, 50, ms(31), ms(40));
+        let grown = grown + 49.0 / (grown * 81.0);
+        close(a.per_ms, grown * 0.99);
+        assert_eq!(a.cuts, 2);
+        assert_eq!(a.threshold, 37.0);
         // Never below the floor, never above the ceiling.
         for i in 0..20 {
-            a.on_loss(1.0, ms(100 + 2 * i), ms(101 + 2 * i));
+            a.on_report(0, 100, ms(100 + 2 * i), ms(101 + 2 * i));
         }
         assert_eq!(a.per_ms, Aimd::MIN);
-        let mut b = Aimd::new();
-        b.on_clean(1_000_000, ms(0), ms(1));
+        let mut b = Aimd::new(ms(0));
+        b.on_report(1_000_000, 1_000_000, ms(0), ms(1));
         assert_eq!(b.per_ms, Aimd::MAX);
-        // A cut takes half the share lost: random loss of a few percent
-        // does not halve the rate; over an eighth lost is congestion, and
-        // halves it.
+    }
+
+    #[test]
+    fn random_loss_cuts_in_proportion_and_keeps_slow_start() {
+        let t0 = tokio::time::Instant::now();
+        let ms = |n: u64| t0 + Duration::from_millis(n);
         let close = |a: f64, b: f64| assert!((a - b).abs() < 1e-9, "{a} against {b}");
-        let mut c = Aimd::new();
-        c.on_loss(lost_fraction(99, 100), ms(0), ms(1));
-        close(c.per_ms, Aimd::START * 0.995);
-        c.on_loss(lost_fraction(90, 100), ms(2), ms(3));
-        close(c.per_ms, Aimd::START * 0.995 * 0.95);
-        c.on_loss(lost_fraction(75, 100), ms(4), ms(5));
-        close(c.per_ms, Aimd::START * 0.995 * 0.95 * 0.5);
-        assert_eq!(c.cuts, 3);
-        // A report of the same window that lost more than the one that
-        // cut first deepens that cut instead of being dropped; one that
-        // lost less changes nothing.
-        let mut d = Aimd::new();
-        d.on_loss(lost_fraction(99, 100), ms(10), ms(20));
-        d.on_loss(lost_fraction(10, 100), ms(12), ms(21));
-        close(d.per_ms, Aimd::START / 2.0);
-        d.on_loss(lost_fraction(98, 100), ms(15), ms(22));
-        close(d.per_ms, Aimd::START / 2.0);
-        assert_eq!(d.cuts, 2);
-        assert_eq!(lost_fraction(0, 0), 1.0);
-        assert_eq!(lost_fraction(7, 5), 0.0);
+        // 5 % lost: the rate (grown by the 95 that arrived) loses 2.5 %,
+        // and slow start goes on: the next clean round doubles as before.
+        let mut a = Aimd::new(ms(0));
+        a.on_report(95, 100, ms(0), ms(10));
+        close(a.per_ms, (Aimd::START + 9.5) * 0.975);
+        assert_eq!(a.threshold, Aimd::MAX);
+        let before = a.per_ms;
+        a.on_report(100, 100, ms(10), ms(20));
+        close(a.per_ms, before + 10.0);
+        // One push round of 34 losing 5 (15 %) is too few datagrams to
+        // call congestion: cut by half its share, not halved.
+        let mut c = Aimd::new(ms(0));
+        c.on_report(29, 34, ms(0), ms(10));
+        close(c.per_ms, (Aimd::START + 2.9) * (1.0 - 5.0 / 68.0));
+        assert_eq!(c.threshold, Aimd::MAX);
+        assert_eq!(c.cuts, 1);
+        // A round that sent nothing is no report.
+        c.on_report(0, 0, ms(20), ms(30));
+        assert_eq!(c.cuts, 1);
+    }
+
+    #[test]
+    fn the_push_window_follows_rate_and_round_trip() {
+        let mut w = PushWindow::default();
+        // Before any answer: the first window, whatever the rate.
+        assert_eq!(w.size(1000.0), PushWindow::INITIAL);
+        // Rounds are taken while any room is left; the last may overshoot.
+        let mut taken = 0;
+        while w.try_take(34, 16.0) {
+            taken += 34;
+        }
+        assert_eq!(taken, 34 * 8);
+        assert!(!w.try_take(1, 16.0));
+        // A round with nothing to send (a StoreEnd alone) never waits.
+        assert!(w.try_take(0, 16.0));
+        // Then two rate × smoothed round trips: 16 per ms × 10 ms × 2.
+        w.answered(Duration::from_millis(10));
+        assert_eq!(w.size(16.0), 320);
+        assert!(w.try_take(34, 16.0), "room again under the larger window");
+        // Smoothed with gain 1/8 (RFC 6298).
+        w.answered(Duration::from_millis(18));
+        assert_eq!(w.srtt_ms, Some(11.0));
+        // Never below a few rounds: at the floor rate over a short trip.
+        let mut fast = PushWindow::default();
+        fast.answered(Duration::ZERO);
+        assert_eq!(fast.size(Aimd::MIN), PushWindow::MIN);
     }
 
     #[test]
@@ -3940,7 +4086,7 @@ mod tests {
             count,
         };
         let mut r = ServeReports::default();
-        let mut a = Aimd::new();
+        let mut a = Aimd::new(ms(0));
         // All 40 in after 10 ms: slow start adds 4, as for a push.
         r.record(oid(1), served(0, 40));
         r.report(oid(1), 40, &mut a, ms(10));
@@ -3952,13 +4098,14 @@ mod tests {
         r.report(oid(9), 0, &mut a, ms(12));
         assert_eq!(a.per_ms, Aimd::START + 4.0);
         // Fewer in than sent: the rate is cut by half the share lost, and
-        // a quarter lost is congestion: halved.
+        // a quarter of 80 lost is congestion: halved.
         r.record(oid(2), served(12, 40));
         r.report(oid(2), 38, &mut a, ms(20));
-        assert_eq!(a.per_ms, 68.0 * 0.975);
-        r.record(oid(4), served(21, 40));
-        r.report(oid(4), 30, &mut a, ms(30));
-        assert_eq!(a.per_ms, 68.0 * 0.975 * 0.5);
+        assert_eq!(a.per_ms, (68.0 + 38.0 / 8.0) * 0.975);
+        let before = a.per_ms;
+        r.record(oid(4), served(21, 80));
+        r.report(oid(4), 60, &mut a, ms(30));
+        assert_eq!(a.per_ms, (before + 60.0 / 9.0) * 0.5);
         // Unreported serves are bounded: when full, the oldest goes.
         let many = |i: u32| {
             let mut b = [0u8; 32];

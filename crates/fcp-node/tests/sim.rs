@@ -762,17 +762,19 @@ fn slow_links_are_paced_not_flooded() {
         let took = t.elapsed();
         eprintln!("get over slow links in {took:?}");
         assert!(took < Duration::from_secs(1), "get took {took:?}");
-        // The first round goes out at the starting rate, 4 times what the
-        // links carry, before any loss is reported: most of what it sends
-        // beyond is lost once, not over and over.
+        // The first datagrams go out at the starting rate, 4 times what the
+        // links carry, before any loss is reported; then the holders answer
+        // as soon as their socket is empty and the pushes in flight are
+        // bounded by the window, so the rate comes down within a few round
+        // trips (decision 74; before, 2.3 datagrams were sent per symbol).
         assert!(
-            sent < needed * 5 / 2,
+            sent < needed * 7 / 4,
             "{sent} datagrams for {needed} symbols: the links were flooded"
         );
-        // And the rates came down to within twice what the links carry.
+        // And the rates came down to near what the links carry.
         assert!(
-            send_rates(&st).iter().all(|r| *r < 32.0),
-            "the rates did not come down: {:?}",
+            send_rates(&st).iter().all(|r| (8.0..32.0).contains(r)),
+            "the rates did not settle near the links' 16 per ms: {:?}",
             send_rates(&st)
         );
         // Node 2 never pushed: only node 3's reports on its serves brought
@@ -1238,5 +1240,37 @@ fn random_loss_does_not_floor_the_rate() {
             "a rate fell to the floor: writer {writer:?}, holder {holder:?}"
         );
         assert!(took < Duration::from_millis(500), "get took {took:?}");
+    });
+}
+
+/// Random loss on a link that is not congested (5 % of datagrams, no
+/// capacity limit) neither ends slow start nor drags the rate down: losses
+/// are summed over a round trip's reports and cut the rate once by half
+/// that share, and only a window that lost over an eighth halves it
+/// (decision 74). Before, each report cut on its own, or its worst share
+/// cut for all: an 8 MiB put took 177 ms with the rates at 17–43 per ms,
+/// and with the pushes in flight bounded, 694 ms at the floor.
+#[test]
+fn random_loss_keeps_the_rate_up() {
+    mesh(0x5eed_0099).run(|nodes, faults, _| async move {
+        all_connected(&nodes).await;
+        let (n1, n3) = (&nodes[0], &nodes[2]);
+        faults.set_loss(50);
+        let data = payload(8 << 20, 21);
+        let t = Instant::now();
+        let id = n1.put(ZoneId::private(), data.clone()).await.unwrap();
+        let took = t.elapsed();
+        let rates = send_rates(&n1.status().await);
+        eprintln!("8 MiB put under 5% loss in {took:?}, rates {rates:?}");
+        assert!(
+            rates.iter().all(|r| *r > 2.0 * 64.0),
+            "random loss held the rates down: {rates:?}"
+        );
+        assert!(took < Duration::from_millis(150), "put took {took:?}");
+        let t = Instant::now();
+        assert!(n3.get(id).await.unwrap() == data);
+        let took = t.elapsed();
+        eprintln!("get in {took:?}");
+        assert!(took < Duration::from_millis(300), "get took {took:?}");
     });
 }
