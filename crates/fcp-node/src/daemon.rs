@@ -276,8 +276,11 @@ impl Pacer {
 /// datagrams (`on_report`).
 /// - In slow start, `n` datagrams delivered in a round of `rtt` ms add
 ///   `n / rtt`: the window (rate × round trip) grows by what got through,
-///   doubling each round trip. After it, they add `n / (rate × rtt²)`: the
-///   window grows by one datagram per round trip (additive increase).
+///   doubling each round trip. After it, the rate grows each round trip by
+///   half the way back to the rate it was last halved from, then past it by
+///   as much as it is past (binary increase, as BIC, the forerunner of
+///   CUBIC), at least by TCP's one datagram per round trip and at most by a
+///   quarter; a report adds its share of a round trip's datagrams of that.
 /// - Losses are judged over a window of about one round trip: the reports
 ///   that come in until one arrives of a round sent after the window
 ///   began (decision 74).
@@ -288,14 +291,17 @@ impl Pacer {
 /// - Otherwise, at a window's end, the rate is cut by half the share it
 ///   lost (2 % lost: 1 %; DCTCP's decrease, RFC 8257, with the lost share in
 ///   place of the marked one; decision 73), so that random loss on a lossy
-///   link neither drives the rate to its floor nor ends slow start.
+///   link neither drives the rate to its floor nor ends slow start (past
+///   slow start, growth goes on from the cut rate).
+/// - A window left open for over a second (an idle peer) is forgotten.
 #[derive(Debug)]
 struct Aimd {
     per_ms: f64,
     /// Where slow start ends (the rate after the last halving).
     threshold: f64,
-    /// When the rate was last halved for congestion.
+    /// When the rate was last halved for congestion, and the rate then.
     last_cut: Option<tokio::time::Instant>,
+    w_max: f64,
     /// The current loss window: when it began, datagrams reported in it
     /// and how many of them were lost.
     window_start: tokio::time::Instant,
@@ -317,12 +323,15 @@ impl Aimd {
     /// Datagrams a window must have reported before its share can be taken
     /// for congestion: one push round of a few dozen losing five is not.
     const SAMPLE: u64 = 64;
+    /// A loss window older than this when a round is sent is stale.
+    const STALE: Duration = Duration::from_secs(1);
 
     fn new(now: tokio::time::Instant) -> Self {
         Self {
             per_ms: Self::START,
             threshold: Self::MAX,
             last_cut: None,
+            w_max: 0.0,
             window_start: now,
             window_sent: 0,
             window_lost: 0,
@@ -341,19 +350,33 @@ impl Aimd {
         if sent == 0 || self.last_cut.is_some_and(|cut| sent_at < cut) {
             return;
         }
+        if sent_at.saturating_duration_since(self.window_start) > Self::STALE {
+            // The window's reports are from long before this round (an
+            // idle peer between two puts): they say nothing of the path
+            // now. This report is judged alone.
+            self.new_window(sent_at);
+        }
         let arrived = arrived.min(sent);
         let n = f64::from(arrived);
         let rtt_ms = (now.saturating_duration_since(sent_at).as_secs_f64() * 1000.0).max(1.0);
         let gain = if self.per_ms < self.threshold {
             n / rtt_ms
         } else {
-            n / (self.per_ms * rtt_ms * rtt_ms)
+            // This report's share of a round trip's datagrams, times the
+            // step a round trip takes (binary increase, as BIC: half the
+            // way back to the rate of the last congestion, then probing
+            // past it by as much again; at least TCP's one datagram per
+            // round trip, at most a quarter of the rate).
+            let distance = (self.w_max - self.per_ms).abs() / 2.0;
+            let step = distance.max(1.0 / rtt_ms).min(self.per_ms / 4.0);
+            n / (self.per_ms * rtt_ms) * step
         };
         self.per_ms = (self.per_ms + gain).min(Self::MAX);
         self.window_sent += u64::from(sent);
         self.window_lost += u64::from(sent - arrived);
         let share = self.window_lost as f64 / self.window_sent as f64;
         if self.window_sent >= Self::SAMPLE && share > Self::CONGESTED {
+            self.w_max = self.per_ms;
             self.per_ms = (self.per_ms / 2.0).max(Self::MIN);
             self.threshold = self.per_ms;
             self.last_cut = Some(now);
@@ -362,7 +385,13 @@ impl Aimd {
         } else if sent_at >= self.window_start {
             // A round sent after the window began: the window is over.
             if self.window_lost > 0 {
+                let in_slow_start = self.per_ms < self.threshold;
                 self.per_ms = (self.per_ms * (1.0 - share / 2.0)).max(Self::MIN);
+                if !in_slow_start {
+                    // Past slow start, the cut rate is where additive
+                    // increase goes on from (not slow start again).
+                    self.threshold = self.per_ms;
+                }
                 self.cuts += 1;
             }
             self.new_window(now);
@@ -403,9 +432,10 @@ impl PushWindow {
         })
     }
 
-    /// Take `n` datagrams if the window has room for any (a round larger
-    /// than the window goes alone, so it is not starved). A round with
-    /// nothing to send (a StoreEnd alone) never waits.
+    /// Take `n` datagrams if the window has room for any: a round is
+    /// admitted whole, so one larger than the window is not starved, and
+    /// the window may overshoot by one round. A round with nothing to send
+    /// (a StoreEnd alone) never waits.
     fn try_take(&mut self, n: usize, per_ms: f64) -> bool {
         if n == 0 || self.in_flight < self.size(per_ms) {
             self.in_flight = self.in_flight.saturating_add(n);
@@ -2213,7 +2243,21 @@ impl Node {
             tokio::select! {
                 () = notified => {}
                 () = drained, if emptied_at.is_none() => {}
-                () = tokio::time::sleep_until(end) => break,
+                () = tokio::time::sleep_until(end) => {
+                    // This push's datagrams still coming in (over a slow
+                    // link whose queue the StoreEnd overtook): wait on,
+                    // until `REORDER` passes with none.
+                    let quiet = lock(&self.incoming)
+                        .get(&key)
+                        .filter(|e| ours(e))
+                        .map_or(u64::MAX, |e| self.now_ms().saturating_sub(e.heard_ms));
+                    let now = tokio::time::Instant::now();
+                    if now >= until || quiet >= REORDER.as_millis() as u64 {
+                        break;
+                    }
+                    let last = now.checked_sub(Duration::from_millis(quiet)).unwrap_or(now);
+                    emptied_at = Some(last);
+                }
             }
         }
         let (records, meta, missing) = {
@@ -3999,20 +4043,34 @@ mod tests {
         // What was sent before that cut answers the same congestion.
         a.on_report(0, 40, ms(8), ms(18));
         close(a.per_ms, 37.0);
-        // Past slow start, a window's worth (37 per ms over a 10 ms round
-        // trip) delivered adds one datagram per round trip: 0.1 per ms.
+        // Past slow start the rate grows back toward the rate it was cut
+        // from (74) by half the way per round trip, at most a quarter of
+        // the rate: a round trip's worth (37 per ms over 10 ms) adds 9.25.
         a.on_report(370, 370, ms(20), ms(30));
-        close(a.per_ms, 37.1);
+        close(a.per_ms, 46.25);
         // Small losses are summed over the window (from 30 ms) and cut
         // once at its end, by half the share: 2 of 100 lost, 1 %.
+        a.threshold = 46.25;
+        a.w_max = 46.25;
         a.on_report(49, 50, ms(25), ms(35));
-        let grown = 37.1 + 49.0 / (37.1 * 100.0);
+        let grown = 46.25 + 49.0 / (46.25 * 10.0) * 0.1;
         close(a.per_ms, grown);
         a.on_report(49, 50, ms(31), ms(40));
-        let grown = grown + 49.0 / (grown * 81.0);
+        let grown = grown + 49.0 / (grown * 9.0) * (1.0 / 9.0);
         close(a.per_ms, grown * 0.99);
         assert_eq!(a.cuts, 2);
-        assert_eq!(a.threshold, 37.0);
+        // After a proportional cut past slow start, growth goes on from
+        // the cut rate (not slow start again).
+        close(a.threshold, a.per_ms);
+        // Half the way back: 70 toward 74 adds 2 in a round trip; at 74,
+        // TCP's one datagram per round trip (0.1 per ms over 10 ms); past
+        // it, probing by as much as it is past: 80 adds 3.
+        for (from, to) in [(70.0, 72.0), (74.0, 74.1), (80.0, 83.0)] {
+            a.per_ms = from;
+            a.w_max = 74.0;
+            a.on_report((from * 10.0) as u32, (from * 10.0) as u32, ms(50), ms(60));
+            close(a.per_ms, to);
+        }
         // Never below the floor, never above the ceiling.
         for i in 0..20 {
             a.on_report(0, 100, ms(100 + 2 * i), ms(101 + 2 * i));
@@ -4047,6 +4105,18 @@ mod tests {
         // A round that sent nothing is no report.
         c.on_report(0, 0, ms(20), ms(30));
         assert_eq!(c.cuts, 1);
+        // A window left open (a round sent before it began lost half of
+        // 40, too few to judge) is stale 100 s later: the next put's first
+        // round is judged alone, and a clean one cuts nothing.
+        let mut d = Aimd::new(ms(0));
+        d.on_report(40, 40, ms(0), ms(10));
+        d.on_report(20, 40, ms(5), ms(12));
+        assert_eq!((d.window_sent, d.window_lost), (40, 20));
+        let before = d.per_ms;
+        d.on_report(30, 30, ms(100_000), ms(100_010));
+        close(d.per_ms, before + 3.0);
+        assert_eq!(d.cuts, 0);
+        assert_eq!(d.threshold, Aimd::MAX);
     }
 
     #[test]

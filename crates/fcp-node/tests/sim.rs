@@ -20,6 +20,11 @@
 //!   links for TCP and UDP alike.)
 //! - Latency is a constant 1 ms, so datagrams stay in order (the session's
 //!   128-frame replay window, profile §4.4, drops frames reordered further).
+//! - A link may be given a capacity (datagrams per ms each way) behind a
+//!   queue of `LINK_QUEUE`: a datagram waits its turn in the queue, and is
+//!   lost when the queue is full. Only datagrams queue, so a stream message
+//!   sent after them (a StoreEnd, an OfferEnd) can arrive first, as behind
+//!   a router that queues each flow apart (fq_codel, Linux's default).
 //!
 //! Seeds fix turmoil's choices and the loss pattern. The nodes' own
 //! randomness (instance ids, session keys) and rayon's threads are not
@@ -76,8 +81,9 @@ struct Faults {
     /// an on-path replayer or a duplicating network would.
     replay: AtomicU64,
     /// Datagrams per ms each link carries each way (0: unlimited), and the
-    /// queue in front of it: what arrives when the queue is full is lost,
-    /// as at a router in front of a slow link.
+    /// queue in front of it: a datagram waits there for those before it,
+    /// and what arrives when the queue is full is lost, as at a router in
+    /// front of a slow link.
     capacity_per_ms: AtomicU32,
     /// By sending host and destination: when the link's queue is empty
     /// again (simulated time).
@@ -108,25 +114,29 @@ impl Faults {
         z ^ (z >> 31)
     }
 
-    /// Whether the datagram from `from` to `to` is lost.
-    fn lose(&self, from: IpAddr, to: IpAddr) -> bool {
+    /// The datagram from `from` to `to`: `None` if it is lost, else how
+    /// long it waits in the link's queue before it goes.
+    fn admit(&self, from: IpAddr, to: IpAddr) -> Option<Duration> {
         self.sent.fetch_add(1, Ordering::Relaxed);
         let p = u64::from(self.loss_permille.load(Ordering::Relaxed));
-        let lost = self.cut.lock().unwrap().contains(&link(from, to))
-            || (p > 0 && self.next() % 1000 < p)
-            || self.overflows(from, to);
-        if lost {
+        let lost =
+            self.cut.lock().unwrap().contains(&link(from, to)) || (p > 0 && self.next() % 1000 < p);
+        let delay = if lost { None } else { self.queue(from, to) };
+        if delay.is_none() {
             self.lost.fetch_add(1, Ordering::Relaxed);
         }
-        lost
+        delay
     }
 
-    /// Whether the link from `from` to `to`, if it has a capacity, has no
-    /// room left in its queue; if it has, the datagram takes its place.
-    fn overflows(&self, from: IpAddr, to: IpAddr) -> bool {
+    /// The link from `from` to `to`, if it has a capacity: `None` if its
+    /// queue has no room left; else the datagram takes its place and goes
+    /// once those before it went. Only datagrams queue: a stream segment
+    /// (a StoreEnd, an OfferEnd) can overtake them, as behind a router
+    /// that queues each flow apart (fq_codel).
+    fn queue(&self, from: IpAddr, to: IpAddr) -> Option<Duration> {
         let cap = self.capacity_per_ms.load(Ordering::Relaxed);
         if cap == 0 {
-            return false;
+            return Some(Duration::ZERO);
         }
         let per = Duration::from_secs_f64(0.001 / f64::from(cap));
         let now = Instant::now();
@@ -134,10 +144,10 @@ impl Faults {
         let until = busy.entry((from, to)).or_insert(now);
         let queued = until.saturating_duration_since(now).as_secs_f64() / per.as_secs_f64();
         if queued >= LINK_QUEUE {
-            return true;
+            return None;
         }
         *until = (*until).max(now) + per;
-        false
+        Some(until.saturating_duration_since(now))
     }
 
     fn set_loss(&self, permille: u32) {
@@ -181,7 +191,7 @@ impl Net for SimNet {
         Box::pin(async move {
             let sock = turmoil::net::UdpSocket::bind(any).await?;
             Ok(Box::new(SimUdp {
-                sock,
+                sock: Arc::new(sock),
                 local: addr.ip(),
                 faults,
             }) as Box<dyn Datagrams>)
@@ -218,7 +228,7 @@ impl Net for SimNet {
 }
 
 struct SimUdp {
-    sock: turmoil::net::UdpSocket,
+    sock: Arc<turmoil::net::UdpSocket>,
     local: IpAddr,
     faults: Arc<Faults>,
 }
@@ -247,7 +257,17 @@ impl Datagrams for SimUdp {
                 batch.len().max(1)
             };
             for d in batch.chunks(seg) {
-                if !self.faults.lose(self.local, to.ip()) {
+                let Some(wait) = self.faults.admit(self.local, to.ip()) else {
+                    continue;
+                };
+                if wait >= Duration::from_millis(1) {
+                    // Queued behind the link: it goes when its turn comes.
+                    let (sock, d) = (self.sock.clone(), d.to_vec());
+                    tokio::spawn(async move {
+                        tokio::time::sleep(wait).await;
+                        let _ = sock.send_to(&d, to).await;
+                    });
+                } else {
                     self.sock.send_to(d, to).await?;
                     let twice = self
                         .faults
@@ -766,7 +786,7 @@ fn slow_links_are_paced_not_flooded() {
         // links carry, before any loss is reported; then the holders answer
         // as soon as their socket is empty and the pushes in flight are
         // bounded by the window, so the rate comes down within a few round
-        // trips (decision 74; before, 2.3 datagrams were sent per symbol).
+        // trips (decision 74; before, 2.1 datagrams were sent per symbol).
         assert!(
             sent < needed * 7 / 4,
             "{sent} datagrams for {needed} symbols: the links were flooded"
