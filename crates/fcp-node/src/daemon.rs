@@ -293,18 +293,23 @@ impl Pacer {
 ///   place of the marked one; decision 73), so that random loss on a lossy
 ///   link neither drives the rate to its floor nor ends slow start (past
 ///   slow start, growth goes on from the cut rate).
-/// - A window left open for over a second (an idle peer) is forgotten.
+/// - A window that heard no report for over a second before the next round
+///   was sent (an idle peer between two puts) is forgotten.
 #[derive(Debug)]
 struct Aimd {
     per_ms: f64,
-    /// Where slow start ends (the rate after the last halving).
+    /// Where slow start ends (the rate after the last halving or, past
+    /// slow start, the last proportional cut).
     threshold: f64,
-    /// When the rate was last halved for congestion, and the rate then.
+    /// When the rate was last halved for congestion.
     last_cut: Option<tokio::time::Instant>,
+    /// The rate that halving was made from: binary increase grows back
+    /// toward it, then past it.
     w_max: f64,
-    /// The current loss window: when it began, datagrams reported in it
-    /// and how many of them were lost.
+    /// The current loss window: when it began, when its last report came,
+    /// datagrams reported in it and how many of them were lost.
     window_start: tokio::time::Instant,
+    window_heard: tokio::time::Instant,
     window_sent: u64,
     window_lost: u64,
     /// Cuts made (halvings and proportional cuts), for the node's counters.
@@ -323,7 +328,8 @@ impl Aimd {
     /// Datagrams a window must have reported before its share can be taken
     /// for congestion: one push round of a few dozen losing five is not.
     const SAMPLE: u64 = 64;
-    /// A loss window older than this when a round is sent is stale.
+    /// A loss window that heard no report for this long before a round was
+    /// sent is stale.
     const STALE: Duration = Duration::from_secs(1);
 
     fn new(now: tokio::time::Instant) -> Self {
@@ -333,6 +339,7 @@ impl Aimd {
             last_cut: None,
             w_max: 0.0,
             window_start: now,
+            window_heard: now,
             window_sent: 0,
             window_lost: 0,
             cuts: 0,
@@ -350,7 +357,7 @@ impl Aimd {
         if sent == 0 || self.last_cut.is_some_and(|cut| sent_at < cut) {
             return;
         }
-        if sent_at.saturating_duration_since(self.window_start) > Self::STALE {
+        if sent_at.saturating_duration_since(self.window_heard) > Self::STALE {
             // The window's reports are from long before this round (an
             // idle peer between two puts): they say nothing of the path
             // now. This report is judged alone.
@@ -372,6 +379,7 @@ impl Aimd {
             n / (self.per_ms * rtt_ms) * step
         };
         self.per_ms = (self.per_ms + gain).min(Self::MAX);
+        self.window_heard = now;
         self.window_sent += u64::from(sent);
         self.window_lost += u64::from(sent - arrived);
         let share = self.window_lost as f64 / self.window_sent as f64;
@@ -388,8 +396,8 @@ impl Aimd {
                 let in_slow_start = self.per_ms < self.threshold;
                 self.per_ms = (self.per_ms * (1.0 - share / 2.0)).max(Self::MIN);
                 if !in_slow_start {
-                    // Past slow start, the cut rate is where additive
-                    // increase goes on from (not slow start again).
+                    // Past slow start, growth goes on from the cut rate
+                    // (not slow start again).
                     self.threshold = self.per_ms;
                 }
                 self.cuts += 1;
@@ -400,6 +408,7 @@ impl Aimd {
 
     fn new_window(&mut self, now: tokio::time::Instant) {
         self.window_start = now;
+        self.window_heard = now;
         self.window_sent = 0;
         self.window_lost = 0;
     }
