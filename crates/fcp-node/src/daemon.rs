@@ -2214,11 +2214,12 @@ impl Node {
         // give stragglers a moment, from its arrival, before reporting them
         // missing (a StoreEnd that waited for another's turn has used its
         // moment, so repeated StoreEnds cannot queue up behind the wait).
-        // The moment ends `REORDER` after the receive loop found the socket
-        // empty since the StoreEnd came (or waits on it empty): what was
-        // sent before the StoreEnd is in by then, give or take a
-        // reordering, as at a get round's end (decision 72). So the pusher
-        // hears of a loss in time to slow down (decision 74).
+        // The moment ends once the receive loop found the socket empty
+        // since the StoreEnd came (or waits on it empty) and then `REORDER`
+        // passed with none of this push's datagrams: what was sent before
+        // the StoreEnd is in by then, give or take a reordering, as at a
+        // get round's end (decision 72). So the pusher hears of a loss in
+        // time to slow down (decision 74).
         let until = tokio::time::Instant::now() + STRAGGLERS;
         let since = self.rx_drained.load(Ordering::Relaxed);
         let _turn = Turn::take(&self.finish_turns, key.clone()).await;
