@@ -346,12 +346,17 @@ impl Aimd {
         }
     }
 
-    /// Of `sent` datagrams sent from `sent_at` on, `arrived` arrived.
+    /// Of `sent` datagrams, the first sent at `sent_at` and the last at
+    /// `last_at`, `arrived` arrived. Whether the round answers a past cut
+    /// or ends a window goes by its first datagram; the round trip that
+    /// paces growth, by its last (a round paced over a long time at a low
+    /// rate would otherwise look like a long round trip, and the rate
+    /// could hardly grow again).
     fn on_report(
         &mut self,
         arrived: u32,
         sent: u32,
-        sent_at: tokio::time::Instant,
+        (sent_at, last_at): (tokio::time::Instant, tokio::time::Instant),
         now: tokio::time::Instant,
     ) {
         if sent == 0 || self.last_cut.is_some_and(|cut| sent_at < cut) {
@@ -365,7 +370,7 @@ impl Aimd {
         }
         let arrived = arrived.min(sent);
         let n = f64::from(arrived);
-        let rtt_ms = (now.saturating_duration_since(sent_at).as_secs_f64() * 1000.0).max(1.0);
+        let rtt_ms = (now.saturating_duration_since(last_at).as_secs_f64() * 1000.0).max(1.0);
         let gain = if self.per_ms < self.threshold {
             n / rtt_ms
         } else {
@@ -604,8 +609,9 @@ impl Peer {
 
 /// A serve waiting for its requester's report (`Control::OfferReceived`).
 struct Served {
-    /// When its first datagram went.
+    /// When its first and its last datagram went.
     sent: tokio::time::Instant,
+    done: tokio::time::Instant,
     /// Datagrams sent.
     count: u32,
 }
@@ -644,7 +650,7 @@ impl ServeReports {
         let Some(s) = self.0.remove(&object_id) else {
             return;
         };
-        rate.on_report(count, s.count, s.sent, now);
+        rate.on_report(count, s.count, (s.sent, s.done), now);
     }
 }
 
@@ -2927,6 +2933,7 @@ impl Node {
         if !stop.load(Ordering::Relaxed) {
             let s = Served {
                 sent,
+                done: tokio::time::Instant::now(),
                 count: u32::try_from(frames.len()).unwrap_or(u32::MAX),
             };
             lock(&peer.served).record(object_id, s);
@@ -3306,7 +3313,11 @@ impl Node {
             let lost_n = missing.iter().filter(|e| by_esi.get(e).is_some()).count();
             let n = u32::try_from(batch.len()).unwrap_or(u32::MAX);
             let arrived = n.saturating_sub(u32::try_from(lost_n).unwrap_or(u32::MAX));
-            lock(&peer.rate).on_report(arrived, n, sent, tokio::time::Instant::now());
+            // Growth paced by the round trip from the round's first
+            // datagram: rounds are short under the window, and from the
+            // last one, puts over the slow simulated links overshot them
+            // (rates at twice the link, a fifth more resent).
+            lock(&peer.rate).on_report(arrived, n, (sent, sent), tokio::time::Instant::now());
             if missing.is_empty() {
                 return Ok(());
             }
@@ -4039,33 +4050,33 @@ mod tests {
         let mut a = Aimd::new(ms(0));
         // Slow start: 40 delivered in a 10 ms round add 4. The round was
         // sent after the loss window began: that window ends (clean).
-        a.on_report(40, 40, ms(0), ms(10));
+        a.on_report(40, 40, (ms(0), ms(0)), ms(10));
         close(a.per_ms, Aimd::START + 4.0);
         // Two rounds sent before the new window (from 10 ms) began, each
         // losing a quarter: the first, 40 datagrams, is too few to judge;
         // with the second the window lost a quarter of 80, congestion:
         // the rate (grown by what arrived) halves, and slow start ends.
-        a.on_report(30, 40, ms(5), ms(15));
+        a.on_report(30, 40, (ms(5), ms(5)), ms(15));
         close(a.per_ms, 71.0);
-        a.on_report(30, 40, ms(6), ms(16));
+        a.on_report(30, 40, (ms(6), ms(6)), ms(16));
         close(a.per_ms, 37.0);
         assert_eq!(a.threshold, 37.0);
         // What was sent before that cut answers the same congestion.
-        a.on_report(0, 40, ms(8), ms(18));
+        a.on_report(0, 40, (ms(8), ms(8)), ms(18));
         close(a.per_ms, 37.0);
         // Past slow start the rate grows back toward the rate it was cut
         // from (74) by half the way per round trip, at most a quarter of
         // the rate: a round trip's worth (37 per ms over 10 ms) adds 9.25.
-        a.on_report(370, 370, ms(20), ms(30));
+        a.on_report(370, 370, (ms(20), ms(20)), ms(30));
         close(a.per_ms, 46.25);
         // Small losses are summed over the window (from 30 ms) and cut
         // once at its end, by half the share: 2 of 100 lost, 1 %.
         a.threshold = 46.25;
         a.w_max = 46.25;
-        a.on_report(49, 50, ms(25), ms(35));
+        a.on_report(49, 50, (ms(25), ms(25)), ms(35));
         let grown = 46.25 + 49.0 / (46.25 * 10.0) * 0.1;
         close(a.per_ms, grown);
-        a.on_report(49, 50, ms(31), ms(40));
+        a.on_report(49, 50, (ms(31), ms(31)), ms(40));
         let grown = grown + 49.0 / (grown * 9.0) * (1.0 / 9.0);
         close(a.per_ms, grown * 0.99);
         assert_eq!(a.cuts, 2);
@@ -4078,16 +4089,21 @@ mod tests {
         for (from, to) in [(70.0, 72.0), (74.0, 74.1), (80.0, 83.0)] {
             a.per_ms = from;
             a.w_max = 74.0;
-            a.on_report((from * 10.0) as u32, (from * 10.0) as u32, ms(50), ms(60));
+            a.on_report(
+                (from * 10.0) as u32,
+                (from * 10.0) as u32,
+                (ms(50), ms(50)),
+                ms(60),
+            );
             close(a.per_ms, to);
         }
         // Never below the floor, never above the ceiling.
         for i in 0..20 {
-            a.on_report(0, 100, ms(100 + 2 * i), ms(101 + 2 * i));
+            a.on_report(0, 100, (ms(100 + 2 * i), ms(100 + 2 * i)), ms(101 + 2 * i));
         }
         assert_eq!(a.per_ms, Aimd::MIN);
         let mut b = Aimd::new(ms(0));
-        b.on_report(1_000_000, 1_000_000, ms(0), ms(1));
+        b.on_report(1_000_000, 1_000_000, (ms(0), ms(0)), ms(1));
         assert_eq!(b.per_ms, Aimd::MAX);
     }
 
@@ -4099,31 +4115,31 @@ mod tests {
         // 5 % lost: the rate (grown by the 95 that arrived) loses 2.5 %,
         // and slow start goes on: the next clean round doubles as before.
         let mut a = Aimd::new(ms(0));
-        a.on_report(95, 100, ms(0), ms(10));
+        a.on_report(95, 100, (ms(0), ms(0)), ms(10));
         close(a.per_ms, (Aimd::START + 9.5) * 0.975);
         assert_eq!(a.threshold, Aimd::MAX);
         let before = a.per_ms;
-        a.on_report(100, 100, ms(10), ms(20));
+        a.on_report(100, 100, (ms(10), ms(10)), ms(20));
         close(a.per_ms, before + 10.0);
         // One push round of 34 losing 5 (15 %) is too few datagrams to
         // call congestion: cut by half its share, not halved.
         let mut c = Aimd::new(ms(0));
-        c.on_report(29, 34, ms(0), ms(10));
+        c.on_report(29, 34, (ms(0), ms(0)), ms(10));
         close(c.per_ms, (Aimd::START + 2.9) * (1.0 - 5.0 / 68.0));
         assert_eq!(c.threshold, Aimd::MAX);
         assert_eq!(c.cuts, 1);
         // A round that sent nothing is no report.
-        c.on_report(0, 0, ms(20), ms(30));
+        c.on_report(0, 0, (ms(20), ms(20)), ms(30));
         assert_eq!(c.cuts, 1);
         // A window left open (a round sent before it began lost half of
         // 40, too few to judge) is stale 100 s later: the next put's first
         // round is judged alone, and a clean one cuts nothing.
         let mut d = Aimd::new(ms(0));
-        d.on_report(40, 40, ms(0), ms(10));
-        d.on_report(20, 40, ms(5), ms(12));
+        d.on_report(40, 40, (ms(0), ms(0)), ms(10));
+        d.on_report(20, 40, (ms(5), ms(5)), ms(12));
         assert_eq!((d.window_sent, d.window_lost), (40, 20));
         let before = d.per_ms;
-        d.on_report(30, 30, ms(100_000), ms(100_010));
+        d.on_report(30, 30, (ms(100_000), ms(100_000)), ms(100_010));
         close(d.per_ms, before + 3.0);
         assert_eq!(d.cuts, 0);
         assert_eq!(d.threshold, Aimd::MAX);
@@ -4163,6 +4179,7 @@ mod tests {
         let oid = |b: u8| ObjectId::from_bytes([b; 32]);
         let served = |at: u64, count: u32| Served {
             sent: ms(at),
+            done: ms(at),
             count,
         };
         let mut r = ServeReports::default();
@@ -4177,6 +4194,21 @@ mod tests {
         // A report of a serve never made is ignored.
         r.report(oid(9), 0, &mut a, ms(12));
         assert_eq!(a.per_ms, Aimd::START + 4.0);
+        // Growth goes by the round trip from a serve's last datagram: one
+        // paced out over 80 ms and reported 10 ms after its end adds as
+        // much as a short one (slow start: 40 in over 10 ms add 4).
+        let mut long = Aimd::new(ms(0));
+        let mut rl = ServeReports::default();
+        rl.record(
+            oid(5),
+            Served {
+                sent: ms(0),
+                done: ms(80),
+                count: 40,
+            },
+        );
+        rl.report(oid(5), 40, &mut long, ms(90));
+        assert_eq!(long.per_ms, Aimd::START + 4.0);
         // Fewer in than sent: the rate is cut by half the share lost, and
         // a quarter of 80 lost is congestion: halved.
         r.record(oid(2), served(12, 40));

@@ -834,13 +834,17 @@ fn slow_links_are_paced_not_flooded() {
             "the rates did not settle near the links' 16 per ms: {:?}",
             send_rates(&st)
         );
-        // Node 2 never pushed: only node 3's reports on its serves brought
-        // its rate down from the starting 64 per ms.
-        let rates = send_rates(&nodes[1].status().await);
-        eprintln!("node 2's rates after serving: {rates:?}");
+        // Node 2 never pushed: only node 3's reports on its serves cut its
+        // rate (from the starting 64 per ms; it may have grown back since).
+        let st2 = nodes[1].status().await;
+        let cuts = of_peers(&st2, "send_rate_cuts");
+        eprintln!(
+            "node 2's rates after serving: {:?}, cuts {cuts:?}",
+            send_rates(&st2)
+        );
         assert!(
-            rates.iter().any(|r| *r < 32.0),
-            "node 2's rates did not come down: {rates:?}"
+            cuts.iter().any(|c| *c > 0.0),
+            "node 3's reports never cut node 2's rate: {cuts:?}"
         );
     });
 }
