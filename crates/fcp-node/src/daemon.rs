@@ -2227,7 +2227,7 @@ impl Node {
         // get round's end (decision 72). So the pusher hears of a loss in
         // time to slow down (decision 74).
         let until = tokio::time::Instant::now() + STRAGGLERS;
-        let since = self.rx_drained.load(Ordering::Relaxed);
+        let since = self.rx_mark();
         let _turn = Turn::take(&self.finish_turns, key.clone()).await;
         let ours = |e: &Incoming| e.push == push;
         let mut emptied_at = None;
@@ -2249,10 +2249,7 @@ impl Node {
             if complete {
                 break;
             }
-            if emptied_at.is_none()
-                && (self.rx_drained.load(Ordering::Relaxed) > since
-                    || self.rx_idle.load(Ordering::Relaxed))
-            {
+            if emptied_at.is_none() && self.rx_emptied_since(since) {
                 emptied_at = Some(tokio::time::Instant::now());
             }
             let end = emptied_at.map_or(until, |t| (t + REORDER).min(until));
@@ -2373,6 +2370,19 @@ impl Node {
             missing: EsiList::new(missing),
             push,
         });
+    }
+
+    /// How many times the receive loop has found its socket empty so far,
+    /// to pass to [`Node::rx_emptied_since`] later.
+    fn rx_mark(&self) -> u64 {
+        self.rx_drained.load(Ordering::Relaxed)
+    }
+
+    /// Whether the receive loop found its socket empty since `mark` was
+    /// taken, or waits on it empty now: every datagram that reached the
+    /// socket before then has been handled (decisions 72 and 74).
+    fn rx_emptied_since(&self, mark: u64) -> bool {
+        self.rx_drained.load(Ordering::Relaxed) > mark || self.rx_idle.load(Ordering::Relaxed)
     }
 
     /// Receive datagrams; with UDP GRO one read returns a run of
@@ -3545,9 +3555,8 @@ impl Node {
                         // give or take a reordering. Until then this node
                         // is behind its socket: wait while the datagrams
                         // keep coming.
-                        let now_drained = self.rx_drained.load(Ordering::Relaxed);
-                        let since = *ended_at.get_or_insert(now_drained);
-                        let emptied = now_drained > since || self.rx_idle.load(Ordering::Relaxed);
+                        let since = *ended_at.get_or_insert_with(|| self.rx_mark());
+                        let emptied = self.rx_emptied_since(since);
                         let now = tokio::time::Instant::now();
                         if now >= round_end {
                             break;
@@ -4042,11 +4051,15 @@ mod tests {
         assert_eq!(p.reserve(later, 10, 10.0), later + ms(1));
     }
 
+    /// Rates equal but for rounding.
+    fn close(a: f64, b: f64) {
+        assert!((a - b).abs() < 1e-9, "{a} against {b}");
+    }
+
     #[test]
     fn the_rate_halves_once_per_congestion_and_grows_per_round_trip() {
         let t0 = tokio::time::Instant::now();
         let ms = |n: u64| t0 + Duration::from_millis(n);
-        let close = |a: f64, b: f64| assert!((a - b).abs() < 1e-9, "{a} against {b}");
         let mut a = Aimd::new(ms(0));
         // Slow start: 40 delivered in a 10 ms round add 4. The round was
         // sent after the loss window began: that window ends (clean).
@@ -4111,7 +4124,6 @@ mod tests {
     fn random_loss_cuts_in_proportion_and_keeps_slow_start() {
         let t0 = tokio::time::Instant::now();
         let ms = |n: u64| t0 + Duration::from_millis(n);
-        let close = |a: f64, b: f64| assert!((a - b).abs() < 1e-9, "{a} against {b}");
         // 5 % lost: the rate (grown by the 95 that arrived) loses 2.5 %,
         // and slow start goes on: the next clean round doubles as before.
         let mut a = Aimd::new(ms(0));
