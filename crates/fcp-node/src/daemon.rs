@@ -420,7 +420,8 @@ impl Aimd {
 }
 
 /// The push rounds in flight to one peer: datagrams sent whose StoreAck has
-/// not come, at most about two rate × round trips of them (decision 74).
+/// not come, at most about two rate × round trips of them (decision 74), the
+/// round trip being the least seen lately (decision 75).
 /// Without this bound the pushes of a put (up to `PARALLEL_OBJECTS` at once)
 /// each reserved their datagrams on the peer's clock at the starting rate
 /// before any answer came, so a cut slowed only what came after them all,
@@ -428,9 +429,9 @@ impl Aimd {
 #[derive(Debug, Default)]
 struct PushWindow {
     in_flight: usize,
-    /// Smoothed time from a round's last datagram to its answer, in ms
-    /// (RFC 6298's SRTT, gain 1/8).
-    srtt_ms: Option<f64>,
+    /// The least time from a round's last datagram to its answer, in ms,
+    /// and when it was seen: kept for `MIN_RTT_FOR` (as BBR's min_rtt).
+    min_rtt: Option<(f64, tokio::time::Instant)>,
 }
 
 impl PushWindow {
@@ -439,9 +440,12 @@ impl PushWindow {
     const INITIAL: usize = 256;
     /// Never below this: a few push rounds.
     const MIN: usize = 64;
+    /// How long a least round trip stands before a larger one replaces it
+    /// (the path may have changed).
+    const MIN_RTT_FOR: Duration = Duration::from_secs(10);
 
     fn size(&self, per_ms: f64) -> usize {
-        self.srtt_ms.map_or(Self::INITIAL, |rtt| {
+        self.min_rtt.map_or(Self::INITIAL, |(rtt, _)| {
             ((2.0 * per_ms * rtt.max(1.0)) as usize).max(Self::MIN)
         })
     }
@@ -459,9 +463,16 @@ impl PushWindow {
         }
     }
 
-    fn answered(&mut self, rtt: Duration) {
+    /// A round was answered `rtt` after its last datagram, at `now`. The
+    /// least round trip, not a smoothed one: the answer waits for the last
+    /// datagram (decision 75), so a round trip includes the time it queued,
+    /// and a window grown with it would keep that queue full.
+    fn answered(&mut self, rtt: Duration, now: tokio::time::Instant) {
         let ms = rtt.as_secs_f64() * 1000.0;
-        self.srtt_ms = Some(self.srtt_ms.map_or(ms, |s| s + (ms - s) / 8.0));
+        let stale = |at: tokio::time::Instant| now.duration_since(at) > Self::MIN_RTT_FOR;
+        if self.min_rtt.is_none_or(|(min, at)| ms <= min || stale(at)) {
+            self.min_rtt = Some((ms, now));
+        }
     }
 }
 
@@ -566,13 +577,42 @@ struct Peer {
     connected_at: u64,
     /// `Net::now_ms` when FCPC bytes last arrived on the session.
     last_rx_ms: AtomicU64,
+    /// The peer's latest datagram this node has handled (decision 75).
+    handled: Mutex<Handled>,
     /// Held while a batch is sealed and sent (sequence order on the wire).
     tx: tokio::sync::Mutex<()>,
+}
+
+/// A peer's latest datagram a node has handled: a holder answers a
+/// StoreEnd once the round's last datagram, or a later one, is in
+/// (decision 75).
+#[derive(Debug, Default, Clone, Copy)]
+struct Handled {
+    /// Its session.
+    session: [u8; 16],
+    /// The highest sequence number handled on that session.
+    seq: u64,
+    /// `Net::now_ms` when the peer's last datagram was handled.
+    at_ms: u64,
 }
 
 impl Peer {
     fn send(&self, c: Control) {
         self.ctl.send(c);
+    }
+
+    /// A datagram of the peer's (`seq` on `session`) was handled. After a
+    /// rekey the new session's numbers start again: the first datagram of
+    /// another session replaces the record.
+    fn handled(&self, session: [u8; 16], seq: u64, now_ms: u64) {
+        let mut h = lock(&self.handled);
+        if h.session == session {
+            h.seq = h.seq.max(seq);
+        } else {
+            h.session = session;
+            h.seq = seq;
+        }
+        h.at_ms = now_ms;
     }
 
     /// Report on one of the peer's offers, with the next message that
@@ -1644,6 +1684,7 @@ impl Node {
             reports: Mutex::new(Vec::new()),
             connected_at: self.net.now_secs(),
             last_rx_ms: AtomicU64::new(self.now_ms()),
+            handled: Mutex::new(Handled::default()),
             tx: tokio::sync::Mutex::new(()),
         });
         {
@@ -2039,10 +2080,14 @@ impl Node {
                     }
                 }
             }
-            Control::StoreEnd { object_id, push } => {
+            Control::StoreEnd {
+                object_id,
+                push,
+                last_seq,
+            } => {
                 let me = self.clone();
                 let peer = peer.clone();
-                tokio::spawn(async move { me.finish_store(peer, object_id, push).await });
+                tokio::spawn(async move { me.finish_store(peer, object_id, push, last_seq).await });
             }
             Control::StoreAck {
                 object_id,
@@ -2214,23 +2259,36 @@ impl Node {
 
     /// Make the symbols a peer pushed durable, then tell it what is missing
     /// (StoreAck), or that they were not stored (StoreRefused).
-    async fn finish_store(self: Arc<Self>, peer: Arc<Peer>, object_id: ObjectId, push: u64) {
+    async fn finish_store(
+        self: Arc<Self>,
+        peer: Arc<Peer>,
+        object_id: ObjectId,
+        push: u64,
+        last_seq: Option<u64>,
+    ) {
         let key = (peer.node_id.clone(), object_id);
         // StoreEnd travels on TCP and may overtake the last datagrams on UDP:
         // give stragglers a moment, from its arrival, before reporting them
         // missing (a StoreEnd that waited for another's turn has used its
         // moment, so repeated StoreEnds cannot queue up behind the wait).
-        // The moment ends once the receive loop found the socket empty
-        // since the StoreEnd came (or waits on it empty) and then `REORDER`
-        // passed with none of this push's datagrams: what was sent before
-        // the StoreEnd is in by then, give or take a reordering, as at a
-        // get round's end (decision 72). So the pusher hears of a loss in
-        // time to slow down (decision 74).
+        // With the round's last datagram named (decision 75), the moment
+        // ends once it or a later datagram of the peer's was handled: on
+        // one path, in order, what was sent before it is in or lost. Or once
+        // `REORDER` passed with no datagram of the peer's: it was lost, and
+        // nothing was sent after it.
+        // Without (an older pusher), the moment ends once the receive loop
+        // found the socket empty since the StoreEnd came (or waits on it
+        // empty) and then `REORDER` passed with none of this push's
+        // datagrams (decisions 72 and 74).
+        // So the pusher hears of a loss in time to slow down (decision 74).
         let until = tokio::time::Instant::now() + STRAGGLERS;
         let since = self.rx_mark();
         let _turn = Turn::take(&self.finish_turns, key.clone()).await;
         let ours = |e: &Incoming| e.push == push;
-        let mut emptied_at = None;
+        let tail_in = || last_seq.is_some_and(|s| lock(&peer.handled).seq >= s);
+        // From when `REORDER` counts: the socket found empty (or, with the
+        // last datagram named, the StoreEnd's turn), then the last datagram heard.
+        let mut quiet_from = None;
         loop {
             let wake = {
                 let inc = lock(&self.incoming);
@@ -2246,30 +2304,34 @@ impl Node {
             let complete = lock(&self.incoming)
                 .get(&key)
                 .is_none_or(|e| !ours(e) || e.esis.complete());
-            if complete {
+            if complete || tail_in() {
                 break;
             }
-            if emptied_at.is_none() && self.rx_emptied_since(since) {
-                emptied_at = Some(tokio::time::Instant::now());
+            if quiet_from.is_none() && (last_seq.is_some() || self.rx_emptied_since(since)) {
+                quiet_from = Some(tokio::time::Instant::now());
             }
-            let end = emptied_at.map_or(until, |t| (t + REORDER).min(until));
+            let end = quiet_from.map_or(until, |t| (t + REORDER).min(until));
             tokio::select! {
                 () = notified => {}
-                () = drained, if emptied_at.is_none() => {}
+                // Named: each time the socket is emptied, look again.
+                () = drained, if quiet_from.is_none() || last_seq.is_some() => {}
                 () = tokio::time::sleep_until(end) => {
-                    // This push's datagrams still coming in (over a slow
-                    // link whose queue the StoreEnd overtook): wait on,
-                    // until `REORDER` passes with none.
-                    let quiet = lock(&self.incoming)
-                        .get(&key)
-                        .filter(|e| ours(e))
-                        .map_or(u64::MAX, |e| self.now_ms().saturating_sub(e.heard_ms));
+                    // Datagrams still coming in (over a slow link whose
+                    // queue the StoreEnd overtook): wait on, until `REORDER`
+                    // passes with none of the peer's (named: the last one
+                    // may queue behind other pushes') or of this push's.
+                    let heard = if last_seq.is_some() {
+                        Some(lock(&peer.handled).at_ms)
+                    } else {
+                        lock(&self.incoming).get(&key).filter(|e| ours(e)).map(|e| e.heard_ms)
+                    };
+                    let quiet = heard.map_or(u64::MAX, |h| self.now_ms().saturating_sub(h));
                     let now = tokio::time::Instant::now();
                     if now >= until || quiet >= REORDER.as_millis() as u64 {
                         break;
                     }
                     let last = now.checked_sub(Duration::from_millis(quiet)).unwrap_or(now);
-                    emptied_at = Some(last);
+                    quiet_from = Some(last);
                 }
             }
         }
@@ -2486,6 +2548,10 @@ impl Node {
         };
         if self.on_frame(&peer, frame, now_ms).is_err() {
             self.stats.frames_rejected.fetch_add(1, Ordering::Relaxed);
+        }
+        // After the frame: a holder that reads this has seen what it carried.
+        if let Some(seq) = d.get(16..24).and_then(|b| <[u8; 8]>::try_from(b).ok()) {
+            peer.handled(sid, u64::from_le_bytes(seq), now_ms);
         }
     }
 
@@ -2794,16 +2860,18 @@ impl Node {
     /// (decisions 71, 72). Equal-sized datagrams go out in UDP GSO batches: one
     /// system call for up to 64 datagrams, each still its own packet on the
     /// wire, and at most a millisecond's worth at once. Returns when the
-    /// first of them went (now, if none did).
+    /// first of them went (now, if none did) and the session sequence number
+    /// of the last (decision 75).
     async fn send_frames(
         &self,
         peer: &Peer,
         frames: &[Bytes],
         stop: Option<&AtomicBool>,
-    ) -> tokio::time::Instant {
+    ) -> (tokio::time::Instant, Option<u64>) {
         let max_batch = self.udp.max_segments().clamp(1, 64);
         let mut rest = frames;
         let mut first_sent = None;
+        let mut last_seq = None;
         while !rest.is_empty() {
             if stop.is_some_and(|s| s.load(Ordering::Relaxed)) {
                 break;
@@ -2827,34 +2895,38 @@ impl Node {
                 tokio::time::sleep_until(at).await;
             }
             first_sent.get_or_insert(at.max(t));
-            if !self.send_batch(peer, now).await {
-                break;
+            match self.send_batch(peer, now).await {
+                Some(seq) => last_seq = Some(seq),
+                None => break,
             }
         }
-        first_sent.unwrap_or_else(tokio::time::Instant::now)
+        (
+            first_sent.unwrap_or_else(tokio::time::Instant::now),
+            last_seq,
+        )
     }
 
     /// Seal equal-sized frames and send them in one GSO call. Sealing and
     /// sending hold the peer's send lock together, so datagrams leave in
     /// sequence order and stay inside the receiver's 128-frame replay window.
-    async fn send_batch(&self, peer: &Peer, frames: &[Bytes]) -> bool {
+    /// The session sequence number of the last one, None if sealing failed.
+    async fn send_batch(&self, peer: &Peer, frames: &[Bytes]) -> Option<u64> {
         let _order = peer.tx.lock().await;
         let mut batch =
             Vec::with_capacity(frames.iter().map(|f| f.len() + SESSION_ENVELOPE_LEN).sum());
         let mut seg = 0;
-        {
+        let last = {
             let mut s = lock(&peer.sessions);
             for f in frames {
                 let at = batch.len();
-                if s.seal_datagram_into(f, &mut batch).is_err() {
-                    return false;
-                }
+                s.seal_datagram_into(f, &mut batch).ok()?;
                 seg = seg.max(batch.len() - at);
             }
-        }
+            s.current().send_seq().checked_sub(1)
+        };
         self.send_datagrams(peer.addr, &batch, seg, frames.len())
             .await;
-        true
+        last
     }
 
     /// `count` datagrams of `seg` bytes (the last may be shorter) in one send.
@@ -2938,7 +3010,7 @@ impl Node {
             return;
         }
         let frames: Vec<Bytes> = recs.iter().filter_map(|r| record_frame(r).ok()).collect();
-        let sent = self.send_frames(&peer, &frames, Some(stop)).await;
+        let (sent, _) = self.send_frames(&peer, &frames, Some(stop)).await;
         // A serve cut short by a SymbolAck is not reported on.
         if !stop.load(Ordering::Relaxed) {
             let s = Served {
@@ -3302,17 +3374,19 @@ impl Node {
         for _ in 0..STORE_ROUNDS {
             let batch: Vec<Bytes> = todo.iter().filter_map(|e| by_esi.get(e).cloned()).collect();
             let _in_flight = InFlight::take(peer, batch.len()).await;
-            let sent = self.send_frames(peer, &batch, None).await;
+            let (sent, last_seq) = self.send_frames(peer, &batch, None).await;
             let sent_all = tokio::time::Instant::now();
             let (tx, rx) = oneshot::channel();
             lock(&self.store_waiters).insert((peer.node_id.clone(), oid), (push, tx));
             peer.send(Control::StoreEnd {
                 object_id: oid,
                 push,
+                last_seq,
             });
             let missing = match answer(rx).await? {
                 Some(Ok(m)) => {
-                    lock(&peer.window).answered(sent_all.elapsed());
+                    let now = tokio::time::Instant::now();
+                    lock(&peer.window).answered(now - sent_all, now);
                     m
                 }
                 Some(Err(e)) => return Err(e),
@@ -4171,16 +4245,26 @@ mod tests {
         assert!(!w.try_take(1, 16.0));
         // A round with nothing to send (a StoreEnd alone) never waits.
         assert!(w.try_take(0, 16.0));
-        // Then two rate × smoothed round trips: 16 per ms × 10 ms × 2.
-        w.answered(Duration::from_millis(10));
+        // Then two rate × least round trips: 16 per ms × 10 ms × 2.
+        let t0 = tokio::time::Instant::now();
+        let s = |n: u64| t0 + Duration::from_secs(n);
+        w.answered(Duration::from_millis(10), s(0));
         assert_eq!(w.size(16.0), 320);
         assert!(w.try_take(34, 16.0), "room again under the larger window");
-        // Smoothed with gain 1/8 (RFC 6298).
-        w.answered(Duration::from_millis(18));
-        assert_eq!(w.srtt_ms, Some(11.0));
+        // A longer trip (the round queued on the way) does not grow it; a
+        // shorter one shrinks it.
+        w.answered(Duration::from_millis(18), s(1));
+        assert_eq!(w.size(16.0), 320);
+        w.answered(Duration::from_millis(5), s(2));
+        assert_eq!(w.size(16.0), 160);
+        // The least stands for 10 s, then the next trip replaces it.
+        w.answered(Duration::from_millis(20), s(12));
+        assert_eq!(w.size(16.0), 160);
+        w.answered(Duration::from_millis(20), s(13));
+        assert_eq!(w.size(16.0), 640);
         // Never below a few rounds: at the floor rate over a short trip.
         let mut fast = PushWindow::default();
-        fast.answered(Duration::ZERO);
+        fast.answered(Duration::ZERO, s(0));
         assert_eq!(fast.size(Aimd::MIN), PushWindow::MIN);
     }
 

@@ -142,6 +142,12 @@ pub enum Control {
         /// The push (as in its StoreRequest).
         #[serde(default, skip_serializing_if = "is_zero_u64")]
         push: u64,
+        /// The session sequence number of this round's last datagram (on
+        /// the pusher's current session), so the holder answers once that
+        /// datagram, or a later one, is in (decision 75). None: the round
+        /// sent nothing, or an older pusher.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        last_seq: Option<u64>,
     },
     /// The holder made the received symbols durable; `missing` were not received.
     StoreAck {
@@ -533,21 +539,31 @@ mod tests {
         let oid = ObjectId::from_bytes([3; 32]);
         // Unnumbered (0) is left out, so a message without the field is the
         // canonical encoding of push 0 and still decodes.
-        let plain = fcp_core::to_canonical(&Control::StoreEnd {
-            object_id: oid,
-            push: 0,
-        })
-        .unwrap();
-        let numbered = fcp_core::to_canonical(&Control::StoreEnd {
-            object_id: oid,
-            push: 5,
-        })
-        .unwrap();
+        // So is a StoreEnd's last_seq (decision 75): one without it is the
+        // StoreEnd older nodes send.
+        let end = |push, last_seq| {
+            fcp_core::to_canonical(&Control::StoreEnd {
+                object_id: oid,
+                push,
+                last_seq,
+            })
+            .unwrap()
+        };
+        let (plain, numbered, with_seq) = (end(0, None), end(5, None), end(5, Some(1 << 40)));
         assert!(numbered.len() > plain.len());
-        for (bytes, push) in [(&plain, 0), (&numbered, 5)] {
+        assert!(with_seq.len() > numbered.len());
+        for (bytes, push, seq) in [
+            (&plain, 0, None),
+            (&numbered, 5, None),
+            (&with_seq, 5, Some(1 << 40)),
+        ] {
             match decode(bytes).unwrap() {
-                Decoded::Known(Control::StoreEnd { object_id, push: p }) => {
-                    assert_eq!((object_id, p), (oid, push));
+                Decoded::Known(Control::StoreEnd {
+                    object_id,
+                    push: p,
+                    last_seq,
+                }) => {
+                    assert_eq!((object_id, p, last_seq), (oid, push, seq));
                 }
                 other => panic!("{other:?}"),
             }
@@ -605,6 +621,7 @@ mod tests {
             Control::StoreEnd {
                 object_id: oid,
                 push: 1,
+                last_seq: Some(7),
             },
             Control::StoreAck {
                 object_id: oid,
