@@ -3383,25 +3383,29 @@ impl Node {
                 push,
                 last_seq,
             });
-            let missing = match answer(rx).await? {
-                Some(Ok(m)) => {
-                    let now = tokio::time::Instant::now();
-                    lock(&peer.window).answered(now - sent_all, now);
-                    m
-                }
+            let (missing, answered) = match answer(rx).await? {
+                Some(Ok(m)) => (m, true),
                 Some(Err(e)) => return Err(e),
-                None => todo.clone(),
+                None => (todo.clone(), false),
             };
+            let now = tokio::time::Instant::now();
             // Of what this round sent (the holder names only ESIs of this
             // push; those not sent are not this round's loss).
             let lost_n = missing.iter().filter(|e| by_esi.get(e).is_some()).count();
             let n = u32::try_from(batch.len()).unwrap_or(u32::MAX);
             let arrived = n.saturating_sub(u32::try_from(lost_n).unwrap_or(u32::MAX));
+            // A round trip for the window only from a round that stored
+            // something: its answer waited for the holder's commit, as most
+            // do, so the least of them is not a bare network round trip
+            // that would leave rounds waiting on commits out of the window.
+            if answered && arrived > 0 {
+                lock(&peer.window).answered(now - sent_all, now);
+            }
             // Growth paced by the round trip from the round's first
             // datagram: rounds are short under the window, and from the
             // last one, puts over the slow simulated links overshot them
             // (rates at twice the link, a fifth more resent).
-            lock(&peer.rate).on_report(arrived, n, (sent, sent), tokio::time::Instant::now());
+            lock(&peer.rate).on_report(arrived, n, (sent, sent), now);
             if missing.is_empty() {
                 return Ok(());
             }
