@@ -579,6 +579,10 @@ struct Peer {
     last_rx_ms: AtomicU64,
     /// The peer's latest datagram this node has handled (decision 75).
     handled: Mutex<Handled>,
+    /// Holders waiting for the peer's datagram numbered this or later
+    /// (the least such number; `u64::MAX`: none), woken by `tail_in`.
+    tail_wanted: AtomicU64,
+    tail_in: Notify,
     /// Held while a batch is sealed and sent (sequence order on the wire).
     tx: tokio::sync::Mutex<()>,
 }
@@ -590,8 +594,9 @@ struct Peer {
 struct Handled {
     /// Its session.
     session: [u8; 16],
-    /// The highest sequence number handled on that session.
-    seq: u64,
+    /// The highest sequence number handled on that session (None: no
+    /// datagram yet).
+    seq: Option<u64>,
     /// `Net::now_ms` when the peer's last datagram was handled.
     at_ms: u64,
 }
@@ -605,14 +610,26 @@ impl Peer {
     /// rekey the new session's numbers start again: the first datagram of
     /// another session replaces the record.
     fn handled(&self, session: [u8; 16], seq: u64, now_ms: u64) {
-        let mut h = lock(&self.handled);
-        if h.session == session {
-            h.seq = h.seq.max(seq);
-        } else {
-            h.session = session;
-            h.seq = seq;
+        {
+            let mut h = lock(&self.handled);
+            if h.session == session {
+                h.seq = Some(h.seq.map_or(seq, |s| s.max(seq)));
+            } else {
+                h.session = session;
+                h.seq = Some(seq);
+            }
+            h.at_ms = now_ms;
         }
-        h.at_ms = now_ms;
+        // After the record: a holder that registers later reads it.
+        if seq >= self.tail_wanted.load(Ordering::SeqCst) {
+            self.tail_wanted.store(u64::MAX, Ordering::SeqCst);
+            self.tail_in.notify_waiters();
+        }
+    }
+
+    /// Whether the peer's datagram numbered `seq`, or a later one, was handled.
+    fn handled_since(&self, seq: u64) -> bool {
+        lock(&self.handled).seq.is_some_and(|h| h >= seq)
     }
 
     /// Report on one of the peer's offers, with the next message that
@@ -1685,6 +1702,8 @@ impl Node {
             connected_at: self.net.now_secs(),
             last_rx_ms: AtomicU64::new(self.now_ms()),
             handled: Mutex::new(Handled::default()),
+            tail_wanted: AtomicU64::new(u64::MAX),
+            tail_in: Notify::new(),
             tx: tokio::sync::Mutex::new(()),
         });
         {
@@ -2273,21 +2292,20 @@ impl Node {
         // moment, so repeated StoreEnds cannot queue up behind the wait).
         // With the round's last datagram named (decision 75), the moment
         // ends once it or a later datagram of the peer's was handled: on
-        // one path, in order, what was sent before it is in or lost. Or once
-        // `REORDER` passed with no datagram of the peer's: it was lost, and
-        // nothing was sent after it.
-        // Without (an older pusher), the moment ends once the receive loop
-        // found the socket empty since the StoreEnd came (or waits on it
-        // empty) and then `REORDER` passed with none of this push's
-        // datagrams (decisions 72 and 74).
+        // one path, in order, what was sent before it is in or lost.
+        // Otherwise it ends once the receive loop found the socket empty
+        // since the StoreEnd came (or waits on it empty), so that what had
+        // arrived is handled, and then `REORDER` passed with no datagram of
+        // the peer's (named: the last one may queue behind other pushes';
+        // none came, so it was lost and nothing followed it) or, from an
+        // older pusher, of this push's (decisions 72 and 74).
         // So the pusher hears of a loss in time to slow down (decision 74).
         let until = tokio::time::Instant::now() + STRAGGLERS;
         let since = self.rx_mark();
         let _turn = Turn::take(&self.finish_turns, key.clone()).await;
         let ours = |e: &Incoming| e.push == push;
-        let tail_in = || last_seq.is_some_and(|s| lock(&peer.handled).seq >= s);
-        // From when `REORDER` counts: the socket found empty (or, with the
-        // last datagram named, the StoreEnd's turn), then the last datagram heard.
+        // From when `REORDER` counts: the socket found empty, then the last
+        // datagram heard.
         let mut quiet_from = None;
         loop {
             let wake = {
@@ -2301,20 +2319,24 @@ impl Node {
             // between the two is not lost.
             let notified = wake.notified();
             let drained = self.rx_drained_wake.notified();
+            let tail = peer.tail_in.notified();
+            if let Some(s) = last_seq {
+                peer.tail_wanted.fetch_min(s, Ordering::SeqCst);
+            }
             let complete = lock(&self.incoming)
                 .get(&key)
                 .is_none_or(|e| !ours(e) || e.esis.complete());
-            if complete || tail_in() {
+            if complete || last_seq.is_some_and(|s| peer.handled_since(s)) {
                 break;
             }
-            if quiet_from.is_none() && (last_seq.is_some() || self.rx_emptied_since(since)) {
+            if quiet_from.is_none() && self.rx_emptied_since(since) {
                 quiet_from = Some(tokio::time::Instant::now());
             }
             let end = quiet_from.map_or(until, |t| (t + REORDER).min(until));
             tokio::select! {
                 () = notified => {}
-                // Named: each time the socket is emptied, look again.
-                () = drained, if quiet_from.is_none() || last_seq.is_some() => {}
+                () = tail, if last_seq.is_some() => {}
+                () = drained, if quiet_from.is_none() => {}
                 () = tokio::time::sleep_until(end) => {
                     // Datagrams still coming in (over a slow link whose
                     // queue the StoreEnd overtook): wait on, until `REORDER`
@@ -3371,7 +3393,7 @@ impl Node {
         };
         // Even with nothing to send, a StoreEnd: only its answer says the
         // symbols are durable.
-        for _ in 0..STORE_ROUNDS {
+        for round in 0..STORE_ROUNDS {
             let batch: Vec<Bytes> = todo.iter().filter_map(|e| by_esi.get(e).cloned()).collect();
             let _in_flight = InFlight::take(peer, batch.len()).await;
             let (sent, last_seq) = self.send_frames(peer, &batch, None).await;
@@ -3394,11 +3416,13 @@ impl Node {
             let lost_n = missing.iter().filter(|e| by_esi.get(e).is_some()).count();
             let n = u32::try_from(batch.len()).unwrap_or(u32::MAX);
             let arrived = n.saturating_sub(u32::try_from(lost_n).unwrap_or(u32::MAX));
-            // A round trip for the window only from a round that stored
-            // something: its answer waited for the holder's commit, as most
-            // do, so the least of them is not a bare network round trip
-            // that would leave rounds waiting on commits out of the window.
-            if answered && arrived > 0 {
+            // A round trip for the window only from a first round of which
+            // something arrived: all it sent was new, so its answer waited
+            // for the holder's commit, as most do. A round that stored
+            // nothing (all lost, or sent again after arriving) is answered
+            // at once, and its bare network round trip would leave the
+            // rounds waiting on commits out of the window.
+            if answered && arrived > 0 && round == 0 {
                 lock(&peer.window).answered(now - sent_all, now);
             }
             // Growth paced by the round trip from the round's first
