@@ -1011,3 +1011,40 @@ async fn a_push_is_answered_for_a_bounded_number_of_rounds() {
     assert_eq!(store_slots(&v), 0);
     assert_eq!(counter(&v, "pushes_not_stored"), 1);
 }
+
+/// A StoreEnd naming a last datagram its peer never sends, while the peer
+/// keeps sending others, is answered after the 40 ms straggler wait, not
+/// held open by the traffic (decision 75): the holder waits while the
+/// peer's datagrams keep coming, for at most that long.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_datagram_named_but_never_sent_holds_the_answer_at_most_the_straggler_wait() {
+    let mesh = Mesh::new(9, &["v", "e"]);
+    let e = mesh.wire("e").await;
+    let v = mesh.node("v").await;
+    let Conn { mut r, mut w } = e.accept(&v).await;
+    let (oid, push) = (random_object(), 3);
+    open_push(&mut w, &mut r, oid, (0..10).collect(), push).await;
+    // Datagrams with a valid MAC and junk inside, one a millisecond for
+    // 2 s or more: the peer never falls quiet.
+    let junk: Vec<Vec<u8>> = (0..2000).map(|_| w.seal(&[0u8; 64])).collect();
+    let (udp, to) = (w.udp.clone(), w.to);
+    let stream = tokio::spawn(async move {
+        for d in junk {
+            udp.send_to(&d, to).await.unwrap();
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+    });
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let t = Instant::now();
+    let ack = store_end_naming(&mut w, &mut r, oid, push, Some(u64::MAX)).await;
+    let took = t.elapsed();
+    assert!(matches!(ack, Control::StoreAck { .. }), "{ack:?}");
+    assert!(
+        took >= Duration::from_millis(35),
+        "answered after {took:?}, while the peer's datagrams kept coming"
+    );
+    // Not when the datagrams stop: the wait has its bound.
+    assert!(took < Duration::from_secs(1), "answered after {took:?}");
+    stream.abort();
+    assert!(counter(&v, "frames_rejected") > 0);
+}
