@@ -488,6 +488,18 @@ async fn open_push(
     }
 }
 
+/// A mesh on `net` of victim V and enrolled peer E, E connected to V with
+/// push `push` of a random object (ESIs 0..10) open at V.
+async fn one_push_open(net: u8, push: u64) -> (Mesh, NodeHandle, Conn, ObjectId) {
+    let mesh = Mesh::new(net, &["v", "e"]);
+    let e = mesh.wire("e").await;
+    let v = mesh.node("v").await;
+    let Conn { mut r, mut w } = e.accept(&v).await;
+    let oid = random_object();
+    open_push(&mut w, &mut r, oid, (0..10).collect(), push).await;
+    (mesh, v, Conn { r, w }, oid)
+}
+
 async fn store_end(w: &mut Writer, r: &mut Reader, oid: ObjectId, push: u64) -> Control {
     store_end_naming(w, r, oid, push, None).await
 }
@@ -988,12 +1000,8 @@ async fn a_peer_that_does_not_read_loses_its_session() {
 /// answered within the straggler wait (decision 75), not held open.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_push_is_answered_for_a_bounded_number_of_rounds() {
-    let mesh = Mesh::new(8, &["v", "e"]);
-    let e = mesh.wire("e").await;
-    let v = mesh.node("v").await;
-    let Conn { mut r, mut w } = e.accept(&v).await;
-    let (oid, push) = (random_object(), 7);
-    open_push(&mut w, &mut r, oid, (0..10).collect(), push).await;
+    let push = 7;
+    let (_mesh, v, Conn { mut r, mut w }, oid) = one_push_open(8, push).await;
     assert_eq!(store_slots(&v), 1);
     let t = Instant::now();
     for round in 0..16u64 {
@@ -1020,12 +1028,8 @@ async fn a_push_is_answered_for_a_bounded_number_of_rounds() {
 /// slow-link simulation shows it.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_datagram_named_but_never_sent_holds_the_answer_at_most_the_straggler_wait() {
-    let mesh = Mesh::new(9, &["v", "e"]);
-    let e = mesh.wire("e").await;
-    let v = mesh.node("v").await;
-    let Conn { mut r, mut w } = e.accept(&v).await;
-    let (oid, push) = (random_object(), 3);
-    open_push(&mut w, &mut r, oid, (0..10).collect(), push).await;
+    let push = 3;
+    let (_mesh, v, Conn { mut r, mut w }, oid) = one_push_open(9, push).await;
     // Datagrams with a valid MAC and junk inside, one a millisecond for
     // 2 s or more: the peer never falls quiet.
     let junk: Vec<Vec<u8>> = (0..2000).map(|_| w.seal(&[0u8; 64])).collect();
