@@ -4153,6 +4153,12 @@ mod tests {
         assert_eq!(p.reserve(later, 10, 10.0), later + ms(1));
     }
 
+    /// A test clock: `n` ms after now.
+    fn clock() -> impl Fn(u64) -> tokio::time::Instant {
+        let t0 = tokio::time::Instant::now();
+        move |n| t0 + Duration::from_millis(n)
+    }
+
     /// Rates equal but for rounding.
     fn close(a: f64, b: f64) {
         assert!((a - b).abs() < 1e-9, "{a} against {b}");
@@ -4160,8 +4166,7 @@ mod tests {
 
     #[test]
     fn the_rate_halves_once_per_congestion_and_grows_per_round_trip() {
-        let t0 = tokio::time::Instant::now();
-        let ms = |n: u64| t0 + Duration::from_millis(n);
+        let ms = clock();
         let mut a = Aimd::new(ms(0));
         // Slow start: 40 delivered in a 10 ms round add 4. The round was
         // sent after the loss window began: that window ends (clean).
@@ -4224,8 +4229,7 @@ mod tests {
 
     #[test]
     fn random_loss_cuts_in_proportion_and_keeps_slow_start() {
-        let t0 = tokio::time::Instant::now();
-        let ms = |n: u64| t0 + Duration::from_millis(n);
+        let ms = clock();
         // 5 % lost: the rate (grown by the 95 that arrived) loses 2.5 %,
         // and slow start goes on: the next clean round doubles as before.
         let mut a = Aimd::new(ms(0));
@@ -4298,8 +4302,7 @@ mod tests {
 
     #[test]
     fn a_serve_report_drives_the_rate() {
-        let t0 = tokio::time::Instant::now();
-        let ms = |n: u64| t0 + Duration::from_millis(n);
+        let ms = clock();
         let oid = |b: u8| ObjectId::from_bytes([b; 32]);
         let served = |at: u64, count: u32| Served {
             sent: ms(at),
