@@ -143,6 +143,9 @@ const REORDER: Duration = Duration::from_millis(5);
 /// Objects a put places at the same time (a holder admits 128 open pushes
 /// per peer, spec §8.4).
 const PARALLEL_OBJECTS: usize = 128;
+/// How long a node keeps its reports on a peer's offers for one message at
+/// most: the peer's serve window waits on them (decision 76).
+const REPORT_DELAY: Duration = Duration::from_millis(1);
 /// Objects a get fetches at the same time (their answers must fit the UDP
 /// receive buffer).
 const PARALLEL_FETCHES: usize = 24;
@@ -419,22 +422,24 @@ impl Aimd {
     }
 }
 
-/// The push rounds in flight to one peer: datagrams sent whose StoreAck has
-/// not come, at most about two rate × round trips of them (decision 74), the
-/// round trip being the least seen lately (decision 75).
+/// Datagrams of one kind in flight to one peer: push rounds whose StoreAck
+/// has not come (decision 74), or serves the requester has not reported on
+/// (decision 76); at most about two rate × round trips of them, the round
+/// trip being the least seen lately (decision 75).
 /// Without this bound the pushes of a put (up to `PARALLEL_OBJECTS` at once)
 /// each reserved their datagrams on the peer's clock at the starting rate
 /// before any answer came, so a cut slowed only what came after them all,
-/// and each push's report arrived long after its first datagram.
+/// and each push's report arrived long after its first datagram; the serves
+/// of a get (`PARALLEL_FETCHES` objects at once) did the same.
 #[derive(Debug, Default)]
-struct PushWindow {
+struct SendWindow {
     in_flight: usize,
     /// The least time from a round's last datagram to its answer, in ms,
     /// and when it was seen: kept for `MIN_RTT_FOR` (as BBR's min_rtt).
     min_rtt: Option<(f64, tokio::time::Instant)>,
 }
 
-impl PushWindow {
+impl SendWindow {
     /// Before any answer: a generous first window (TCP starts with 10
     /// segments; a push round is tens of datagrams).
     const INITIAL: usize = 256;
@@ -463,6 +468,17 @@ impl PushWindow {
         }
     }
 
+    /// How long a serve's datagrams stay in the window without the
+    /// requester's report: two least round trips, plus what a get round
+    /// may wait for datagrams still coming once its offers ended (`QUIET`)
+    /// and the report's delay (decision 76).
+    fn report_wait(&self) -> Duration {
+        let rtt = self.min_rtt.map_or(Duration::ZERO, |(ms, _)| {
+            Duration::from_secs_f64(ms / 1000.0)
+        });
+        (2 * rtt + QUIET + REPORT_DELAY * 2).min(Duration::from_secs(1))
+    }
+
     /// A round was answered `rtt` after its last datagram, at `now`. The
     /// least round trip, not a smoothed one: the answer waits for the last
     /// datagram (decision 75), so a round trip includes the time it queued,
@@ -476,31 +492,44 @@ impl PushWindow {
     }
 }
 
-/// A push round's datagrams in the window, given back however the round ends.
-struct InFlight<'a> {
-    peer: &'a Peer,
-    n: usize,
+/// A window and the wait for room in it, woken when datagrams leave it.
+#[derive(Debug, Default)]
+struct Windowed {
+    w: Mutex<SendWindow>,
+    room: Notify,
 }
 
-impl<'a> InFlight<'a> {
-    async fn take(peer: &'a Peer, n: usize) -> Self {
+impl Windowed {
+    /// Wait for room for `n` datagrams sent at `rate`.
+    async fn take<'a>(&'a self, rate: &Mutex<Aimd>, n: usize) -> InFlight<'a> {
         loop {
-            let room = peer.window_room.notified();
-            let per_ms = lock(&peer.rate).per_ms;
-            if lock(&peer.window).try_take(n, per_ms) {
-                return Self { peer, n };
+            let room = self.room.notified();
+            let per_ms = lock(rate).per_ms;
+            if lock(&self.w).try_take(n, per_ms) {
+                return InFlight { window: self, n };
             }
             room.await;
         }
     }
+
+    fn answered(&self, rtt: Duration, now: tokio::time::Instant) {
+        lock(&self.w).answered(rtt, now);
+    }
+}
+
+/// A push round's or a serve's datagrams in a window, given back however
+/// it ends.
+struct InFlight<'a> {
+    window: &'a Windowed,
+    n: usize,
 }
 
 impl Drop for InFlight<'_> {
     fn drop(&mut self) {
-        let mut w = lock(&self.peer.window);
+        let mut w = lock(&self.window.w);
         w.in_flight = w.in_flight.saturating_sub(self.n);
         drop(w);
-        self.peer.window_room.notify_waiters();
+        self.window.room.notify_waiters();
     }
 }
 
@@ -562,10 +591,12 @@ struct Peer {
     rate: Mutex<Aimd>,
     /// The clock every datagram to the peer (pushes and serves) sends on.
     pace: Mutex<Pacer>,
-    /// Datagrams of push rounds sent to the peer and not answered yet, and
-    /// the wait for their answers; woken when a round ends.
-    window: Mutex<PushWindow>,
-    window_room: Notify,
+    /// Datagrams of push rounds sent to the peer and not answered yet.
+    pushes: Windowed,
+    /// Datagrams of serves to the peer it has not reported on yet (apart:
+    /// a serve's report comes without a commit, and its round trip would
+    /// shrink the pushes' window, decision 76).
+    serves: Windowed,
     /// Serves whose offer ended, by object, until the requester says how
     /// much of it arrived (`Control::OfferReceived`; at most
     /// `MAX_SERVED` each).
@@ -633,15 +664,23 @@ impl Peer {
     }
 
     /// Report on one of the peer's offers, with the next message that
-    /// flushes the reports (at once when `MAX_ARRIVED` are waiting).
-    fn report(&self, a: Arrived) {
-        let full = {
+    /// flushes the reports, at once when `MAX_ARRIVED` are waiting, and
+    /// `REPORT_DELAY` after the first of them at the latest: the peer's
+    /// serve window waits on it (decision 76).
+    fn report(self: &Arc<Self>, a: Arrived) {
+        let (first, full) = {
             let mut r = lock(&self.reports);
             r.push(a);
-            r.len() >= MAX_ARRIVED
+            (r.len() == 1, r.len() >= MAX_ARRIVED)
         };
         if full {
             self.flush_reports();
+        } else if first {
+            let p = self.clone();
+            tokio::spawn(async move {
+                tokio::time::sleep(REPORT_DELAY).await;
+                p.flush_reports();
+            });
         }
     }
 
@@ -671,6 +710,9 @@ struct Served {
     done: tokio::time::Instant,
     /// Datagrams sent.
     count: u32,
+    /// Dropped with the record (reported, replaced or forgotten): the
+    /// serve's datagrams then leave the peer's serve window (decision 76).
+    _reported: oneshot::Sender<()>,
 }
 
 /// Serves one peer may leave unreported (a get that decoded before an
@@ -697,17 +739,18 @@ impl ServeReports {
     /// The requester's report on the last serve of `object_id`: `count` of
     /// its datagrams arrived. `rate` follows it as it follows a push's
     /// StoreAck (decision 72); a report of no recorded serve is ignored.
+    /// Returns the round trip from the serve's last datagram, if any of it
+    /// arrived (for the serve window, decision 76).
     fn report(
         &mut self,
         object_id: ObjectId,
         count: u32,
         rate: &mut Aimd,
         now: tokio::time::Instant,
-    ) {
-        let Some(s) = self.0.remove(&object_id) else {
-            return;
-        };
+    ) -> Option<Duration> {
+        let s = self.0.remove(&object_id)?;
         rate.on_report(count, s.count, (s.sent, s.done), now);
+        (count > 0).then(|| now.saturating_duration_since(s.done))
     }
 }
 
@@ -1695,8 +1738,8 @@ impl Node {
             ctl,
             rate: Mutex::new(Aimd::new(tokio::time::Instant::now())),
             pace: Mutex::new(Pacer::new()),
-            window: Mutex::new(PushWindow::default()),
-            window_room: Notify::new(),
+            pushes: Windowed::default(),
+            serves: Windowed::default(),
             served: Mutex::new(ServeReports::default()),
             reports: Mutex::new(Vec::new()),
             connected_at: self.net.now_secs(),
@@ -2171,11 +2214,21 @@ impl Node {
                 let stop = Arc::new(AtomicBool::new(false));
                 lock(&self.serving).insert(key.clone(), stop.clone());
                 tokio::spawn(async move {
-                    me.clone().serve(peer, object_id, ask, &stop).await;
+                    let unreported = me.serve(&peer, object_id, ask, &stop).await;
                     lock(&me.admission).finish(me.now_ms(), permit, 0);
-                    let mut serving = lock(&me.serving);
-                    if serving.get(&key).is_some_and(|s| Arc::ptr_eq(s, &stop)) {
-                        serving.remove(&key);
+                    {
+                        let mut serving = lock(&me.serving);
+                        if serving.get(&key).is_some_and(|s| Arc::ptr_eq(s, &stop)) {
+                            serving.remove(&key);
+                        }
+                    }
+                    // Its datagrams stay in the serve window until the
+                    // requester reports on them, or for a bounded wait: a
+                    // get that rebuilt the object before the offer was all
+                    // in does not report (decision 76).
+                    if let Some((_in_flight, reported)) = unreported {
+                        let wait = lock(&peer.serves.w).report_wait();
+                        let _ = tokio::time::timeout(wait, reported).await;
                     }
                 });
             }
@@ -2232,10 +2285,16 @@ impl Node {
             }
             Control::OfferReceived { arrived } => {
                 let now = tokio::time::Instant::now();
-                let mut served = lock(&peer.served);
-                let mut rate = lock(&peer.rate);
-                for a in arrived {
-                    served.report(a.object_id, a.count, &mut rate, now);
+                let least = {
+                    let mut served = lock(&peer.served);
+                    let mut rate = lock(&peer.rate);
+                    arrived
+                        .iter()
+                        .filter_map(|a| served.report(a.object_id, a.count, &mut rate, now))
+                        .min()
+                };
+                if let Some(rtt) = least {
+                    peer.serves.answered(rtt, now);
                 }
             }
             Control::SymbolAck { object_id } => {
@@ -2987,13 +3046,16 @@ impl Node {
     /// object's symbols are tens of microseconds from redb's cache, and
     /// handing each read to another thread and back cost more than the read
     /// (a fifth of a mesh get's CPU). Writes and sealing stay offloaded.
-    async fn serve(
-        self: Arc<Self>,
-        peer: Arc<Peer>,
+    ///
+    /// Returns the serve's datagrams in the peer's serve window, and what
+    /// resolves when the requester has reported on them (decision 76).
+    async fn serve<'p>(
+        &self,
+        peer: &'p Peer,
         object_id: ObjectId,
         ask: Ask,
         stop: &AtomicBool,
-    ) {
+    ) -> Option<(InFlight<'p>, oneshot::Receiver<()>)> {
         // Only the symbols chosen are copied out of the store.
         let got = (|| {
             let Some(meta) = self.store.meta(&object_id)? else {
@@ -3002,13 +3064,13 @@ impl Node {
             let mut holds = false;
             let recs = self.store.symbols_chosen(&object_id, |held| {
                 holds = !held.is_empty();
-                self.choose_symbols(&peer, &ask, &meta, held)
+                self.choose_symbols(peer, &ask, &meta, held)
             })?;
             Ok::<_, fcp_store::StoreError>(holds.then_some((meta, recs)))
         })();
         let Ok(Some((meta, recs))) = got else {
             peer.send_empty_offer(object_id);
-            return;
+            return None;
         };
         let mut sources: BTreeMap<u64, String> = BTreeMap::new();
         for r in &recs {
@@ -3029,20 +3091,25 @@ impl Node {
             count: recs.len() as u32,
         });
         if recs.is_empty() {
-            return;
+            return None;
         }
         let frames: Vec<Bytes> = recs.iter().filter_map(|r| record_frame(r).ok()).collect();
-        let (sent, _) = self.send_frames(&peer, &frames, Some(stop)).await;
+        let in_flight = peer.serves.take(&peer.rate, frames.len()).await;
+        let (sent, _) = self.send_frames(peer, &frames, Some(stop)).await;
         // A serve cut short by a SymbolAck is not reported on.
-        if !stop.load(Ordering::Relaxed) {
+        let unreported = (!stop.load(Ordering::Relaxed)).then(|| {
+            let (tx, rx) = oneshot::channel();
             let s = Served {
                 sent,
                 done: tokio::time::Instant::now(),
                 count: u32::try_from(frames.len()).unwrap_or(u32::MAX),
+                _reported: tx,
             };
             lock(&peer.served).record(object_id, s);
-        }
+            (in_flight, rx)
+        });
         peer.send(Control::OfferEnd { object_id });
+        unreported
     }
 
     /// Which held symbols answer `ask`: not those the requester has, at most
@@ -3395,7 +3462,7 @@ impl Node {
         // symbols are durable.
         for round in 0..STORE_ROUNDS {
             let batch: Vec<Bytes> = todo.iter().filter_map(|e| by_esi.get(e).cloned()).collect();
-            let _in_flight = InFlight::take(peer, batch.len()).await;
+            let _in_flight = peer.pushes.take(&peer.rate, batch.len()).await;
             let (sent, last_seq) = self.send_frames(peer, &batch, None).await;
             let sent_all = tokio::time::Instant::now();
             let (tx, rx) = oneshot::channel();
@@ -3423,7 +3490,7 @@ impl Node {
             // at once, and its bare network round trip would leave the
             // rounds waiting on commits out of the window.
             if answered && arrived > 0 && round == 0 {
-                lock(&peer.window).answered(now - sent_all, now);
+                peer.pushes.answered(now - sent_all, now);
             }
             // Growth paced by the round trip from the round's first
             // datagram: rounds are short under the window, and from the
@@ -4093,8 +4160,8 @@ fn symbol_record(
 #[cfg(test)]
 mod tests {
     use super::{
-        Aimd, ControlQueue, MAX_ESIS, MAX_SERVED, OwnFrames, Pacer, PushEsis, PushWindow,
-        ServeReports, Served, Turn, TurnMap, lock,
+        Aimd, ControlQueue, MAX_ESIS, MAX_SERVED, OwnFrames, Pacer, PushEsis, QUIET, REPORT_DELAY,
+        SendWindow, ServeReports, Served, Turn, TurnMap, lock,
     };
     use crate::proto::{Control, EsiList};
     use bytes::Bytes;
@@ -4265,9 +4332,9 @@ mod tests {
 
     #[test]
     fn the_push_window_follows_rate_and_round_trip() {
-        let mut w = PushWindow::default();
+        let mut w = SendWindow::default();
         // Before any answer: the first window, whatever the rate.
-        assert_eq!(w.size(1000.0), PushWindow::INITIAL);
+        assert_eq!(w.size(1000.0), SendWindow::INITIAL);
         // Rounds are taken while any room is left; the last may overshoot.
         let mut taken = 0;
         while w.try_take(34, 16.0) {
@@ -4295,9 +4362,17 @@ mod tests {
         w.answered(Duration::from_millis(20), s(13));
         assert_eq!(w.size(16.0), 640);
         // Never below a few rounds: at the floor rate over a short trip.
-        let mut fast = PushWindow::default();
+        let mut fast = SendWindow::default();
         fast.answered(Duration::ZERO, s(0));
-        assert_eq!(fast.size(Aimd::MIN), PushWindow::MIN);
+        assert_eq!(fast.size(Aimd::MIN), SendWindow::MIN);
+        // A serve waits for its report two least round trips plus a get
+        // round's quiet wait and the report's delay, at most a second.
+        let q = QUIET + 2 * REPORT_DELAY;
+        assert_eq!(SendWindow::default().report_wait(), q);
+        assert_eq!(w.report_wait(), Duration::from_millis(40) + q);
+        let mut far = SendWindow::default();
+        far.answered(Duration::from_secs(3), s(0));
+        assert_eq!(far.report_wait(), Duration::from_secs(1));
     }
 
     #[test]
@@ -4308,18 +4383,24 @@ mod tests {
             sent: ms(at),
             done: ms(at),
             count,
+            _reported: tokio::sync::oneshot::channel().0,
         };
         let mut r = ServeReports::default();
         let mut a = Aimd::new(ms(0));
         // All 40 in after 10 ms: slow start adds 4, as for a push.
+        // The round trip from its last datagram goes to the serve window.
         r.record(oid(1), served(0, 40));
-        r.report(oid(1), 40, &mut a, ms(10));
+        let rtt = r.report(oid(1), 40, &mut a, ms(10));
         assert_eq!(a.per_ms, Aimd::START + 4.0);
+        assert_eq!(rtt, Some(Duration::from_millis(10)));
         // Reported once only: a repeated report changes nothing.
-        r.report(oid(1), 40, &mut a, ms(11));
+        assert_eq!(r.report(oid(1), 40, &mut a, ms(11)), None);
         assert_eq!(a.per_ms, Aimd::START + 4.0);
         // A report of a serve never made is ignored.
         r.report(oid(9), 0, &mut a, ms(12));
+        // A serve of which nothing arrived gives no round trip.
+        r.record(oid(8), served(12, 4));
+        assert_eq!(r.report(oid(8), 0, &mut Aimd::new(ms(0)), ms(14)), None);
         assert_eq!(a.per_ms, Aimd::START + 4.0);
         // Growth goes by the round trip from a serve's last datagram: one
         // paced out over 80 ms and reported 10 ms after its end adds as
@@ -4332,6 +4413,7 @@ mod tests {
                 sent: ms(0),
                 done: ms(80),
                 count: 40,
+                _reported: tokio::sync::oneshot::channel().0,
             },
         );
         rl.report(oid(5), 40, &mut long, ms(90));
