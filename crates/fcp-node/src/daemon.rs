@@ -471,7 +471,7 @@ impl SendWindow {
     /// How long a serve's datagrams stay in the window without the
     /// requester's report: two least round trips, plus what a get round
     /// may wait for datagrams still coming once its offers ended (`QUIET`)
-    /// and the report's delay (decision 76).
+    /// and twice the report's delay, at most a second (decision 76).
     fn report_wait(&self) -> Duration {
         let rtt = self.min_rtt.map_or(Duration::ZERO, |(ms, _)| {
             Duration::from_secs_f64(ms / 1000.0)
@@ -602,8 +602,9 @@ struct Peer {
     /// `MAX_SERVED` each).
     served: Mutex<ServeReports>,
     /// This node's reports on the peer's offers, not sent yet: they go with
-    /// the next SymbolRequest to it, or when no get is left (one message
-    /// for many, decision 72).
+    /// the next SymbolRequest to it, when no get is left (one message for
+    /// many, decision 72), or `REPORT_DELAY` after the first of them
+    /// (decision 76).
     reports: Mutex<Vec<Arrived>>,
     connected_at: u64,
     /// `Net::now_ms` when FCPC bytes last arrived on the session.
@@ -751,6 +752,39 @@ impl ServeReports {
         let s = self.0.remove(&object_id)?;
         rate.on_report(count, s.count, (s.sent, s.done), now);
         (count > 0).then(|| now.saturating_duration_since(s.done))
+    }
+}
+
+/// What stops a serve: the requester's SymbolAck (it rebuilt the object),
+/// or its newer request for the same object (it asks anew, with what it
+/// has; decision 76). Raised while the serve waits for room in its window
+/// too.
+#[derive(Debug, Default)]
+struct Stop {
+    raised: AtomicBool,
+    wake: Notify,
+}
+
+impl Stop {
+    fn raise(&self) {
+        self.raised.store(true, Ordering::Relaxed);
+        self.wake.notify_waiters();
+    }
+
+    fn is_raised(&self) -> bool {
+        self.raised.load(Ordering::Relaxed)
+    }
+
+    /// Resolves once raised.
+    async fn raised(&self) {
+        loop {
+            // Made before the flag is read: a raise between the two wakes it.
+            let wake = self.wake.notified();
+            if self.is_raised() {
+                return;
+            }
+            wake.await;
+        }
     }
 }
 
@@ -1061,6 +1095,7 @@ struct Ask {
 
 /// One object being fetched.
 struct GetState {
+    object_id: ObjectId,
     decoder: Mutex<Option<ObjectDecoder>>,
     /// ESIs accepted so far (local and received), for `have` in re-requests.
     got: Mutex<HashSet<u32>>,
@@ -1090,6 +1125,9 @@ struct GetState {
     /// arrived from it: what `Control::OfferReceived` reports, and summed,
     /// whether the round has all it was offered.
     by_peer: Mutex<HashMap<String, (u64, u64)>>,
+    /// Peers whose offer of this round was reported on as soon as it was
+    /// all in, before the round's end (decision 76).
+    reported: Mutex<HashSet<String>>,
     done: Notify,
     result: Mutex<Option<Vec<u8>>>,
     /// Local repair symbols, opened only if a solve is needed (decision 60).
@@ -1188,9 +1226,9 @@ struct Node {
     /// fetched shares that fetch, as frames are routed by object id.
     fetching: Mutex<HashMap<ObjectId, watch::Receiver<Option<Fetched>>>>,
     store_jobs: mpsc::UnboundedSender<StoreJob>,
-    /// Serves in progress, each with the flag a SymbolAck raises to stop it.
-    /// An entry lives as long as its serve, so acks cannot pile up.
-    serving: Mutex<HashMap<PeerObject, Arc<AtomicBool>>>,
+    /// Serves in progress, each with its stop. An entry lives as long as
+    /// its serve, so acks cannot pile up.
+    serving: Mutex<HashMap<PeerObject, Arc<Stop>>>,
     placed: Mutex<BTreeMap<ObjectId, (u16, u32)>>,
     /// Sender subkeys (HKDF once, not per frame) by sender instance, then
     /// zone and sealer: looked up for every received frame and local symbol
@@ -2209,10 +2247,12 @@ impl Node {
                 };
                 // Registered before the serve starts, so an ack that follows
                 // the request at once still stops it; a newer request for
-                // the same object replaces an older serve's flag.
+                // the same object stops an older serve and takes its place.
                 let key = (peer.node_id.clone(), object_id);
-                let stop = Arc::new(AtomicBool::new(false));
-                lock(&self.serving).insert(key.clone(), stop.clone());
+                let stop = Arc::new(Stop::default());
+                if let Some(older) = lock(&self.serving).insert(key.clone(), stop.clone()) {
+                    older.raise();
+                }
                 tokio::spawn(async move {
                     let unreported = me.serve(&peer, object_id, ask, &stop).await;
                     lock(&me.admission).finish(me.now_ms(), permit, 0);
@@ -2270,7 +2310,7 @@ impl Node {
                     }
                     let early = lock(&g.early).remove(&peer.node_id).unwrap_or_default();
                     for f in &early {
-                        if self.on_get_frame(&g, &peer.node_id, f).is_err() {
+                        if self.on_get_frame(&g, peer, f).is_err() {
                             self.stats.frames_rejected.fetch_add(1, Ordering::Relaxed);
                         }
                     }
@@ -2299,7 +2339,7 @@ impl Node {
             }
             Control::SymbolAck { object_id } => {
                 if let Some(stop) = lock(&self.serving).get(&(peer.node_id.clone(), object_id)) {
-                    stop.store(true, Ordering::Relaxed);
+                    stop.raise();
                 }
             }
             // Keepalive (decision 59): the Pong's arrival is what counts.
@@ -2637,7 +2677,7 @@ impl Node {
     }
 
     /// A frame `peer` sent, received at `now_ms`.
-    fn on_frame(&self, peer: &Peer, bytes: Bytes, now_ms: u64) -> Result<(), FcpError> {
+    fn on_frame(&self, peer: &Arc<Peer>, bytes: Bytes, now_ms: u64) -> Result<(), FcpError> {
         let frame = Frame::decode(bytes).map_err(fe)?;
         let h = *frame.header();
         let oid = ObjectId::from_bytes(h.object_id);
@@ -2645,7 +2685,7 @@ impl Node {
         // unsolicited below).
         let get = lock(&self.gets).get(&oid).cloned();
         if let Some(g) = get.filter(|g| lock(&g.asked).contains(&peer.node_id)) {
-            return self.on_get_frame(&g, &peer.node_id, &frame);
+            return self.on_get_frame(&g, peer, &frame);
         }
         let mut inc = lock(&self.incoming);
         let Some(e) = inc.get_mut(&(peer.node_id.clone(), oid)) else {
@@ -2749,7 +2789,8 @@ impl Node {
     }
 
     /// A datagram of a get from `from`, a peer it asked.
-    fn on_get_frame(&self, g: &GetState, from: &str, frame: &Frame) -> Result<(), FcpError> {
+    fn on_get_frame(&self, g: &GetState, peer: &Arc<Peer>, frame: &Frame) -> Result<(), FcpError> {
+        let from = peer.node_id.as_str();
         let h = *frame.header();
         let meta = lock(&g.meta)
             .clone()
@@ -2772,21 +2813,29 @@ impl Node {
                 "frame from an unannounced sender instance",
             ));
         };
-        let all_in = {
+        let (all_in, peer_in) = {
             let mut by_peer = lock(&g.by_peer);
-            match by_peer.get_mut(from) {
-                Some((_, arrived)) => *arrived += 1,
-                None => {
-                    by_peer.insert(from.to_owned(), (0, 1));
-                }
-            }
+            let (offered, arrived) = by_peer.entry(from.to_owned()).or_default();
+            *arrived += 1;
+            let peer_in = (*offered > 0 && arrived >= offered).then_some(*arrived);
             let (offered, arrived) = round_totals(&by_peer);
-            arrived == offered
+            (arrived == offered, peer_in)
         };
         g.frames_in.fetch_add(1, Ordering::Relaxed);
         if all_in {
             // Everything offered in this round is in.
             g.done.notify_waiters();
+        }
+        if let Some(arrived) = peer_in {
+            // This peer's offer is all in: report on it now, not at the
+            // round's end, which may wait on other peers' offers while
+            // theirs wait on this peer's serve window (decision 76).
+            if lock(&g.reported).insert(from.to_owned()) {
+                peer.report(Arrived {
+                    object_id: g.object_id,
+                    count: u32::try_from(arrived).unwrap_or(u32::MAX),
+                });
+            }
         }
         self.open_for_get(g, &meta, &source, &h, || frame.records())
             .inspect_err(|e| {
@@ -3048,13 +3097,15 @@ impl Node {
     /// (a fifth of a mesh get's CPU). Writes and sealing stay offloaded.
     ///
     /// Returns the serve's datagrams in the peer's serve window, and what
-    /// resolves when the requester has reported on them (decision 76).
+    /// resolves when its record goes: the requester reported on it, a later
+    /// serve of the object replaced it, or it was forgotten (`MAX_SERVED`,
+    /// or the peer's session went; decision 76).
     async fn serve<'p>(
         &self,
         peer: &'p Peer,
         object_id: ObjectId,
         ask: Ask,
-        stop: &AtomicBool,
+        stop: &Stop,
     ) -> Option<(InFlight<'p>, oneshot::Receiver<()>)> {
         // Only the symbols chosen are copied out of the store.
         let got = (|| {
@@ -3094,10 +3145,16 @@ impl Node {
             return None;
         }
         let frames: Vec<Bytes> = recs.iter().filter_map(|r| record_frame(r).ok()).collect();
-        let in_flight = peer.serves.take(&peer.rate, frames.len()).await;
-        let (sent, _) = self.send_frames(peer, &frames, Some(stop)).await;
-        // A serve cut short by a SymbolAck is not reported on.
-        let unreported = (!stop.load(Ordering::Relaxed)).then(|| {
+        let in_flight = tokio::select! {
+            w = peer.serves.take(&peer.rate, frames.len()) => w,
+            () = stop.raised() => {
+                peer.send(Control::OfferEnd { object_id });
+                return None;
+            }
+        };
+        let (sent, _) = self.send_frames(peer, &frames, Some(&stop.raised)).await;
+        // A serve cut short by its stop is not reported on.
+        let unreported = (!stop.is_raised()).then(|| {
             let (tx, rx) = oneshot::channel();
             let s = Served {
                 sent,
@@ -3580,9 +3637,10 @@ impl Node {
     }
 
     /// At a round's end, tell each peer whose offer is all in, or ended, how
-    /// much of it arrived, so that its rate follows (decision 72). An offer
-    /// neither all in nor ended, or not all in when the object was rebuilt,
-    /// may still be on its way: not reported.
+    /// much of it arrived, so that its rate follows (decision 72), unless
+    /// that was told as soon as it was all in. An offer neither all in nor
+    /// ended, or not all in when the object was rebuilt, may still be on
+    /// its way: not reported.
     fn report_offers(&self, g: &GetState, oid: ObjectId, peers: &[Arc<Peer>]) {
         let rebuilt = lock(&g.result).is_some();
         let ended = lock(&g.offers_ended).clone();
@@ -3595,6 +3653,9 @@ impl Node {
             if offered == 0 || (lost && (rebuilt || !ended.contains(&p.node_id))) {
                 continue;
             }
+            if !lock(&g.reported).insert(p.node_id.clone()) {
+                continue;
+            }
             p.report(Arrived {
                 object_id: oid,
                 count: u32::try_from(arrived).unwrap_or(u32::MAX),
@@ -3605,6 +3666,7 @@ impl Node {
     /// Fetch and rebuild one object's content (see [`Node::fetch_content`]).
     async fn fetch_content_once(self: Arc<Self>, oid: ObjectId) -> Fetched {
         let g = Arc::new(GetState {
+            object_id: oid,
             decoder: Mutex::new(None),
             got: Mutex::new(HashSet::new()),
             early: Mutex::new(HashMap::new()),
@@ -3615,6 +3677,7 @@ impl Node {
             offers_ended: Mutex::new(HashSet::new()),
             frames_in: AtomicU64::new(0),
             by_peer: Mutex::new(HashMap::new()),
+            reported: Mutex::new(HashSet::new()),
             done: Notify::new(),
             result: Mutex::new(None),
             reserve: Mutex::new(Vec::new()),
@@ -3659,6 +3722,7 @@ impl Node {
                 }
                 lock(&g.offers_ended).clear();
                 lock(&g.by_peer).clear();
+                lock(&g.reported).clear();
                 let have = EsiList::new(lock(&g.got).iter().copied().collect());
                 // The first round asks every peer for the source symbols
                 // still missing (all of them: placement puts each ESI on one
