@@ -492,6 +492,56 @@ impl SendWindow {
     }
 }
 
+/// How fast a peer's serves arrive here: a moving average (a quarter per
+/// sample) of the pace of its complete offers of at least `SAMPLE`
+/// datagrams, first to last arrival, in datagrams per ms (decision 77).
+#[derive(Debug, Default)]
+struct PathIn {
+    per_ms: Option<f64>,
+}
+
+impl PathIn {
+    /// Smaller offers arrive in one burst or two: their pace says little.
+    const SAMPLE: u64 = 16;
+    /// Below this pace (~38 MB/s) the path, not the CPU, bounds a get over
+    /// it, and a RaptorQ solve costs less than waiting for its symbols.
+    const SLOW: f64 = 32.0;
+    /// A pace for an offer that came in one receive batch.
+    const BURST: f64 = 100_000.0;
+
+    /// A complete offer of `arrived` datagrams came in over `span`.
+    fn offer_in(&mut self, arrived: u64, span: Duration) {
+        if arrived < Self::SAMPLE {
+            return;
+        }
+        let ms = span.as_secs_f64() * 1000.0;
+        let pace = if ms > 0.0 {
+            ((arrived - 1) as f64 / ms).min(Self::BURST)
+        } else {
+            Self::BURST
+        };
+        self.per_ms = Some(self.per_ms.map_or(pace, |p| p + (pace - p) / 4.0));
+    }
+
+    /// Whether the path is known, and slow.
+    fn slow(&self) -> Option<bool> {
+        self.per_ms.map(|p| p < Self::SLOW)
+    }
+}
+
+/// Whether a get's first round should ask every peer for a share of any
+/// symbols instead of only the source symbols: when every path it knows the
+/// pace of is slow (decision 77).
+fn spread_first_round(peers: &[Arc<Peer>]) -> bool {
+    all_known_slow(peers.iter().map(|p| lock(&p.path).slow()))
+}
+
+/// Whether any path is known, and every known one is slow.
+fn all_known_slow(paths: impl Iterator<Item = Option<bool>>) -> bool {
+    let mut known = paths.flatten().peekable();
+    known.peek().is_some() && known.all(|slow| slow)
+}
+
 /// A window and the wait for room in it, woken when datagrams leave it.
 #[derive(Debug, Default)]
 struct Windowed {
@@ -593,6 +643,8 @@ struct Peer {
     pace: Mutex<Pacer>,
     /// Datagrams of push rounds sent to the peer and not answered yet.
     pushes: Windowed,
+    /// How fast the peer's serves arrive here (decision 77).
+    path: Mutex<PathIn>,
     /// Datagrams of serves to the peer it has not reported on yet (apart:
     /// a serve's report comes without a commit, and its round trip would
     /// shrink the pushes' window, decision 76).
@@ -1125,6 +1177,9 @@ struct GetState {
     /// arrived from it: what `Control::OfferReceived` reports, and summed,
     /// whether the round has all it was offered.
     by_peer: Mutex<HashMap<String, (u64, u64)>>,
+    /// By asked peer, when the first and the latest of its datagrams of
+    /// this round arrived: a complete offer's pace (decision 77).
+    arrivals: Mutex<HashMap<String, (tokio::time::Instant, tokio::time::Instant)>>,
     /// Peers whose offer of this round was reported on as soon as it was
     /// all in, before the round's end (decision 76).
     reported: Mutex<HashSet<String>>,
@@ -1777,6 +1832,7 @@ impl Node {
             rate: Mutex::new(Aimd::new(tokio::time::Instant::now())),
             pace: Mutex::new(Pacer::new()),
             pushes: Windowed::default(),
+            path: Mutex::new(PathIn::default()),
             serves: Windowed::default(),
             served: Mutex::new(ServeReports::default()),
             reports: Mutex::new(Vec::new()),
@@ -2821,6 +2877,13 @@ impl Node {
             let (offered, arrived) = round_totals(&by_peer);
             (arrived == offered, peer_in)
         };
+        let span = {
+            let now = tokio::time::Instant::now();
+            let mut arrivals = lock(&g.arrivals);
+            let (first, last) = arrivals.entry(from.to_owned()).or_insert((now, now));
+            *last = now;
+            *last - *first
+        };
         g.frames_in.fetch_add(1, Ordering::Relaxed);
         if all_in {
             // Everything offered in this round is in.
@@ -2831,6 +2894,7 @@ impl Node {
             // round's end, which may wait on other peers' offers while
             // theirs wait on this peer's serve window (decision 76).
             if lock(&g.reported).insert(from.to_owned()) {
+                lock(&peer.path).offer_in(arrived, span);
                 peer.report(Arrived {
                     object_id: g.object_id,
                     count: u32::try_from(arrived).unwrap_or(u32::MAX),
@@ -3677,6 +3741,7 @@ impl Node {
             offers_ended: Mutex::new(HashSet::new()),
             frames_in: AtomicU64::new(0),
             by_peer: Mutex::new(HashMap::new()),
+            arrivals: Mutex::new(HashMap::new()),
             reported: Mutex::new(HashSet::new()),
             done: Notify::new(),
             result: Mutex::new(None),
@@ -3722,6 +3787,7 @@ impl Node {
                 }
                 lock(&g.offers_ended).clear();
                 lock(&g.by_peer).clear();
+                lock(&g.arrivals).clear();
                 lock(&g.reported).clear();
                 let have = EsiList::new(lock(&g.got).iter().copied().collect());
                 // The first round asks every peer for the source symbols
@@ -3735,7 +3801,10 @@ impl Node {
                 let counts = lock(&g.decoder)
                     .as_ref()
                     .map(|d| (d.received_unique(), d.sources_received(), d.required()));
-                let sources_only = round == 1;
+                // Over slow paths the first round too asks every peer for a
+                // share (decision 77): the network bounds the get, and the
+                // peers holding repair symbols add their links to it.
+                let sources_only = round == 1 && !spread_first_round(&peers);
                 let want = match counts {
                     None => 0,
                     Some((_, src, k)) if sources_only => k.saturating_sub(src).max(1),
@@ -4062,6 +4131,8 @@ impl Node {
                     "send_rate_per_ms": c.map(|p| lock(&p.rate).per_ms),
                     // Loss reports that cut (or deepened a cut of) the rate.
                     "send_rate_cuts": c.map(|p| lock(&p.rate).cuts),
+                    // How fast its serves arrive here (decision 77).
+                    "recv_pace_per_ms": c.and_then(|p| lock(&p.path).per_ms),
                     // Since FCPC bytes last came from the peer (keepalive).
                     "idle_ms": c.map(|p| now.saturating_sub(p.last_rx_ms.load(Ordering::Relaxed))),
                 })
@@ -4224,8 +4295,8 @@ fn symbol_record(
 #[cfg(test)]
 mod tests {
     use super::{
-        Aimd, ControlQueue, MAX_ESIS, MAX_SERVED, OwnFrames, Pacer, PushEsis, QUIET, REPORT_DELAY,
-        SendWindow, ServeReports, Served, Turn, TurnMap, lock,
+        Aimd, ControlQueue, MAX_ESIS, MAX_SERVED, OwnFrames, Pacer, PathIn, PushEsis, QUIET,
+        REPORT_DELAY, SendWindow, ServeReports, Served, Turn, TurnMap, all_known_slow, lock,
     };
     use crate::proto::{Control, EsiList};
     use bytes::Bytes;
@@ -4437,6 +4508,31 @@ mod tests {
         let mut far = SendWindow::default();
         far.answered(Duration::from_secs(3), s(0));
         assert_eq!(far.report_wait(), Duration::from_secs(1));
+    }
+
+    #[test]
+    fn a_path_is_slow_by_the_pace_of_its_complete_offers() {
+        let mut p = PathIn::default();
+        assert_eq!(p.slow(), None);
+        // Small offers say nothing.
+        p.offer_in(15, Duration::from_millis(10));
+        assert_eq!(p.slow(), None);
+        // 33 datagrams over 2 ms: 16 per ms, slow.
+        p.offer_in(33, Duration::from_millis(2));
+        assert_eq!(p.per_ms, Some(16.0));
+        assert_eq!(p.slow(), Some(true));
+        // One offer in one receive batch moves the average a quarter of the
+        // way to a burst's pace: no longer slow.
+        p.offer_in(33, Duration::ZERO);
+        assert_eq!(p.per_ms, Some(16.0 + (PathIn::BURST - 16.0) / 4.0));
+        assert_eq!(p.slow(), Some(false));
+        // The first round is spread only when every path known is slow.
+        let spread = |paths: &[Option<bool>]| all_known_slow(paths.iter().copied());
+        assert!(spread(&[Some(true), None]));
+        assert!(spread(&[Some(true), Some(true)]));
+        assert!(!spread(&[Some(true), Some(false)]));
+        assert!(!spread(&[None, None]));
+        assert!(!spread(&[]));
     }
 
     #[test]
