@@ -498,6 +498,7 @@ impl SendWindow {
 #[derive(Debug, Default)]
 struct PathIn {
     per_ms: Option<f64>,
+    samples: u32,
 }
 
 impl PathIn {
@@ -508,6 +509,9 @@ impl PathIn {
     const SLOW: f64 = 32.0;
     /// A pace for an offer that came in one receive batch.
     const BURST: f64 = 100_000.0;
+    /// Offers taken before the pace is judged: one offer handled late
+    /// (the node busy) must not make a fast path look slow.
+    const JUDGED_AFTER: u32 = 3;
 
     /// A complete offer of `arrived` datagrams came in over `span`.
     fn offer_in(&mut self, arrived: u64, span: Duration) {
@@ -521,11 +525,14 @@ impl PathIn {
             Self::BURST
         };
         self.per_ms = Some(self.per_ms.map_or(pace, |p| p + (pace - p) / 4.0));
+        self.samples = self.samples.saturating_add(1);
     }
 
     /// Whether the path is known, and slow.
     fn slow(&self) -> Option<bool> {
-        self.per_ms.map(|p| p < Self::SLOW)
+        self.per_ms
+            .filter(|_| self.samples >= Self::JUDGED_AFTER)
+            .map(|p| p < Self::SLOW)
     }
 }
 
@@ -1173,27 +1180,62 @@ struct GetState {
     offers_ended: Mutex<HashSet<String>>,
     /// Datagrams routed to this get (quiescence after the offers ended).
     frames_in: AtomicU64,
-    /// By asked peer, datagrams it offered in this round and those that
-    /// arrived from it: what `Control::OfferReceived` reports, and summed,
-    /// whether the round has all it was offered.
-    by_peer: Mutex<HashMap<String, (u64, u64)>>,
-    /// By asked peer, when the first and the latest of its datagrams of
-    /// this round arrived: a complete offer's pace (decision 77).
-    arrivals: Mutex<HashMap<String, (tokio::time::Instant, tokio::time::Instant)>>,
-    /// Peers whose offer of this round was reported on as soon as it was
-    /// all in, before the round's end (decision 76).
-    reported: Mutex<HashSet<String>>,
+    /// By asked peer, its offer in this round: what `Control::OfferReceived`
+    /// reports, and summed, whether the round has all it was offered.
+    by_peer: Mutex<HashMap<String, OfferIn>>,
     done: Notify,
     result: Mutex<Option<Vec<u8>>>,
     /// Local repair symbols, opened only if a solve is needed (decision 60).
     reserve: Mutex<Vec<SymbolRecord>>,
 }
 
+/// A peer's offer in a get's round, as it comes in.
+#[derive(Debug, Default, Clone, Copy)]
+struct OfferIn {
+    /// Datagrams offered, and those handled from the peer since the round
+    /// began (a late one of the round before counts too).
+    offered: u64,
+    arrived: u64,
+    /// When the first and the latest of them were handled.
+    first: Option<tokio::time::Instant>,
+    last: Option<tokio::time::Instant>,
+    /// Reported on: at most once a round, as soon as all of it is in
+    /// (decision 76), else at the round's end.
+    reported: bool,
+}
+
+impl OfferIn {
+    /// If all of the offer is in and it was not reported on: mark it
+    /// reported, and return what came in and over how long.
+    fn complete(&mut self) -> Option<(u64, Duration)> {
+        if self.reported || self.offered == 0 || self.arrived < self.offered {
+            return None;
+        }
+        self.reported = true;
+        let span = self
+            .first
+            .zip(self.last)
+            .map_or(Duration::ZERO, |(f, l)| l.saturating_duration_since(f));
+        Some((self.arrived, span))
+    }
+}
+
+/// A peer's offer in a get's round is all in: report on it now, not at the
+/// round's end, which may wait on other peers' offers while theirs wait on
+/// this peer's serve window (decision 76), and take its pace (decision 77).
+fn offer_complete(g: &GetState, peer: &Arc<Peer>, (arrived, span): (u64, Duration)) {
+    lock(&peer.path).offer_in(arrived, span);
+    peer.report(Arrived {
+        object_id: g.object_id,
+        count: u32::try_from(arrived).unwrap_or(u32::MAX),
+    });
+}
+
 /// Datagrams offered and arrived in a get's round, over its peers.
-fn round_totals(by_peer: &HashMap<String, (u64, u64)>) -> (u64, u64) {
+fn round_totals(by_peer: &HashMap<String, OfferIn>) -> (u64, u64) {
     by_peer
         .values()
-        .fold((0, 0), |(o, a), (po, pa)| (o + po, a + pa))
+        .fold((0, 0), |(o, a), p| (o + p.offered, a + p.arrived))
 }
 
 /// An object's metadata as a push or a get knows it, with the zone hash
@@ -2343,7 +2385,16 @@ impl Node {
                     }
                     asked
                 }) {
-                    lock(&g.by_peer).entry(peer.node_id.clone()).or_default().0 += u64::from(count);
+                    let complete = {
+                        let mut by_peer = lock(&g.by_peer);
+                        let o = by_peer.entry(peer.node_id.clone()).or_default();
+                        o.offered += u64::from(count);
+                        // Its datagrams may all have come before it.
+                        o.complete()
+                    };
+                    if let Some(c) = complete {
+                        offer_complete(&g, peer, c);
+                    }
                     if count == 0 {
                         lock(&g.offers_ended).insert(peer.node_id.clone());
                         g.done.notify_waiters();
@@ -2869,37 +2920,24 @@ impl Node {
                 "frame from an unannounced sender instance",
             ));
         };
-        let (all_in, peer_in) = {
+        let now = tokio::time::Instant::now();
+        let (all_in, complete) = {
             let mut by_peer = lock(&g.by_peer);
-            let (offered, arrived) = by_peer.entry(from.to_owned()).or_default();
-            *arrived += 1;
-            let peer_in = (*offered > 0 && arrived >= offered).then_some(*arrived);
+            let o = by_peer.entry(from.to_owned()).or_default();
+            o.arrived += 1;
+            o.first.get_or_insert(now);
+            o.last = Some(now);
+            let complete = o.complete();
             let (offered, arrived) = round_totals(&by_peer);
-            (arrived == offered, peer_in)
-        };
-        let span = {
-            let now = tokio::time::Instant::now();
-            let mut arrivals = lock(&g.arrivals);
-            let (first, last) = arrivals.entry(from.to_owned()).or_insert((now, now));
-            *last = now;
-            *last - *first
+            (arrived == offered, complete)
         };
         g.frames_in.fetch_add(1, Ordering::Relaxed);
         if all_in {
             // Everything offered in this round is in.
             g.done.notify_waiters();
         }
-        if let Some(arrived) = peer_in {
-            // This peer's offer is all in: report on it now, not at the
-            // round's end, which may wait on other peers' offers while
-            // theirs wait on this peer's serve window (decision 76).
-            if lock(&g.reported).insert(from.to_owned()) {
-                lock(&peer.path).offer_in(arrived, span);
-                peer.report(Arrived {
-                    object_id: g.object_id,
-                    count: u32::try_from(arrived).unwrap_or(u32::MAX),
-                });
-            }
+        if let Some(c) = complete {
+            offer_complete(g, peer, c);
         }
         self.open_for_get(g, &meta, &source, &h, || frame.records())
             .inspect_err(|e| {
@@ -3209,28 +3247,28 @@ impl Node {
             return None;
         }
         let frames: Vec<Bytes> = recs.iter().filter_map(|r| record_frame(r).ok()).collect();
+        // A stopped serve sends no more, is not reported on and sends no
+        // OfferEnd: the requester rebuilt the object, or asked anew and
+        // waits for the newer serve's OfferEnd, which this one (naming only
+        // the object) would pass for (decision 76).
         let in_flight = tokio::select! {
             w = peer.serves.take(&peer.rate, frames.len()) => w,
-            () = stop.raised() => {
-                peer.send(Control::OfferEnd { object_id });
-                return None;
-            }
+            () = stop.raised() => return None,
         };
         let (sent, _) = self.send_frames(peer, &frames, Some(&stop.raised)).await;
-        // A serve cut short by its stop is not reported on.
-        let unreported = (!stop.is_raised()).then(|| {
-            let (tx, rx) = oneshot::channel();
-            let s = Served {
-                sent,
-                done: tokio::time::Instant::now(),
-                count: u32::try_from(frames.len()).unwrap_or(u32::MAX),
-                _reported: tx,
-            };
-            lock(&peer.served).record(object_id, s);
-            (in_flight, rx)
-        });
+        if stop.is_raised() {
+            return None;
+        }
+        let (tx, rx) = oneshot::channel();
+        let s = Served {
+            sent,
+            done: tokio::time::Instant::now(),
+            count: u32::try_from(frames.len()).unwrap_or(u32::MAX),
+            _reported: tx,
+        };
+        lock(&peer.served).record(object_id, s);
         peer.send(Control::OfferEnd { object_id });
-        unreported
+        Some((in_flight, rx))
     }
 
     /// Which held symbols answer `ask`: not those the requester has, at most
@@ -3708,18 +3746,22 @@ impl Node {
     fn report_offers(&self, g: &GetState, oid: ObjectId, peers: &[Arc<Peer>]) {
         let rebuilt = lock(&g.result).is_some();
         let ended = lock(&g.offers_ended).clone();
-        let by_peer = lock(&g.by_peer).clone();
         for p in peers {
-            let Some(&(offered, arrived)) = by_peer.get(&p.node_id) else {
-                continue;
+            let arrived = {
+                let mut by_peer = lock(&g.by_peer);
+                let Some(o) = by_peer.get_mut(&p.node_id) else {
+                    continue;
+                };
+                let lost = o.arrived < o.offered;
+                if o.reported
+                    || o.offered == 0
+                    || (lost && (rebuilt || !ended.contains(&p.node_id)))
+                {
+                    continue;
+                }
+                o.reported = true;
+                o.arrived
             };
-            let lost = arrived < offered;
-            if offered == 0 || (lost && (rebuilt || !ended.contains(&p.node_id))) {
-                continue;
-            }
-            if !lock(&g.reported).insert(p.node_id.clone()) {
-                continue;
-            }
             p.report(Arrived {
                 object_id: oid,
                 count: u32::try_from(arrived).unwrap_or(u32::MAX),
@@ -3741,8 +3783,6 @@ impl Node {
             offers_ended: Mutex::new(HashSet::new()),
             frames_in: AtomicU64::new(0),
             by_peer: Mutex::new(HashMap::new()),
-            arrivals: Mutex::new(HashMap::new()),
-            reported: Mutex::new(HashSet::new()),
             done: Notify::new(),
             result: Mutex::new(None),
             reserve: Mutex::new(Vec::new()),
@@ -3787,8 +3827,6 @@ impl Node {
                 }
                 lock(&g.offers_ended).clear();
                 lock(&g.by_peer).clear();
-                lock(&g.arrivals).clear();
-                lock(&g.reported).clear();
                 let have = EsiList::new(lock(&g.got).iter().copied().collect());
                 // The first round asks every peer for the source symbols
                 // still missing (all of them: placement puts each ESI on one
@@ -4517,9 +4555,12 @@ mod tests {
         // Small offers say nothing.
         p.offer_in(15, Duration::from_millis(10));
         assert_eq!(p.slow(), None);
-        // 33 datagrams over 2 ms: 16 per ms, slow.
+        // 33 datagrams over 2 ms: 16 per ms, slow, once three such came.
         p.offer_in(33, Duration::from_millis(2));
         assert_eq!(p.per_ms, Some(16.0));
+        assert_eq!(p.slow(), None);
+        p.offer_in(33, Duration::from_millis(2));
+        p.offer_in(33, Duration::from_millis(2));
         assert_eq!(p.slow(), Some(true));
         // One offer in one receive batch moves the average a quarter of the
         // way to a burst's pace: no longer slow.

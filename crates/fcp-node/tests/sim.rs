@@ -835,7 +835,7 @@ fn slow_links_are_paced_not_flooded() {
         // Over slow paths the first round asks every peer for a share, so
         // the writer's repair symbols come over its link too (decision 77:
         // 407 of 2821 served by the writer, in 148 ms, when only losses
-        // were asked of it; now 1273 of 3262, in 117 ms).
+        // were asked of it; now 1160 of 3132, in 134 ms).
         assert!(
             by_writer * 4 > served,
             "the writer served {by_writer} of {served}: the get used one link"
