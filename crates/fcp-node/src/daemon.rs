@@ -494,7 +494,8 @@ impl SendWindow {
 
 /// How fast a peer's serves arrive here: a moving average (a quarter per
 /// sample) of the pace of its complete offers of at least `SAMPLE`
-/// datagrams, first to last arrival, in datagrams per ms (decision 77).
+/// datagrams, from the first handled to the last, in datagrams per ms
+/// (decision 77). A node too busy to keep up reads it low as well.
 #[derive(Debug, Default)]
 struct PathIn {
     per_ms: Option<f64>,
