@@ -2348,7 +2348,7 @@ impl Node {
                 // the request at once still stops it; a newer request for
                 // the same object stops an older serve and takes its place.
                 let key = (peer.node_id.clone(), object_id);
-                let stop = Arc::new(Stop::default());
+                let stop = std::sync::Arc::new(Stop::default());
                 if let Some(older) = lock(&self.serving).insert(key.clone(), stop.clone()) {
                     older.raise();
                 }
@@ -4334,8 +4334,9 @@ fn symbol_record(
 #[cfg(test)]
 mod tests {
     use super::{
-        Aimd, ControlQueue, MAX_ESIS, MAX_SERVED, OwnFrames, Pacer, PathIn, PushEsis, QUIET,
-        REPORT_DELAY, SendWindow, ServeReports, Served, Turn, TurnMap, all_known_slow, lock,
+        Aimd, ControlQueue, MAX_ESIS, MAX_SERVED, OfferIn, OwnFrames, Pacer, PathIn, PushEsis,
+        QUIET, REPORT_DELAY, SendWindow, ServeReports, Served, Stop, Turn, TurnMap, all_known_slow,
+        lock,
     };
     use crate::proto::{Control, EsiList};
     use bytes::Bytes;
@@ -4547,6 +4548,48 @@ mod tests {
         let mut far = SendWindow::default();
         far.answered(Duration::from_secs(3), s(0));
         assert_eq!(far.report_wait(), Duration::from_secs(1));
+    }
+
+    #[test]
+    fn an_offer_is_complete_once_whichever_came_first() {
+        let t0 = tokio::time::Instant::now();
+        // Datagrams first (UDP overtook the offer on TCP), then the offer.
+        let mut o = OfferIn::default();
+        for i in 0..3u64 {
+            o.arrived += 1;
+            o.first.get_or_insert(t0);
+            o.last = Some(t0 + Duration::from_millis(i));
+            assert_eq!(o.complete(), None, "no offer yet");
+        }
+        o.offered = 3;
+        assert_eq!(o.complete(), Some((3, Duration::from_millis(2))));
+        // Reported once a round: neither a late datagram nor the round's
+        // end reports it again.
+        o.arrived += 1;
+        assert_eq!(o.complete(), None);
+        assert!(o.reported);
+        // An offer of nothing is never complete here (it ends the offer).
+        assert_eq!(OfferIn::default().complete(), None);
+    }
+
+    #[tokio::test]
+    async fn a_stop_wakes_a_serve_waiting_for_room() {
+        let stop = std::sync::Arc::new(Stop::default());
+        let waiter = tokio::spawn({
+            let stop = stop.clone();
+            async move { stop.raised().await }
+        });
+        tokio::task::yield_now().await;
+        assert!(!waiter.is_finished());
+        stop.raise();
+        tokio::time::timeout(Duration::from_secs(5), waiter)
+            .await
+            .expect("woken")
+            .unwrap();
+        // Raised before the wait: it does not wait at all.
+        tokio::time::timeout(Duration::from_secs(5), stop.raised())
+            .await
+            .expect("already raised");
     }
 
     #[test]
