@@ -815,10 +815,8 @@ impl ServeReports {
     }
 }
 
-/// What stops a serve: the requester's SymbolAck (it rebuilt the object),
-/// or its newer request for the same object (it asks anew, with what it
-/// has; decision 76). Raised while the serve waits for room in its window
-/// too.
+/// What stops a serve: the requester's SymbolAck (it rebuilt the object).
+/// Raised while the serve waits for room in its window too (decision 76).
 #[derive(Debug, Default)]
 struct Stop {
     raised: AtomicBool,
@@ -1324,9 +1322,11 @@ struct Node {
     /// fetched shares that fetch, as frames are routed by object id.
     fetching: Mutex<HashMap<ObjectId, watch::Receiver<Option<Fetched>>>>,
     store_jobs: mpsc::UnboundedSender<StoreJob>,
-    /// Serves in progress, each with its stop. An entry lives as long as
-    /// its serve, so acks cannot pile up.
-    serving: Mutex<HashMap<PeerObject, Arc<Stop>>>,
+    /// Serves in progress, each with its stop, by requester and object (an
+    /// older serve goes on beside a newer request's: what it still sends
+    /// counts for the get). An entry lives as long as its serve, so acks
+    /// cannot pile up; the serves are bounded by the peer's request slots.
+    serving: Mutex<HashMap<PeerObject, Vec<Arc<Stop>>>>,
     placed: Mutex<BTreeMap<ObjectId, (u16, u32)>>,
     /// Sender subkeys (HKDF once, not per frame) by sender instance, then
     /// zone and sealer: looked up for every received frame and local symbol
@@ -2345,20 +2345,24 @@ impl Node {
                     sources_only,
                 };
                 // Registered before the serve starts, so an ack that follows
-                // the request at once still stops it; a newer request for
-                // the same object stops an older serve and takes its place.
+                // the request at once still stops it, and stops an older
+                // serve of the same object too.
                 let key = (peer.node_id.clone(), object_id);
-                let stop = std::sync::Arc::new(Stop::default());
-                if let Some(older) = lock(&self.serving).insert(key.clone(), stop.clone()) {
-                    older.raise();
-                }
+                let stop = Arc::new(Stop::default());
+                lock(&self.serving)
+                    .entry(key.clone())
+                    .or_default()
+                    .push(stop.clone());
                 tokio::spawn(async move {
                     let unreported = me.serve(&peer, object_id, ask, &stop).await;
                     lock(&me.admission).finish(me.now_ms(), permit, 0);
                     {
                         let mut serving = lock(&me.serving);
-                        if serving.get(&key).is_some_and(|s| Arc::ptr_eq(s, &stop)) {
-                            serving.remove(&key);
+                        if let Some(stops) = serving.get_mut(&key) {
+                            stops.retain(|s| !Arc::ptr_eq(s, &stop));
+                            if stops.is_empty() {
+                                serving.remove(&key);
+                            }
                         }
                     }
                     // Its datagrams stay in the serve window until the
@@ -2446,8 +2450,8 @@ impl Node {
                 }
             }
             Control::SymbolAck { object_id } => {
-                if let Some(stop) = lock(&self.serving).get(&(peer.node_id.clone(), object_id)) {
-                    stop.raise();
+                if let Some(stops) = lock(&self.serving).get(&(peer.node_id.clone(), object_id)) {
+                    stops.iter().for_each(|s| s.raise());
                 }
             }
             // Keepalive (decision 59): the Pong's arrival is what counts.
@@ -3249,9 +3253,7 @@ impl Node {
         }
         let frames: Vec<Bytes> = recs.iter().filter_map(|r| record_frame(r).ok()).collect();
         // A stopped serve sends no more, is not reported on and sends no
-        // OfferEnd: the requester rebuilt the object, or asked anew and
-        // waits for the newer serve's OfferEnd, which this one (naming only
-        // the object) would pass for (decision 76).
+        // OfferEnd: the requester rebuilt the object (decision 76).
         let in_flight = tokio::select! {
             w = peer.serves.take(&peer.rate, frames.len()) => w,
             () = stop.raised() => return None,
@@ -4149,7 +4151,7 @@ impl Node {
                 "offers_unasked": s.offers_unasked.load(Ordering::Relaxed),
                 "control_queue_overflows": s.control_queue_overflows.load(Ordering::Relaxed),
                 // A gauge: serves in progress (each leaves when it ends).
-                "serves_active": lock(&self.serving).len(),
+                "serves_active": lock(&self.serving).values().map(Vec::len).sum::<usize>(),
             },
         })
     }
