@@ -492,14 +492,16 @@ impl SendWindow {
     }
 }
 
-/// How fast a peer's serves arrive here: a moving average (a quarter per
-/// sample) of the pace of its complete offers of at least `SAMPLE`
-/// datagrams, from the first handled to the last, in datagrams per ms
-/// (decision 77). A node too busy to keep up reads it low as well.
+/// How fast a peer's serves arrive here: the median time per datagram of
+/// its last `KEPT` complete offers of at least `SAMPLE` datagrams, from the
+/// first handled to the last (decision 77). A median, so that neither one
+/// offer handled in a single batch nor one handled late (the node busy)
+/// decides it. A node that stays too busy to keep up reads the path slow.
 #[derive(Debug, Default)]
 struct PathIn {
-    per_ms: Option<f64>,
-    samples: u32,
+    /// Milliseconds per datagram of the last offers taken (a ring).
+    recent: [f64; PathIn::KEPT],
+    taken: usize,
 }
 
 impl PathIn {
@@ -508,31 +510,40 @@ impl PathIn {
     /// Below this pace (~38 MB/s) the path, not the CPU, bounds a get over
     /// it, and a RaptorQ solve costs less than waiting for its symbols.
     const SLOW: f64 = 32.0;
-    /// A pace for an offer that came in one receive batch.
-    const BURST: f64 = 100_000.0;
-    /// Offers taken before the pace is judged: one offer handled late
-    /// (the node busy) must not make a fast path look slow.
-    const JUDGED_AFTER: u32 = 3;
+    /// Offers the pace is the median of.
+    const KEPT: usize = 5;
+    /// Offers taken before the pace is judged.
+    const JUDGED_AFTER: usize = 3;
 
     /// A complete offer of `arrived` datagrams came in over `span`.
     fn offer_in(&mut self, arrived: u64, span: Duration) {
         if arrived < Self::SAMPLE {
             return;
         }
-        let ms = span.as_secs_f64() * 1000.0;
-        let pace = if ms > 0.0 {
-            ((arrived - 1) as f64 / ms).min(Self::BURST)
-        } else {
-            Self::BURST
-        };
-        self.per_ms = Some(self.per_ms.map_or(pace, |p| p + (pace - p) / 4.0));
-        self.samples = self.samples.saturating_add(1);
+        let each = span.as_secs_f64() * 1000.0 / (arrived - 1) as f64;
+        if let Some(slot) = self.recent.get_mut(self.taken % Self::KEPT) {
+            *slot = each;
+        }
+        self.taken = self.taken.saturating_add(1);
+    }
+
+    /// The pace in datagrams per ms, once any offer was taken.
+    fn per_ms(&self) -> Option<f64> {
+        let mut kept: Vec<f64> = self
+            .recent
+            .iter()
+            .take(self.taken.min(Self::KEPT))
+            .copied()
+            .collect();
+        kept.sort_by(f64::total_cmp);
+        let m = *kept.get(kept.len() / 2)?;
+        Some(if m > 0.0 { 1.0 / m } else { f64::INFINITY })
     }
 
     /// Whether the path is known, and slow.
     fn slow(&self) -> Option<bool> {
-        self.per_ms
-            .filter(|_| self.samples >= Self::JUDGED_AFTER)
+        self.per_ms()
+            .filter(|_| self.taken >= Self::JUDGED_AFTER)
             .map(|p| p < Self::SLOW)
     }
 }
@@ -1198,6 +1209,9 @@ struct OfferIn {
     /// When the first and the latest of them were handled.
     first: Option<tokio::time::Instant>,
     last: Option<tokio::time::Instant>,
+    /// Some came before the offer and were held until it came: the span is
+    /// not the path's.
+    held: bool,
     /// Reported on: at most once a round, as soon as all of it is in
     /// (decision 76), else at the round's end.
     reported: bool,
@@ -1205,8 +1219,9 @@ struct OfferIn {
 
 impl OfferIn {
     /// If all of the offer is in and it was not reported on: mark it
-    /// reported, and return what came in and over how long.
-    fn complete(&mut self) -> Option<(u64, Duration)> {
+    /// reported, and return what came in and, unless some were held for
+    /// the offer, over how long.
+    fn complete(&mut self) -> Option<(u64, Option<Duration>)> {
         if self.reported || self.offered == 0 || self.arrived < self.offered {
             return None;
         }
@@ -1214,7 +1229,8 @@ impl OfferIn {
         let span = self
             .first
             .zip(self.last)
-            .map_or(Duration::ZERO, |(f, l)| l.saturating_duration_since(f));
+            .filter(|_| !self.held)
+            .map(|(f, l)| l.saturating_duration_since(f));
         Some((self.arrived, span))
     }
 }
@@ -1222,8 +1238,10 @@ impl OfferIn {
 /// A peer's offer in a get's round is all in: report on it now, not at the
 /// round's end, which may wait on other peers' offers while theirs wait on
 /// this peer's serve window (decision 76), and take its pace (decision 77).
-fn offer_complete(g: &GetState, peer: &Arc<Peer>, (arrived, span): (u64, Duration)) {
-    lock(&peer.path).offer_in(arrived, span);
+fn offer_complete(g: &GetState, peer: &Arc<Peer>, (arrived, span): (u64, Option<Duration>)) {
+    if let Some(span) = span {
+        lock(&peer.path).offer_in(arrived, span);
+    }
     peer.report(Arrived {
         object_id: g.object_id,
         count: u32::try_from(arrived).unwrap_or(u32::MAX),
@@ -2421,6 +2439,14 @@ impl Node {
                         }
                     }
                     let early = lock(&g.early).remove(&peer.node_id).unwrap_or_default();
+                    if !early.is_empty() {
+                        // Handled now, together: their times say nothing
+                        // of the path's pace.
+                        lock(&g.by_peer)
+                            .entry(peer.node_id.clone())
+                            .or_default()
+                            .held = true;
+                    }
                     for f in &early {
                         if self.on_get_frame(&g, peer, f).is_err() {
                             self.stats.frames_rejected.fetch_add(1, Ordering::Relaxed);
@@ -4173,7 +4199,7 @@ impl Node {
                     // Loss reports that cut (or deepened a cut of) the rate.
                     "send_rate_cuts": c.map(|p| lock(&p.rate).cuts),
                     // How fast its serves arrive here (decision 77).
-                    "recv_pace_per_ms": c.and_then(|p| lock(&p.path).per_ms),
+                    "recv_pace_per_ms": c.and_then(|p| lock(&p.path).per_ms()).filter(|p| p.is_finite()),
                     // Since FCPC bytes last came from the peer (keepalive).
                     "idle_ms": c.map(|p| now.saturating_sub(p.last_rx_ms.load(Ordering::Relaxed))),
                 })
@@ -4564,7 +4590,7 @@ mod tests {
             assert_eq!(o.complete(), None, "no offer yet");
         }
         o.offered = 3;
-        assert_eq!(o.complete(), Some((3, Duration::from_millis(2))));
+        assert_eq!(o.complete(), Some((3, Some(Duration::from_millis(2)))));
         // Reported once a round: neither a late datagram nor the round's
         // end reports it again.
         o.arrived += 1;
@@ -4572,6 +4598,16 @@ mod tests {
         assert!(o.reported);
         // An offer of nothing is never complete here (it ends the offer).
         assert_eq!(OfferIn::default().complete(), None);
+        // Datagrams held until their offer came give no span.
+        let mut held = OfferIn {
+            offered: 1,
+            arrived: 1,
+            first: Some(t0),
+            last: Some(t0),
+            held: true,
+            ..OfferIn::default()
+        };
+        assert_eq!(held.complete(), Some((1, None)));
     }
 
     #[tokio::test]
@@ -4603,16 +4639,22 @@ mod tests {
         assert_eq!(p.slow(), None);
         // 33 datagrams over 2 ms: 16 per ms, slow, once three such came.
         p.offer_in(33, Duration::from_millis(2));
-        assert_eq!(p.per_ms, Some(16.0));
+        assert_eq!(p.per_ms(), Some(16.0));
         assert_eq!(p.slow(), None);
         p.offer_in(33, Duration::from_millis(2));
         p.offer_in(33, Duration::from_millis(2));
         assert_eq!(p.slow(), Some(true));
-        // One offer in one receive batch moves the average a quarter of the
-        // way to a burst's pace: no longer slow.
+        // One offer handled in one batch changes nothing (averaging the
+        // pace, it would have read thousands per ms).
         p.offer_in(33, Duration::ZERO);
-        assert_eq!(p.per_ms, Some(16.0 + (PathIn::BURST - 16.0) / 4.0));
+        assert_eq!(p.per_ms(), Some(16.0));
+        // Offers at a fast path's pace take over once they are most of the
+        // last five; one handled late among them changes nothing.
+        p.offer_in(33, Duration::from_micros(100));
+        p.offer_in(33, Duration::from_micros(100));
         assert_eq!(p.slow(), Some(false));
+        p.offer_in(33, Duration::from_millis(8));
+        assert_eq!(p.per_ms(), Some(320.0));
         // The first round is spread only when every path known is slow.
         let spread = |paths: &[Option<bool>]| all_known_slow(paths.iter().copied());
         assert!(spread(&[Some(true), None]));
