@@ -1107,13 +1107,14 @@ impl Drop for GetEnd<'_> {
             gets.is_empty()
         };
         let peers = self.node.connected_peers();
-        let ended = std::mem::take(&mut *lock(&self.g.offers_ended));
+        let open = std::mem::take(&mut *lock(&self.g.open));
         for p in &peers {
             if last {
                 p.flush_reports();
             }
-            // Only a peer still sending needs to be told to stop.
-            if !ended.contains(&p.node_id) {
+            // Only a peer still sending, in this round or an earlier one,
+            // needs to be told to stop.
+            if open.get(&p.node_id).is_some_and(|n| *n > 0) {
                 p.send(Control::SymbolAck {
                     object_id: self.oid,
                 });
@@ -1186,8 +1187,12 @@ struct GetState {
     /// peer's frames are read.
     sources: Mutex<HashMap<String, HashMap<u64, String>>>,
     /// Peers whose offer of this round is complete (OfferEnd, or an offer
-    /// of nothing).
+    /// of nothing), and no earlier one is still coming.
     offers_ended: Mutex<HashSet<String>>,
+    /// By asked peer, the serves asked of it in this get that have not
+    /// ended: a serve of an earlier round may still be sending, and its
+    /// OfferEnd names only the object (decision 76).
+    open: Mutex<HashMap<String, u32>>,
     /// Datagrams routed to this get (quiescence after the offers ended).
     frames_in: AtomicU64,
     /// By asked peer, its offer in this round: what `Control::OfferReceived`
@@ -1246,6 +1251,46 @@ fn offer_complete(g: &GetState, peer: &Arc<Peer>, (arrived, span): (u64, Option<
         object_id: g.object_id,
         count: u32::try_from(arrived).unwrap_or(u32::MAX),
     });
+}
+
+impl GetState {
+    fn new(object_id: ObjectId) -> Self {
+        Self {
+            object_id,
+            decoder: Mutex::new(None),
+            got: Mutex::new(HashSet::new()),
+            early: Mutex::new(HashMap::new()),
+            meta: Mutex::new(None),
+            offered_meta: Mutex::new(HashMap::new()),
+            asked: Mutex::new(HashSet::new()),
+            sources: Mutex::new(HashMap::new()),
+            offers_ended: Mutex::new(HashSet::new()),
+            open: Mutex::new(HashMap::new()),
+            frames_in: AtomicU64::new(0),
+            by_peer: Mutex::new(HashMap::new()),
+            done: Notify::new(),
+            result: Mutex::new(None),
+            reserve: Mutex::new(Vec::new()),
+        }
+    }
+}
+
+/// One of a peer's offers to a get ended (its OfferEnd, or an offer of
+/// nothing). The peer's offer of this round counts as ended once none of
+/// the serves asked of it is still going: which one an OfferEnd ends it
+/// does not say, and an earlier serve's datagrams still come until its own
+/// (decision 76).
+fn offer_ended(g: &GetState, peer: &str) {
+    let none_open = {
+        let mut open = lock(&g.open);
+        let n = open.entry(peer.to_owned()).or_default();
+        *n = n.saturating_sub(1);
+        *n == 0
+    };
+    if none_open {
+        lock(&g.offers_ended).insert(peer.to_owned());
+        g.done.notify_waiters();
+    }
 }
 
 /// Datagrams offered and arrived in a get's round, over its peers.
@@ -2419,8 +2464,7 @@ impl Node {
                         offer_complete(&g, peer, c);
                     }
                     if count == 0 {
-                        lock(&g.offers_ended).insert(peer.node_id.clone());
-                        g.done.notify_waiters();
+                        offer_ended(&g, &peer.node_id);
                     }
                     if let Some(m) = meta {
                         lock(&g.offered_meta)
@@ -2457,8 +2501,7 @@ impl Node {
             Control::OfferEnd { object_id } => {
                 let g = lock(&self.gets).get(&object_id).cloned();
                 if let Some(g) = g.filter(|g| lock(&g.asked).contains(&peer.node_id)) {
-                    lock(&g.offers_ended).insert(peer.node_id.clone());
-                    g.done.notify_waiters();
+                    offer_ended(&g, &peer.node_id);
                 }
             }
             Control::OfferReceived { arrived } => {
@@ -3800,22 +3843,7 @@ impl Node {
 
     /// Fetch and rebuild one object's content (see [`Node::fetch_content`]).
     async fn fetch_content_once(self: Arc<Self>, oid: ObjectId) -> Fetched {
-        let g = Arc::new(GetState {
-            object_id: oid,
-            decoder: Mutex::new(None),
-            got: Mutex::new(HashSet::new()),
-            early: Mutex::new(HashMap::new()),
-            meta: Mutex::new(None),
-            offered_meta: Mutex::new(HashMap::new()),
-            asked: Mutex::new(HashSet::new()),
-            sources: Mutex::new(HashMap::new()),
-            offers_ended: Mutex::new(HashSet::new()),
-            frames_in: AtomicU64::new(0),
-            by_peer: Mutex::new(HashMap::new()),
-            done: Notify::new(),
-            result: Mutex::new(None),
-            reserve: Mutex::new(Vec::new()),
-        });
+        let g = Arc::new(GetState::new(oid));
         // Local symbols first, read and opened here (one object's worth; see
         // `serve` on why not on the blocking pool).
         self.load_local(&g, oid).map_err(fe)?;
@@ -3883,6 +3911,7 @@ impl Node {
                 let parts = peers.len() as u32;
                 lock(&g.asked).extend(peers.iter().map(|p| p.node_id.clone()));
                 for (part, p) in (0u32..).zip(&peers) {
+                    *lock(&g.open).entry(p.node_id.clone()).or_default() += 1;
                     // In the same write as the request.
                     p.flush_reports();
                     p.send(Control::SymbolRequest {
@@ -4362,9 +4391,9 @@ fn symbol_record(
 #[cfg(test)]
 mod tests {
     use super::{
-        Aimd, ControlQueue, MAX_ESIS, MAX_SERVED, OfferIn, OwnFrames, Pacer, PathIn, PushEsis,
-        QUIET, REPORT_DELAY, SendWindow, ServeReports, Served, Stop, Turn, TurnMap, all_known_slow,
-        lock,
+        Aimd, ControlQueue, GetState, MAX_ESIS, MAX_SERVED, OfferIn, OwnFrames, Pacer, PathIn,
+        PushEsis, QUIET, REPORT_DELAY, SendWindow, ServeReports, Served, Stop, Turn, TurnMap,
+        all_known_slow, lock, offer_ended,
     };
     use crate::proto::{Control, EsiList};
     use bytes::Bytes;
@@ -4608,6 +4637,21 @@ mod tests {
             ..OfferIn::default()
         };
         assert_eq!(held.complete(), Some((1, None)));
+    }
+
+    #[test]
+    fn a_round_waits_for_every_serve_asked_of_a_peer() {
+        let g = GetState::new(ObjectId::from_bytes([4; 32]));
+        // Two rounds asked peer p; its first OfferEnd may be the older
+        // serve's: the round's offer has not ended while one is open.
+        *lock(&g.open).entry("p".to_owned()).or_default() += 2;
+        offer_ended(&g, "p");
+        assert!(!lock(&g.offers_ended).contains("p"));
+        offer_ended(&g, "p");
+        assert!(lock(&g.offers_ended).contains("p"));
+        // A stray end (a hostile or repeated OfferEnd) cannot go below none.
+        offer_ended(&g, "p");
+        assert_eq!(lock(&g.open).get("p"), Some(&0));
     }
 
     #[tokio::test]
