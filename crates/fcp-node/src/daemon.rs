@@ -529,12 +529,8 @@ impl PathIn {
 
     /// The pace in datagrams per ms, once any offer was taken.
     fn per_ms(&self) -> Option<f64> {
-        let mut kept: Vec<f64> = self
-            .recent
-            .iter()
-            .take(self.taken.min(Self::KEPT))
-            .copied()
-            .collect();
+        let mut recent = self.recent;
+        let kept = recent.get_mut(..self.taken.min(Self::KEPT))?;
         kept.sort_by(f64::total_cmp);
         let m = *kept.get(kept.len() / 2)?;
         Some(if m > 0.0 { 1.0 / m } else { f64::INFINITY })
@@ -1227,16 +1223,34 @@ impl OfferIn {
     /// reported, and return what came in and, unless some were held for
     /// the offer, over how long.
     fn complete(&mut self) -> Option<(u64, Option<Duration>)> {
-        if self.reported || self.offered == 0 || self.arrived < self.offered {
+        if self.arrived < self.offered || !self.take_report() {
             return None;
         }
-        self.reported = true;
         let span = self
             .first
             .zip(self.last)
             .filter(|_| !self.held)
             .map(|(f, l)| l.saturating_duration_since(f));
         Some((self.arrived, span))
+    }
+
+    /// At the round's end: what to report of an offer not reported yet,
+    /// all in or `ended`; one not all in is not reported if the object was
+    /// `rebuilt` (the rest may still be on its way).
+    fn at_round_end(&mut self, rebuilt: bool, ended: bool) -> Option<u64> {
+        let lost = self.arrived < self.offered;
+        if lost && (rebuilt || !ended) {
+            return None;
+        }
+        self.take_report().then_some(self.arrived)
+    }
+
+    /// Mark a non-empty offer reported, if it was not yet: each is reported
+    /// once a round.
+    fn take_report(&mut self) -> bool {
+        let first = self.offered > 0 && !self.reported;
+        self.reported |= first;
+        first
     }
 }
 
@@ -3819,20 +3833,11 @@ impl Node {
         let rebuilt = lock(&g.result).is_some();
         let ended = lock(&g.offers_ended).clone();
         for p in peers {
-            let arrived = {
-                let mut by_peer = lock(&g.by_peer);
-                let Some(o) = by_peer.get_mut(&p.node_id) else {
-                    continue;
-                };
-                let lost = o.arrived < o.offered;
-                if o.reported
-                    || o.offered == 0
-                    || (lost && (rebuilt || !ended.contains(&p.node_id)))
-                {
-                    continue;
-                }
-                o.reported = true;
-                o.arrived
+            let arrived = lock(&g.by_peer)
+                .get_mut(&p.node_id)
+                .and_then(|o| o.at_round_end(rebuilt, ended.contains(&p.node_id)));
+            let Some(arrived) = arrived else {
+                continue;
             };
             p.report(Arrived {
                 object_id: oid,
