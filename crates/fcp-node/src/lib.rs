@@ -19,6 +19,7 @@ pub mod enroll;
 pub mod error;
 pub mod home;
 pub mod net;
+mod pacing;
 pub mod placement;
 pub mod proto;
 

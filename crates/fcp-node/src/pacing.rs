@@ -1,0 +1,532 @@
+//! Pacing and congestion control of what a node sends to one peer, and the
+//! pace at which a peer's serves arrive: sans-IO, with the time an input
+//! (spec §8.4 pacing; decisions 72–77). The daemon holds one of each per
+//! peer and feeds them the answers its sessions bring.
+
+use std::time::Duration;
+
+/// A send clock: each datagram takes `1 / rate` of it, so senders sharing
+/// one keep to the rate together (spec §8.4 pacing).
+#[derive(Debug)]
+pub(crate) struct Pacer {
+    /// When the datagrams reserved so far have all gone.
+    next: tokio::time::Instant,
+}
+
+impl Pacer {
+    /// How far sending may run ahead of the clock: a timer's granularity
+    /// (1 ms), so that waits shorter than a tick do not round up and slow
+    /// the rate. An idle sender keeps no credit beyond it.
+    const BURST: Duration = Duration::from_millis(1);
+
+    pub(crate) fn new() -> Self {
+        Self {
+            next: tokio::time::Instant::now(),
+        }
+    }
+
+    /// Reserve `n` datagrams at `per_ms`: when they may go (at once, if the
+    /// clock is less than `BURST` ahead of `now`).
+    pub(crate) fn reserve(
+        &mut self,
+        now: tokio::time::Instant,
+        n: usize,
+        per_ms: f64,
+    ) -> tokio::time::Instant {
+        let start = self.next.max(now);
+        let rate = per_ms.max(Aimd::MIN) * 1000.0;
+        self.next = start + Duration::from_secs_f64(n as f64 / rate);
+        start.checked_sub(Self::BURST).unwrap_or(start)
+    }
+}
+
+/// The send rate to one peer, in datagrams per millisecond, driven by
+/// the pushes' store acknowledgements and the reports on serves
+/// (`Control::OfferReceived`) as TCP drives its window (RFC 5681), in rate
+/// form: many pushes and serves run at once and each reports on its own
+/// datagrams (`on_report`).
+/// - In slow start, `n` datagrams delivered in a round of `rtt` ms add
+///   `n / rtt`: the window (rate × round trip) grows by what got through,
+///   doubling each round trip. After it, the rate grows each round trip by
+///   half the way back to the rate it was last halved from, then past it by
+///   as much as it is past (binary increase, as BIC, the forerunner of
+///   CUBIC), at least by TCP's one datagram per round trip and at most by a
+///   quarter; a report adds its share of a round trip's datagrams of that.
+/// - Losses are judged over a window of about one round trip: the reports
+///   that come in until one arrives of a round sent after the window
+///   began (decision 74).
+/// - A window in which over an eighth of at least `SAMPLE` datagrams were
+///   lost is congestion, as soon as that is so: the rate halves and slow
+///   start ends, as TCP's. Reports of what was sent before that cut answer
+///   the same congestion and are not counted.
+/// - Otherwise, at a window's end, the rate is cut by half the share it
+///   lost (2 % lost: 1 %; DCTCP's decrease, RFC 8257, with the lost share in
+///   place of the marked one; decision 73), so that random loss on a lossy
+///   link neither drives the rate to its floor nor ends slow start (past
+///   slow start, growth goes on from the cut rate).
+/// - A window that heard no report for over a second before the next round
+///   was sent (an idle peer between two puts) is forgotten.
+#[derive(Debug)]
+pub(crate) struct Aimd {
+    pub(crate) per_ms: f64,
+    /// Where slow start ends (the rate after the last halving or, past
+    /// slow start, the last proportional cut).
+    threshold: f64,
+    /// When the rate was last halved for congestion.
+    last_cut: Option<tokio::time::Instant>,
+    /// The rate that halving was made from: binary increase grows back
+    /// toward it, then past it.
+    w_max: f64,
+    /// The current loss window: when it began, when its last report came,
+    /// datagrams reported in it and how many of them were lost.
+    window_start: tokio::time::Instant,
+    window_heard: tokio::time::Instant,
+    window_sent: u64,
+    window_lost: u64,
+    /// Cuts made (halvings and proportional cuts), for the node's counters.
+    pub(crate) cuts: u64,
+}
+
+impl Aimd {
+    pub(crate) const MIN: f64 = 4.0;
+    pub(crate) const MAX: f64 = 1000.0;
+    pub(crate) const START: f64 = 64.0;
+
+    /// The share lost above which a window is taken for congestion and the
+    /// rate halved, as TCP does: queues overflow in bursts, random loss of
+    /// a few percent rarely takes an eighth of a window.
+    const CONGESTED: f64 = 1.0 / 8.0;
+    /// Datagrams a window must have reported before its share can be taken
+    /// for congestion: one push round of a few dozen losing five is not.
+    const SAMPLE: u64 = 64;
+    /// A loss window that heard no report for this long before a round was
+    /// sent is stale.
+    const STALE: Duration = Duration::from_secs(1);
+
+    pub(crate) fn new(now: tokio::time::Instant) -> Self {
+        Self {
+            per_ms: Self::START,
+            threshold: Self::MAX,
+            last_cut: None,
+            w_max: 0.0,
+            window_start: now,
+            window_heard: now,
+            window_sent: 0,
+            window_lost: 0,
+            cuts: 0,
+        }
+    }
+
+    /// Of `sent` datagrams, the first sent at `sent_at` and the last at
+    /// `last_at`, `arrived` arrived. Whether the round answers a past cut
+    /// or ends a window goes by its first datagram; the round trip that
+    /// paces growth, by its last (a round paced over a long time at a low
+    /// rate would otherwise look like a long round trip, and the rate
+    /// could hardly grow again).
+    pub(crate) fn on_report(
+        &mut self,
+        arrived: u32,
+        sent: u32,
+        (sent_at, last_at): (tokio::time::Instant, tokio::time::Instant),
+        now: tokio::time::Instant,
+    ) {
+        if sent == 0 || self.last_cut.is_some_and(|cut| sent_at < cut) {
+            return;
+        }
+        if sent_at.saturating_duration_since(self.window_heard) > Self::STALE {
+            // The window's reports are from long before this round (an
+            // idle peer between two puts): they say nothing of the path
+            // now. This report is judged alone.
+            self.new_window(sent_at);
+        }
+        let arrived = arrived.min(sent);
+        let n = f64::from(arrived);
+        let rtt_ms = (now.saturating_duration_since(last_at).as_secs_f64() * 1000.0).max(1.0);
+        let gain = if self.per_ms < self.threshold {
+            n / rtt_ms
+        } else {
+            // This report's share of a round trip's datagrams, times the
+            // step a round trip takes (binary increase, as BIC: half the
+            // way back to the rate of the last congestion, then probing
+            // past it by as much again; at least TCP's one datagram per
+            // round trip, at most a quarter of the rate).
+            let distance = (self.w_max - self.per_ms).abs() / 2.0;
+            let step = distance.max(1.0 / rtt_ms).min(self.per_ms / 4.0);
+            n / (self.per_ms * rtt_ms) * step
+        };
+        self.per_ms = (self.per_ms + gain).min(Self::MAX);
+        self.window_heard = now;
+        self.window_sent += u64::from(sent);
+        self.window_lost += u64::from(sent - arrived);
+        let share = self.window_lost as f64 / self.window_sent as f64;
+        if self.window_sent >= Self::SAMPLE && share > Self::CONGESTED {
+            self.w_max = self.per_ms;
+            self.per_ms = (self.per_ms / 2.0).max(Self::MIN);
+            self.threshold = self.per_ms;
+            self.last_cut = Some(now);
+            self.cuts += 1;
+            self.new_window(now);
+        } else if sent_at >= self.window_start {
+            // A round sent after the window began: the window is over.
+            if self.window_lost > 0 {
+                let in_slow_start = self.per_ms < self.threshold;
+                self.per_ms = (self.per_ms * (1.0 - share / 2.0)).max(Self::MIN);
+                if !in_slow_start {
+                    // Past slow start, growth goes on from the cut rate
+                    // (not slow start again).
+                    self.threshold = self.per_ms;
+                }
+                self.cuts += 1;
+            }
+            self.new_window(now);
+        }
+    }
+
+    fn new_window(&mut self, now: tokio::time::Instant) {
+        self.window_start = now;
+        self.window_heard = now;
+        self.window_sent = 0;
+        self.window_lost = 0;
+    }
+}
+
+/// Datagrams of one kind in flight to one peer: push rounds whose StoreAck
+/// has not come (decision 74), or serves the requester has not reported on
+/// (decision 76); at most about two rate × round trips of them, the round
+/// trip being the least seen lately (decision 75).
+/// Without this bound the pushes of a put (up to `PARALLEL_OBJECTS` at once)
+/// each reserved their datagrams on the peer's clock at the starting rate
+/// before any answer came, so a cut slowed only what came after them all,
+/// and each push's report arrived long after its first datagram; the serves
+/// of a get (`PARALLEL_FETCHES` objects at once) did the same.
+#[derive(Debug, Default)]
+pub(crate) struct SendWindow {
+    pub(crate) in_flight: usize,
+    /// The least time from a round's last datagram to its answer, in ms,
+    /// and when it was seen: kept for `MIN_RTT_FOR` (as BBR's min_rtt).
+    min_rtt: Option<(f64, tokio::time::Instant)>,
+}
+
+impl SendWindow {
+    /// Before any answer: a generous first window (TCP starts with 10
+    /// segments; a push round is tens of datagrams).
+    const INITIAL: usize = 256;
+    /// Never below this: a few push rounds.
+    const MIN: usize = 64;
+    /// How long a least round trip stands before a larger one replaces it
+    /// (the path may have changed).
+    const MIN_RTT_FOR: Duration = Duration::from_secs(10);
+
+    pub(crate) fn size(&self, per_ms: f64) -> usize {
+        self.min_rtt.map_or(Self::INITIAL, |(rtt, _)| {
+            ((2.0 * per_ms * rtt.max(1.0)) as usize).max(Self::MIN)
+        })
+    }
+
+    /// Take `n` datagrams if the window has room for any: a round is
+    /// admitted whole, so one larger than the window is not starved, and
+    /// the window may overshoot by one round. A round with nothing to send
+    /// (a StoreEnd alone) never waits.
+    pub(crate) fn try_take(&mut self, n: usize, per_ms: f64) -> bool {
+        if n == 0 || self.in_flight < self.size(per_ms) {
+            self.in_flight = self.in_flight.saturating_add(n);
+            true
+        } else {
+            false
+        }
+    }
+
+    /// How long a serve's datagrams stay in the window without the
+    /// requester's report: two least round trips plus `slack` (what the
+    /// requester may wait before it reports), at most a second (decision 76).
+    pub(crate) fn report_wait(&self, slack: Duration) -> Duration {
+        let rtt = self.min_rtt.map_or(Duration::ZERO, |(ms, _)| {
+            Duration::from_secs_f64(ms / 1000.0)
+        });
+        (2 * rtt + slack).min(Duration::from_secs(1))
+    }
+
+    /// A round was answered `rtt` after its last datagram, at `now`. The
+    /// least round trip, not a smoothed one: the answer waits for the last
+    /// datagram (decision 75), so a round trip includes the time it queued,
+    /// and a window grown with it would keep that queue full.
+    pub(crate) fn answered(&mut self, rtt: Duration, now: tokio::time::Instant) {
+        let ms = rtt.as_secs_f64() * 1000.0;
+        let stale = |at: tokio::time::Instant| now.duration_since(at) > Self::MIN_RTT_FOR;
+        if self.min_rtt.is_none_or(|(min, at)| ms <= min || stale(at)) {
+            self.min_rtt = Some((ms, now));
+        }
+    }
+}
+
+/// How fast a peer's serves arrive here: the median time per datagram of
+/// its last `KEPT` complete offers of at least `SAMPLE` datagrams, from the
+/// first handled to the last (decision 77). A median, so that neither one
+/// offer handled in a single batch nor one handled late (the node busy)
+/// decides it. A node that stays too busy to keep up reads the path slow.
+#[derive(Debug, Default)]
+pub(crate) struct PathIn {
+    /// Milliseconds per datagram of the last offers taken (a ring).
+    recent: [f64; PathIn::KEPT],
+    taken: usize,
+}
+
+impl PathIn {
+    /// Smaller offers arrive in one burst or two: their pace says little.
+    const SAMPLE: u64 = 16;
+    /// Below this pace (~38 MB/s) the path, not the CPU, bounds a get over
+    /// it, and a RaptorQ solve costs less than waiting for its symbols.
+    const SLOW: f64 = 32.0;
+    /// Offers the pace is the median of.
+    const KEPT: usize = 5;
+    /// Offers taken before the pace is judged.
+    const JUDGED_AFTER: usize = 3;
+
+    /// A complete offer of `arrived` datagrams came in over `span`.
+    pub(crate) fn offer_in(&mut self, arrived: u64, span: Duration) {
+        if arrived < Self::SAMPLE {
+            return;
+        }
+        let each = span.as_secs_f64() * 1000.0 / (arrived - 1) as f64;
+        if let Some(slot) = self.recent.get_mut(self.taken % Self::KEPT) {
+            *slot = each;
+        }
+        self.taken = self.taken.saturating_add(1);
+    }
+
+    /// The pace in datagrams per ms, once any offer was taken.
+    pub(crate) fn per_ms(&self) -> Option<f64> {
+        let mut recent = self.recent;
+        let kept = recent.get_mut(..self.taken.min(Self::KEPT))?;
+        kept.sort_by(f64::total_cmp);
+        let m = *kept.get(kept.len() / 2)?;
+        Some(if m > 0.0 { 1.0 / m } else { f64::INFINITY })
+    }
+
+    /// Whether the path is known, and slow.
+    pub(crate) fn slow(&self) -> Option<bool> {
+        self.per_ms()
+            .filter(|_| self.taken >= Self::JUDGED_AFTER)
+            .map(|p| p < Self::SLOW)
+    }
+}
+
+/// Whether any path is known, and every known one is slow.
+pub(crate) fn all_known_slow(paths: impl Iterator<Item = Option<bool>>) -> bool {
+    let mut known = paths.flatten().peekable();
+    known.peek().is_some() && known.all(|slow| slow)
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::{Aimd, Pacer, PathIn, SendWindow, all_known_slow};
+    use std::time::Duration;
+
+    /// A test clock: `n` ms after now.
+    pub(crate) fn clock() -> impl Fn(u64) -> tokio::time::Instant {
+        let t0 = tokio::time::Instant::now();
+        move |n| t0 + Duration::from_millis(n)
+    }
+
+    #[test]
+    fn a_pacer_keeps_senders_sharing_it_to_the_rate() {
+        let t0 = tokio::time::Instant::now();
+        let ms = |n: u64| Duration::from_millis(n);
+        let mut p = Pacer { next: t0 };
+        // 10 per ms: ten batches of 10 from two senders take 10 ms of the
+        // clock together; each may go up to 1 ms ahead of it.
+        let at: Vec<_> = (0..10).map(|_| p.reserve(t0, 10, 10.0)).collect();
+        assert!(at[0] <= t0 && at[1] <= t0);
+        assert_eq!(at[9], t0 + ms(8));
+        assert_eq!(p.next, t0 + ms(10));
+        // An idle clock gives no credit beyond 1 ms: after a pause, a
+        // burst is what runs ahead, not what the pause would have allowed.
+        let later = t0 + ms(100);
+        assert!(p.reserve(later, 10, 10.0) <= later);
+        assert_eq!(p.reserve(later, 10, 10.0), later);
+        assert_eq!(p.reserve(later, 10, 10.0), later + ms(1));
+    }
+
+    /// Rates equal but for rounding.
+    fn close(a: f64, b: f64) {
+        assert!((a - b).abs() < 1e-9, "{a} against {b}");
+    }
+
+    #[test]
+    fn the_rate_halves_once_per_congestion_and_grows_per_round_trip() {
+        let ms = clock();
+        let mut a = Aimd::new(ms(0));
+        // Slow start: 40 delivered in a 10 ms round add 4. The round was
+        // sent after the loss window began: that window ends (clean).
+        a.on_report(40, 40, (ms(0), ms(0)), ms(10));
+        close(a.per_ms, Aimd::START + 4.0);
+        // Two rounds sent before the new window (from 10 ms) began, each
+        // losing a quarter: the first, 40 datagrams, is too few to judge;
+        // with the second the window lost a quarter of 80, congestion:
+        // the rate (grown by what arrived) halves, and slow start ends.
+        a.on_report(30, 40, (ms(5), ms(5)), ms(15));
+        close(a.per_ms, 71.0);
+        a.on_report(30, 40, (ms(6), ms(6)), ms(16));
+        close(a.per_ms, 37.0);
+        assert_eq!(a.threshold, 37.0);
+        // What was sent before that cut answers the same congestion.
+        a.on_report(0, 40, (ms(8), ms(8)), ms(18));
+        close(a.per_ms, 37.0);
+        // Past slow start the rate grows back toward the rate it was cut
+        // from (74) by half the way per round trip, at most a quarter of
+        // the rate: a round trip's worth (37 per ms over 10 ms) adds 9.25.
+        a.on_report(370, 370, (ms(20), ms(20)), ms(30));
+        close(a.per_ms, 46.25);
+        // Small losses are summed over the window (from 30 ms) and cut
+        // once at its end, by half the share: 2 of 100 lost, 1 %.
+        a.threshold = 46.25;
+        a.w_max = 46.25;
+        a.on_report(49, 50, (ms(25), ms(25)), ms(35));
+        let grown = 46.25 + 49.0 / (46.25 * 10.0) * 0.1;
+        close(a.per_ms, grown);
+        a.on_report(49, 50, (ms(31), ms(31)), ms(40));
+        let grown = grown + 49.0 / (grown * 9.0) * (1.0 / 9.0);
+        close(a.per_ms, grown * 0.99);
+        assert_eq!(a.cuts, 2);
+        // After a proportional cut past slow start, growth goes on from
+        // the cut rate (not slow start again).
+        close(a.threshold, a.per_ms);
+        // Half the way back: 70 toward 74 adds 2 in a round trip; at 74,
+        // TCP's one datagram per round trip (0.1 per ms over 10 ms); past
+        // it, probing by as much as it is past: 80 adds 3.
+        for (from, to) in [(70.0, 72.0), (74.0, 74.1), (80.0, 83.0)] {
+            a.per_ms = from;
+            a.w_max = 74.0;
+            a.on_report(
+                (from * 10.0) as u32,
+                (from * 10.0) as u32,
+                (ms(50), ms(50)),
+                ms(60),
+            );
+            close(a.per_ms, to);
+        }
+        // Never below the floor, never above the ceiling.
+        for i in 0..20 {
+            a.on_report(0, 100, (ms(100 + 2 * i), ms(100 + 2 * i)), ms(101 + 2 * i));
+        }
+        assert_eq!(a.per_ms, Aimd::MIN);
+        let mut b = Aimd::new(ms(0));
+        b.on_report(1_000_000, 1_000_000, (ms(0), ms(0)), ms(1));
+        assert_eq!(b.per_ms, Aimd::MAX);
+    }
+
+    #[test]
+    fn random_loss_cuts_in_proportion_and_keeps_slow_start() {
+        let ms = clock();
+        // 5 % lost: the rate (grown by the 95 that arrived) loses 2.5 %,
+        // and slow start goes on: the next clean round doubles as before.
+        let mut a = Aimd::new(ms(0));
+        a.on_report(95, 100, (ms(0), ms(0)), ms(10));
+        close(a.per_ms, (Aimd::START + 9.5) * 0.975);
+        assert_eq!(a.threshold, Aimd::MAX);
+        let before = a.per_ms;
+        a.on_report(100, 100, (ms(10), ms(10)), ms(20));
+        close(a.per_ms, before + 10.0);
+        // One push round of 34 losing 5 (15 %) is too few datagrams to
+        // call congestion: cut by half its share, not halved.
+        let mut c = Aimd::new(ms(0));
+        c.on_report(29, 34, (ms(0), ms(0)), ms(10));
+        close(c.per_ms, (Aimd::START + 2.9) * (1.0 - 5.0 / 68.0));
+        assert_eq!(c.threshold, Aimd::MAX);
+        assert_eq!(c.cuts, 1);
+        // A round that sent nothing is no report.
+        c.on_report(0, 0, (ms(20), ms(20)), ms(30));
+        assert_eq!(c.cuts, 1);
+        // A window left open (a round sent before it began lost half of
+        // 40, too few to judge) is stale 100 s later: the next put's first
+        // round is judged alone, and a clean one cuts nothing.
+        let mut d = Aimd::new(ms(0));
+        d.on_report(40, 40, (ms(0), ms(0)), ms(10));
+        d.on_report(20, 40, (ms(5), ms(5)), ms(12));
+        assert_eq!((d.window_sent, d.window_lost), (40, 20));
+        let before = d.per_ms;
+        d.on_report(30, 30, (ms(100_000), ms(100_000)), ms(100_010));
+        close(d.per_ms, before + 3.0);
+        assert_eq!(d.cuts, 0);
+        assert_eq!(d.threshold, Aimd::MAX);
+    }
+
+    #[test]
+    fn the_push_window_follows_rate_and_round_trip() {
+        let mut w = SendWindow::default();
+        // Before any answer: the first window, whatever the rate.
+        assert_eq!(w.size(1000.0), SendWindow::INITIAL);
+        // Rounds are taken while any room is left; the last may overshoot.
+        let mut taken = 0;
+        while w.try_take(34, 16.0) {
+            taken += 34;
+        }
+        assert_eq!(taken, 34 * 8);
+        assert!(!w.try_take(1, 16.0));
+        // A round with nothing to send (a StoreEnd alone) never waits.
+        assert!(w.try_take(0, 16.0));
+        // Then two rate × least round trips: 16 per ms × 10 ms × 2.
+        let t0 = tokio::time::Instant::now();
+        let s = |n: u64| t0 + Duration::from_secs(n);
+        w.answered(Duration::from_millis(10), s(0));
+        assert_eq!(w.size(16.0), 320);
+        assert!(w.try_take(34, 16.0), "room again under the larger window");
+        // A longer trip (the round queued on the way) does not grow it; a
+        // shorter one shrinks it.
+        w.answered(Duration::from_millis(18), s(1));
+        assert_eq!(w.size(16.0), 320);
+        w.answered(Duration::from_millis(5), s(2));
+        assert_eq!(w.size(16.0), 160);
+        // The least stands for 10 s, then the next trip replaces it.
+        w.answered(Duration::from_millis(20), s(12));
+        assert_eq!(w.size(16.0), 160);
+        w.answered(Duration::from_millis(20), s(13));
+        assert_eq!(w.size(16.0), 640);
+        // Never below a few rounds: at the floor rate over a short trip.
+        let mut fast = SendWindow::default();
+        fast.answered(Duration::ZERO, s(0));
+        assert_eq!(fast.size(Aimd::MIN), SendWindow::MIN);
+        // A serve waits for its report two least round trips plus the
+        // slack given, at most a second.
+        let q = Duration::from_millis(52);
+        assert_eq!(SendWindow::default().report_wait(q), q);
+        assert_eq!(w.report_wait(q), Duration::from_millis(40) + q);
+        let mut far = SendWindow::default();
+        far.answered(Duration::from_secs(3), s(0));
+        assert_eq!(far.report_wait(q), Duration::from_secs(1));
+    }
+
+    #[test]
+    fn a_path_is_slow_by_the_pace_of_its_complete_offers() {
+        let mut p = PathIn::default();
+        assert_eq!(p.slow(), None);
+        // Small offers say nothing.
+        p.offer_in(15, Duration::from_millis(10));
+        assert_eq!(p.slow(), None);
+        // 33 datagrams over 2 ms: 16 per ms, slow, once three such came.
+        p.offer_in(33, Duration::from_millis(2));
+        assert_eq!(p.per_ms(), Some(16.0));
+        assert_eq!(p.slow(), None);
+        p.offer_in(33, Duration::from_millis(2));
+        p.offer_in(33, Duration::from_millis(2));
+        assert_eq!(p.slow(), Some(true));
+        // One offer handled in one batch changes nothing (averaging the
+        // pace, it would have read thousands per ms).
+        p.offer_in(33, Duration::ZERO);
+        assert_eq!(p.per_ms(), Some(16.0));
+        // Offers at a fast path's pace take over once they are most of the
+        // last five; one handled late among them changes nothing.
+        p.offer_in(33, Duration::from_micros(100));
+        p.offer_in(33, Duration::from_micros(100));
+        assert_eq!(p.slow(), Some(false));
+        p.offer_in(33, Duration::from_millis(8));
+        assert_eq!(p.per_ms(), Some(320.0));
+        // The first round is spread only when every path known is slow.
+        let spread = |paths: &[Option<bool>]| all_known_slow(paths.iter().copied());
+        assert!(spread(&[Some(true), None]));
+        assert!(spread(&[Some(true), Some(true)]));
+        assert!(!spread(&[Some(true), Some(false)]));
+        assert!(!spread(&[None, None]));
+        assert!(!spread(&[]));
+    }
+}
