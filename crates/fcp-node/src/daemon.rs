@@ -257,7 +257,7 @@ impl Windowed {
     async fn take<'a>(&'a self, rate: &Mutex<Aimd>, n: usize) -> InFlight<'a> {
         loop {
             let room = self.room.notified();
-            let per_ms = lock(rate).per_ms;
+            let per_ms = lock(rate).window_rate(tokio::time::Instant::now());
             if lock(&self.w).try_take(n, per_ms) {
                 return InFlight { window: self, n };
             }
@@ -464,6 +464,8 @@ struct Served {
     /// When its first and its last datagram went.
     sent: tokio::time::Instant,
     done: tokio::time::Instant,
+    /// The rate's [`Aimd::delivered`] when it was sent.
+    delivered: u64,
     /// Datagrams sent.
     count: u32,
     /// Dropped with the record (reported, replaced or forgotten): the
@@ -505,7 +507,7 @@ impl ServeReports {
         now: tokio::time::Instant,
     ) -> Option<Duration> {
         let s = self.0.remove(&object_id)?;
-        rate.on_report(count, s.count, (s.sent, s.done), now);
+        rate.on_report(count, s.count, (s.sent, s.done), s.delivered, now);
         (count > 0).then(|| now.saturating_duration_since(s.done))
     }
 }
@@ -3029,6 +3031,7 @@ impl Node {
             w = peer.serves.take(&peer.rate, frames.len()) => w,
             () = stop.raised() => return None,
         };
+        let delivered = lock(&peer.rate).delivered();
         let (sent, _) = self.send_frames(peer, &frames, Some(&stop.raised)).await;
         if stop.is_raised() {
             return None;
@@ -3036,6 +3039,7 @@ impl Node {
         let (tx, rx) = oneshot::channel();
         let s = Served {
             sent,
+            delivered,
             done: tokio::time::Instant::now(),
             count: u32::try_from(frames.len()).unwrap_or(u32::MAX),
             _reported: tx,
@@ -3396,6 +3400,7 @@ impl Node {
         for round in 0..STORE_ROUNDS {
             let batch: Vec<Bytes> = todo.iter().filter_map(|e| by_esi.get(e).cloned()).collect();
             let _in_flight = peer.pushes.take(&peer.rate, batch.len()).await;
+            let delivered = lock(&peer.rate).delivered();
             let (sent, last_seq) = self.send_frames(peer, &batch, None).await;
             let sent_all = tokio::time::Instant::now();
             let (tx, rx) = oneshot::channel();
@@ -3429,7 +3434,7 @@ impl Node {
             // datagram: rounds are short under the window, and from the
             // last one, puts over the slow simulated links overshot them
             // (rates at twice the link, a fifth more resent).
-            lock(&peer.rate).on_report(arrived, n, (sent, sent), now);
+            lock(&peer.rate).on_report(arrived, n, (sent, sent), delivered, now);
             if missing.is_empty() {
                 return Ok(());
             }
@@ -4199,6 +4204,7 @@ mod tests {
         let oid = |b: u8| ObjectId::from_bytes([b; 32]);
         let served = |at: u64, count: u32| Served {
             sent: ms(at),
+            delivered: 0,
             done: ms(at),
             count,
             _reported: tokio::sync::oneshot::channel().0,
@@ -4229,6 +4235,7 @@ mod tests {
             oid(5),
             Served {
                 sent: ms(0),
+                delivered: 0,
                 done: ms(80),
                 count: 40,
                 _reported: tokio::sync::oneshot::channel().0,

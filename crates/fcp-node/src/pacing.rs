@@ -57,8 +57,12 @@ impl Pacer {
 ///   began (decision 74).
 /// - A window in which over an eighth of at least `SAMPLE` datagrams were
 ///   lost is congestion, as soon as that is so: the rate halves and slow
-///   start ends, as TCP's. Reports of what was sent before that cut answer
-///   the same congestion and are not counted.
+///   start ends, as TCP's; it comes down further, to what the path was
+///   seen to deliver (the largest recent sample), if that is less, at most
+///   to an eighth (TCP Westwood+'s bandwidth estimate; decision 78): a rate
+///   far above the path comes down in one cut, not one per window of
+///   losses. Reports of what was sent before that cut answer the same
+///   congestion and are not counted.
 /// - Otherwise, at a window's end, the rate is cut by half the share it
 ///   lost (2 % lost: 1 %; DCTCP's decrease, RFC 8257, with the lost share in
 ///   place of the marked one; decision 73), so that random loss on a lossy
@@ -66,6 +70,9 @@ impl Pacer {
 ///   slow start, growth goes on from the cut rate).
 /// - A window that heard no report for over a second before the next round
 ///   was sent (an idle peer between two puts) is forgotten.
+/// - While a queue stands on the path (a round all of which arrived took
+///   1.5 times the least round trip), the send windows are sized by at
+///   most twice the delivery rate (`window_rate`, decision 78).
 #[derive(Debug)]
 pub(crate) struct Aimd {
     pub(crate) per_ms: f64,
@@ -85,6 +92,16 @@ pub(crate) struct Aimd {
     window_lost: u64,
     /// Cuts made (halvings and proportional cuts), for the node's counters.
     pub(crate) cuts: u64,
+    /// Datagrams reported arrived, over all rounds (see
+    /// `observe_delivery`).
+    delivered: u64,
+    /// The last samples (a ring), each with when it was taken.
+    samples: [(f64, Option<tokio::time::Instant>); Aimd::KEPT],
+    taken: usize,
+    /// The least round trip of a round all of which arrived (ms, and when),
+    /// and whether the last such round took over `QUEUED` times as long.
+    rtt_min: Option<(f64, tokio::time::Instant)>,
+    queued: bool,
 }
 
 impl Aimd {
@@ -102,6 +119,13 @@ impl Aimd {
     /// A loss window that heard no report for this long before a round was
     /// sent is stale.
     const STALE: Duration = Duration::from_secs(1);
+    /// Delivery-rate samples kept; the estimate is the largest of those
+    /// taken in the last `STALE`. A cut goes by it once there are
+    /// `TRUSTED_AFTER` of them.
+    const KEPT: usize = 16;
+    const TRUSTED_AFTER: usize = 3;
+    /// A round trip this many times the least one: a queue stands.
+    const QUEUED: f64 = 1.5;
 
     pub(crate) fn new(now: tokio::time::Instant) -> Self {
         Self {
@@ -114,11 +138,88 @@ impl Aimd {
             window_sent: 0,
             window_lost: 0,
             cuts: 0,
+            delivered: 0,
+            samples: [(0.0, None); Self::KEPT],
+            taken: 0,
+            rtt_min: None,
+            queued: false,
+        }
+    }
+
+    /// What a round notes when it is sent, for its report.
+    pub(crate) fn delivered(&self) -> u64 {
+        self.delivered
+    }
+
+    /// The rate a send window is sized by: the send rate, but while a
+    /// queue stands on the path, at most twice what the path was seen to
+    /// deliver (the window is then four times the path's delivery over a
+    /// least round trip, as BBR's twice its bandwidth-delay product, not
+    /// what a rate far above the path would put in flight).
+    pub(crate) fn window_rate(&self, now: tokio::time::Instant) -> f64 {
+        self.delivery_rate(now)
+            .filter(|_| self.queued)
+            .map_or(self.per_ms, |(d, _)| self.per_ms.min(2.0 * d))
+    }
+
+    /// The path's delivery rate, per ms: the largest recent sample (what
+    /// the path carried while it was kept full), and how many there are.
+    fn delivery_rate(&self, now: tokio::time::Instant) -> Option<(f64, usize)> {
+        let recent = self
+            .samples
+            .iter()
+            .filter(|(_, at)| at.is_some_and(|at| now.saturating_duration_since(at) <= Self::STALE))
+            .map(|(r, _)| *r);
+        recent.fold(None, |m, r| match m {
+            None => Some((r, 1)),
+            Some((max, n)) => Some((r.max(max), n + 1)),
+        })
+    }
+
+    /// A report on a round, for the delivery rate and the queue. Only a
+    /// round all of which arrived gives a sample: a lossy one is reported
+    /// late (after the wait for its stragglers), so neither its round trip
+    /// nor what was delivered meanwhile says anything of the path.
+    /// - The round trip from its last datagram, against the least one seen
+    ///   (kept for `SendWindow::MIN_RTT_FOR`): over 1.5 times it, a queue
+    ///   stands on the path.
+    /// - What was delivered while it was on its way (reports since it was
+    ///   sent, its own included) over that time: a delivery-rate sample, as
+    ///   BBR takes them (draft-cheng-iccrg-delivery-rate-estimation).
+    fn observe_delivery(
+        &mut self,
+        arrived: u32,
+        sent: u32,
+        (sent_at, last_at): (tokio::time::Instant, tokio::time::Instant),
+        delivered_at_send: u64,
+        now: tokio::time::Instant,
+    ) {
+        self.delivered = self.delivered.saturating_add(u64::from(arrived.min(sent)));
+        if sent == 0 || arrived < sent {
+            return;
+        }
+        let rtt = now.saturating_duration_since(last_at).as_secs_f64() * 1000.0;
+        let stale =
+            |at: tokio::time::Instant| now.saturating_duration_since(at) > SendWindow::MIN_RTT_FOR;
+        if self.rtt_min.is_none_or(|(min, at)| rtt <= min || stale(at)) {
+            self.rtt_min = Some((rtt, now));
+        }
+        self.queued = self
+            .rtt_min
+            .is_some_and(|(min, _)| rtt > Self::QUEUED * min.max(1.0));
+        let flight = now.saturating_duration_since(sent_at).as_secs_f64() * 1000.0;
+        if flight >= 1.0 {
+            let rate = self.delivered.saturating_sub(delivered_at_send) as f64 / flight;
+            if let Some(slot) = self.samples.get_mut(self.taken % Self::KEPT) {
+                *slot = (rate, Some(now));
+            }
+            self.taken = self.taken.wrapping_add(1);
         }
     }
 
     /// Of `sent` datagrams, the first sent at `sent_at` and the last at
-    /// `last_at`, `arrived` arrived. Whether the round answers a past cut
+    /// `last_at`, `arrived` arrived; `delivered_at_send` is what
+    /// [`Self::delivered`] was when the round was sent. Whether the round answers a past cut
     /// or ends a window goes by its first datagram; the round trip that
     /// paces growth, by its last (a round paced over a long time at a low
     /// rate would otherwise look like a long round trip, and the rate
@@ -128,8 +229,10 @@ impl Aimd {
         arrived: u32,
         sent: u32,
         (sent_at, last_at): (tokio::time::Instant, tokio::time::Instant),
+        delivered_at_send: u64,
         now: tokio::time::Instant,
     ) {
+        self.observe_delivery(arrived, sent, (sent_at, last_at), delivered_at_send, now);
         if sent == 0 || self.last_cut.is_some_and(|cut| sent_at < cut) {
             return;
         }
@@ -160,8 +263,18 @@ impl Aimd {
         self.window_lost += u64::from(sent - arrived);
         let share = self.window_lost as f64 / self.window_sent as f64;
         if self.window_sent >= Self::SAMPLE && share > Self::CONGESTED {
-            self.w_max = self.per_ms;
-            self.per_ms = (self.per_ms / 2.0).max(Self::MIN);
+            // Halved, or down to what the path was seen to deliver if
+            // that is less (TCP Westwood+'s bandwidth estimate): a rate
+            // far above the path (the start, before any report) comes
+            // down in one cut, not one per window of losses. Binary
+            // increase then grows toward twice that, as after a halving.
+            let half = self.per_ms / 2.0;
+            let cut = self
+                .delivery_rate(now)
+                .filter(|(_, n)| *n >= Self::TRUSTED_AFTER)
+                .map_or(half, |(d, _)| d.clamp(self.per_ms / 8.0, half));
+            self.w_max = self.per_ms.min(2.0 * cut);
+            self.per_ms = cut.max(Self::MIN);
             self.threshold = self.per_ms;
             self.last_cut = Some(now);
             self.cuts += 1;
@@ -358,33 +471,33 @@ pub(crate) mod tests {
         let mut a = Aimd::new(ms(0));
         // Slow start: 40 delivered in a 10 ms round add 4. The round was
         // sent after the loss window began: that window ends (clean).
-        a.on_report(40, 40, (ms(0), ms(0)), ms(10));
+        a.on_report(40, 40, (ms(0), ms(0)), 0, ms(10));
         close(a.per_ms, Aimd::START + 4.0);
         // Two rounds sent before the new window (from 10 ms) began, each
         // losing a quarter: the first, 40 datagrams, is too few to judge;
         // with the second the window lost a quarter of 80, congestion:
         // the rate (grown by what arrived) halves, and slow start ends.
-        a.on_report(30, 40, (ms(5), ms(5)), ms(15));
+        a.on_report(30, 40, (ms(5), ms(5)), 0, ms(15));
         close(a.per_ms, 71.0);
-        a.on_report(30, 40, (ms(6), ms(6)), ms(16));
+        a.on_report(30, 40, (ms(6), ms(6)), 0, ms(16));
         close(a.per_ms, 37.0);
         assert_eq!(a.threshold, 37.0);
         // What was sent before that cut answers the same congestion.
-        a.on_report(0, 40, (ms(8), ms(8)), ms(18));
+        a.on_report(0, 40, (ms(8), ms(8)), 0, ms(18));
         close(a.per_ms, 37.0);
         // Past slow start the rate grows back toward the rate it was cut
         // from (74) by half the way per round trip, at most a quarter of
         // the rate: a round trip's worth (37 per ms over 10 ms) adds 9.25.
-        a.on_report(370, 370, (ms(20), ms(20)), ms(30));
+        a.on_report(370, 370, (ms(20), ms(20)), 0, ms(30));
         close(a.per_ms, 46.25);
         // Small losses are summed over the window (from 30 ms) and cut
         // once at its end, by half the share: 2 of 100 lost, 1 %.
         a.threshold = 46.25;
         a.w_max = 46.25;
-        a.on_report(49, 50, (ms(25), ms(25)), ms(35));
+        a.on_report(49, 50, (ms(25), ms(25)), 0, ms(35));
         let grown = 46.25 + 49.0 / (46.25 * 10.0) * 0.1;
         close(a.per_ms, grown);
-        a.on_report(49, 50, (ms(31), ms(31)), ms(40));
+        a.on_report(49, 50, (ms(31), ms(31)), 0, ms(40));
         let grown = grown + 49.0 / (grown * 9.0) * (1.0 / 9.0);
         close(a.per_ms, grown * 0.99);
         assert_eq!(a.cuts, 2);
@@ -401,17 +514,24 @@ pub(crate) mod tests {
                 (from * 10.0) as u32,
                 (from * 10.0) as u32,
                 (ms(50), ms(50)),
+                0,
                 ms(60),
             );
             close(a.per_ms, to);
         }
         // Never below the floor, never above the ceiling.
         for i in 0..20 {
-            a.on_report(0, 100, (ms(100 + 2 * i), ms(100 + 2 * i)), ms(101 + 2 * i));
+            a.on_report(
+                0,
+                100,
+                (ms(100 + 2 * i), ms(100 + 2 * i)),
+                0,
+                ms(101 + 2 * i),
+            );
         }
         assert_eq!(a.per_ms, Aimd::MIN);
         let mut b = Aimd::new(ms(0));
-        b.on_report(1_000_000, 1_000_000, (ms(0), ms(0)), ms(1));
+        b.on_report(1_000_000, 1_000_000, (ms(0), ms(0)), 0, ms(1));
         assert_eq!(b.per_ms, Aimd::MAX);
     }
 
@@ -421,34 +541,93 @@ pub(crate) mod tests {
         // 5 % lost: the rate (grown by the 95 that arrived) loses 2.5 %,
         // and slow start goes on: the next clean round doubles as before.
         let mut a = Aimd::new(ms(0));
-        a.on_report(95, 100, (ms(0), ms(0)), ms(10));
+        a.on_report(95, 100, (ms(0), ms(0)), 0, ms(10));
         close(a.per_ms, (Aimd::START + 9.5) * 0.975);
         assert_eq!(a.threshold, Aimd::MAX);
         let before = a.per_ms;
-        a.on_report(100, 100, (ms(10), ms(10)), ms(20));
+        a.on_report(100, 100, (ms(10), ms(10)), 0, ms(20));
         close(a.per_ms, before + 10.0);
         // One push round of 34 losing 5 (15 %) is too few datagrams to
         // call congestion: cut by half its share, not halved.
         let mut c = Aimd::new(ms(0));
-        c.on_report(29, 34, (ms(0), ms(0)), ms(10));
+        c.on_report(29, 34, (ms(0), ms(0)), 0, ms(10));
         close(c.per_ms, (Aimd::START + 2.9) * (1.0 - 5.0 / 68.0));
         assert_eq!(c.threshold, Aimd::MAX);
         assert_eq!(c.cuts, 1);
         // A round that sent nothing is no report.
-        c.on_report(0, 0, (ms(20), ms(20)), ms(30));
+        c.on_report(0, 0, (ms(20), ms(20)), 0, ms(30));
         assert_eq!(c.cuts, 1);
         // A window left open (a round sent before it began lost half of
         // 40, too few to judge) is stale 100 s later: the next put's first
         // round is judged alone, and a clean one cuts nothing.
         let mut d = Aimd::new(ms(0));
-        d.on_report(40, 40, (ms(0), ms(0)), ms(10));
-        d.on_report(20, 40, (ms(5), ms(5)), ms(12));
+        d.on_report(40, 40, (ms(0), ms(0)), 0, ms(10));
+        d.on_report(20, 40, (ms(5), ms(5)), 0, ms(12));
         assert_eq!((d.window_sent, d.window_lost), (40, 20));
         let before = d.per_ms;
-        d.on_report(30, 30, (ms(100_000), ms(100_000)), ms(100_010));
+        d.on_report(30, 30, (ms(100_000), ms(100_000)), 0, ms(100_010));
         close(d.per_ms, before + 3.0);
         assert_eq!(d.cuts, 0);
         assert_eq!(d.threshold, Aimd::MAX);
+    }
+
+    #[test]
+    fn a_congested_rate_comes_down_to_what_the_path_delivered() {
+        let ms = clock();
+        // A path that delivers 32 per ms over a least round trip of 2 ms,
+        // sent to at the starting rate: rounds of 32, each reported 2 ms
+        // after it went, with the 32 before it delivered meanwhile.
+        let mut a = Aimd::new(ms(0));
+        for i in 0..4u64 {
+            let d = a.delivered();
+            a.on_report(
+                32,
+                32,
+                (ms(2 * i), ms(2 * i)),
+                d.saturating_sub(32),
+                ms(2 * i + 2),
+            );
+        }
+        assert_eq!(a.delivered(), 128);
+        assert_eq!(a.delivery_rate(ms(8)), Some((32.0, 4)));
+        // No queue yet: the windows go by the send rate.
+        assert!(!a.queued);
+        close(a.window_rate(ms(8)), a.per_ms);
+        // A round that queued behind the others (6 ms, three times the
+        // least): a queue stands, and the windows go by twice the path's
+        // delivery while it does.
+        let d = a.delivered();
+        a.on_report(32, 32, (ms(8), ms(8)), d.saturating_sub(64), ms(14));
+        assert!(a.queued);
+        close(a.window_rate(ms(14)), 64.0);
+        // A lossy round gives no sample, however late its report: the rate
+        // seen stays what the full rounds showed.
+        let d = a.delivered();
+        a.on_report(20, 32, (ms(10), ms(10)), d, ms(200));
+        assert_eq!(a.delivered(), 180);
+        assert_eq!(a.delivery_rate(ms(200)), Some((32.0, 5)));
+        // Congestion: down to what the path delivered (32 per ms), not just
+        // halved; binary increase then grows toward twice that.
+        let before = a.per_ms;
+        assert!(before > 64.0);
+        a.on_report(0, 64, (ms(12), ms(12)), 0, ms(201));
+        close(a.per_ms, 32.0);
+        close(a.threshold, 32.0);
+        close(a.w_max, 64.0);
+        // Never below an eighth, never above a half of the rate cut: a
+        // fresh rate (no samples) halves as before, and one whose samples
+        // read far less comes down to an eighth.
+        let mut fresh = Aimd::new(ms(0));
+        fresh.on_report(0, 64, (ms(0), ms(0)), 0, ms(5));
+        close(fresh.per_ms, Aimd::START / 2.0);
+        let mut starved = Aimd::new(ms(0));
+        for i in 0..4u64 {
+            let d = starved.delivered();
+            starved.on_report(1, 1, (ms(10 * i), ms(10 * i)), d, ms(10 * i + 10));
+        }
+        let before = starved.per_ms;
+        starved.on_report(0, 64, (ms(40), ms(40)), 0, ms(41));
+        close(starved.per_ms, before / 8.0);
     }
 
     #[test]
