@@ -69,7 +69,7 @@ use crate::enroll::{self, Membership};
 use crate::error::NodeError;
 use crate::home::{Home, NodeConfig};
 use crate::net::{Datagrams, Listener, MAX_UDP_PAYLOAD, Net, Stream, SystemNet, offload};
-use crate::pacing::{Aimd, Pacer, PathIn, SendWindow, all_known_slow};
+use crate::pacing::{Aimd, Delivered, Kind, Pacer, PathIn, SendWindow, all_known_slow};
 use crate::placement;
 use crate::proto::{
     Arrived, Control, Decoded, EsiList, MAX_ARRIVED, MAX_ESIS, Meta, Source, esi_part,
@@ -465,7 +465,7 @@ struct Served {
     sent: tokio::time::Instant,
     done: tokio::time::Instant,
     /// The rate's [`Aimd::delivered`] when it was sent.
-    delivered: u64,
+    delivered: Delivered,
     /// Datagrams sent.
     count: u32,
     /// Dropped with the record (reported, replaced or forgotten): the
@@ -507,7 +507,14 @@ impl ServeReports {
         now: tokio::time::Instant,
     ) -> Option<Duration> {
         let s = self.0.remove(&object_id)?;
-        rate.on_report(count, s.count, (s.sent, s.done), s.delivered, now);
+        rate.on_report(
+            Kind::Serve,
+            count,
+            s.count,
+            (s.sent, s.done),
+            s.delivered,
+            now,
+        );
         (count > 0).then(|| now.saturating_duration_since(s.done))
     }
 }
@@ -3434,7 +3441,7 @@ impl Node {
             // datagram: rounds are short under the window, and from the
             // last one, puts over the slow simulated links overshot them
             // (rates at twice the link, a fifth more resent).
-            lock(&peer.rate).on_report(arrived, n, (sent, sent), delivered, now);
+            lock(&peer.rate).on_report(Kind::Push, arrived, n, (sent, sent_all), delivered, now);
             if missing.is_empty() {
                 return Ok(());
             }
@@ -4089,8 +4096,8 @@ fn symbol_record(
 #[cfg(test)]
 mod tests {
     use super::{
-        Aimd, ControlQueue, GetState, MAX_ESIS, MAX_SERVED, OfferIn, OwnFrames, PushEsis,
-        ServeReports, Served, Stop, Turn, TurnMap, lock, offer_ended,
+        Aimd, ControlQueue, Delivered, GetState, MAX_ESIS, MAX_SERVED, OfferIn, OwnFrames,
+        PushEsis, ServeReports, Served, Stop, Turn, TurnMap, lock, offer_ended,
     };
     use crate::pacing::tests::clock;
     use crate::proto::{Control, EsiList};
@@ -4204,7 +4211,7 @@ mod tests {
         let oid = |b: u8| ObjectId::from_bytes([b; 32]);
         let served = |at: u64, count: u32| Served {
             sent: ms(at),
-            delivered: 0,
+            delivered: Delivered::default(),
             done: ms(at),
             count,
             _reported: tokio::sync::oneshot::channel().0,
@@ -4235,7 +4242,7 @@ mod tests {
             oid(5),
             Served {
                 sent: ms(0),
-                delivered: 0,
+                delivered: Delivered::default(),
                 done: ms(80),
                 count: 40,
                 _reported: tokio::sync::oneshot::channel().0,

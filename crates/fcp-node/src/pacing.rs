@@ -1,6 +1,6 @@
 //! Pacing and congestion control of what a node sends to one peer, and the
 //! pace at which a peer's serves arrive: sans-IO, with the time an input
-//! (spec §8.4 pacing; decisions 72–77). The daemon holds one of each per
+//! (spec §8.4 pacing; decisions 72–78). The daemon holds one of each per
 //! peer and feeds them the answers its sessions bring.
 
 use std::time::Duration;
@@ -48,18 +48,20 @@ impl Pacer {
 /// - In slow start, `n` datagrams delivered in a round of `rtt` ms add
 ///   `n / rtt`: the window (rate × round trip) grows by what got through,
 ///   doubling each round trip. After it, the rate grows each round trip by
-///   half the way back to the rate it was last halved from, then past it by
-///   as much as it is past (binary increase, as BIC, the forerunner of
-///   CUBIC), at least by TCP's one datagram per round trip and at most by a
-///   quarter; a report adds its share of a round trip's datagrams of that.
+///   half the way back to the rate it was last cut from for congestion
+///   (`w_max`), then past it by as much as it is past (binary increase, as
+///   BIC, the forerunner of CUBIC), at least by TCP's one datagram per
+///   round trip and at most by a quarter; a report adds its share of a
+///   round trip's datagrams of that.
 /// - Losses are judged over a window of about one round trip: the reports
 ///   that come in until one arrives of a round sent after the window
 ///   began (decision 74).
 /// - A window in which over an eighth of at least `SAMPLE` datagrams were
 ///   lost is congestion, as soon as that is so: the rate halves and slow
 ///   start ends, as TCP's; it comes down further, to what the path was
-///   seen to deliver (the largest recent sample), if that is less, at most
-///   to an eighth (TCP Westwood+'s bandwidth estimate; decision 78): a rate
+///   seen to deliver (the largest sample of the last second, once three
+///   are in), if that is less, at most to an eighth (TCP Westwood+'s
+///   bandwidth estimate; decision 78): a rate
 ///   far above the path comes down in one cut, not one per window of
 ///   losses. Reports of what was sent before that cut answer the same
 ///   congestion and are not counted.
@@ -71,18 +73,19 @@ impl Pacer {
 /// - A window that heard no report for over a second before the next round
 ///   was sent (an idle peer between two puts) is forgotten.
 /// - While a queue stands on the path (a round all of which arrived took
-///   1.5 times the least round trip), the send windows are sized by at
-///   most twice the delivery rate (`window_rate`, decision 78).
+///   1.5 times the least round trip of its kind), the send windows are
+///   sized by at most twice the delivery rate measured while one stood
+///   (`window_rate`, [`Delivery`], decision 78).
 #[derive(Debug)]
 pub(crate) struct Aimd {
     pub(crate) per_ms: f64,
-    /// Where slow start ends (the rate after the last halving or, past
-    /// slow start, the last proportional cut).
+    /// Where slow start ends (the rate after the last congestion cut or,
+    /// past slow start, the last proportional cut).
     threshold: f64,
-    /// When the rate was last halved for congestion.
+    /// When the rate was last cut for congestion.
     last_cut: Option<tokio::time::Instant>,
-    /// The rate that halving was made from: binary increase grows back
-    /// toward it, then past it.
+    /// Where binary increase grows back toward, then past: the rate the
+    /// last congestion cut was made from, at most twice the cut rate.
     w_max: f64,
     /// The current loss window: when it began, when its last report came,
     /// datagrams reported in it and how many of them were lost.
@@ -90,18 +93,10 @@ pub(crate) struct Aimd {
     window_heard: tokio::time::Instant,
     window_sent: u64,
     window_lost: u64,
-    /// Cuts made (halvings and proportional cuts), for the node's counters.
+    /// Cuts made (congestion and proportional cuts), for the node's counters.
     pub(crate) cuts: u64,
-    /// Datagrams reported arrived, over all rounds (see
-    /// `observe_delivery`).
-    delivered: u64,
-    /// The last samples (a ring), each with when it was taken.
-    samples: [(f64, Option<tokio::time::Instant>); Aimd::KEPT],
-    taken: usize,
-    /// The least round trip of a round all of which arrived (ms, and when),
-    /// and whether the last such round took over `QUEUED` times as long.
-    rtt_min: Option<(f64, tokio::time::Instant)>,
-    queued: bool,
+    /// What the path was seen to deliver (decision 78).
+    delivery: Delivery,
 }
 
 impl Aimd {
@@ -119,13 +114,9 @@ impl Aimd {
     /// A loss window that heard no report for this long before a round was
     /// sent is stale.
     const STALE: Duration = Duration::from_secs(1);
-    /// Delivery-rate samples kept; the estimate is the largest of those
-    /// taken in the last `STALE`. A cut goes by it once there are
-    /// `TRUSTED_AFTER` of them.
-    const KEPT: usize = 16;
-    const TRUSTED_AFTER: usize = 3;
-    /// A round trip this many times the least one: a queue stands.
-    const QUEUED: f64 = 1.5;
+    /// A cut goes by the delivery rate once this many samples of the last
+    /// second are in.
+    const TRUSTED_AFTER: u32 = 3;
 
     pub(crate) fn new(now: tokio::time::Instant) -> Self {
         Self {
@@ -138,101 +129,48 @@ impl Aimd {
             window_sent: 0,
             window_lost: 0,
             cuts: 0,
-            delivered: 0,
-            samples: [(0.0, None); Self::KEPT],
-            taken: 0,
-            rtt_min: None,
-            queued: false,
+            delivery: Delivery::new(now),
         }
     }
 
     /// What a round notes when it is sent, for its report.
-    pub(crate) fn delivered(&self) -> u64 {
-        self.delivered
+    pub(crate) fn delivered(&self) -> Delivered {
+        self.delivery.total
     }
 
     /// The rate a send window is sized by: the send rate, but while a
     /// queue stands on the path, at most twice what the path was seen to
     /// deliver (the window is then four times the path's delivery over a
-    /// least round trip, as BBR's twice its bandwidth-delay product, not
-    /// what a rate far above the path would put in flight).
+    /// least round trip, as BBR keeps twice its bandwidth-delay product in
+    /// flight, not what a rate far above the path would put there).
     pub(crate) fn window_rate(&self, now: tokio::time::Instant) -> f64 {
-        self.delivery_rate(now)
-            .filter(|_| self.queued)
+        self.delivery
+            .rate(now)
+            .filter(|_| self.delivery.queued)
             .map_or(self.per_ms, |(d, _)| self.per_ms.min(2.0 * d))
     }
 
-    /// The path's delivery rate, per ms: the largest recent sample (what
-    /// the path carried while it was kept full), and how many there are.
-    fn delivery_rate(&self, now: tokio::time::Instant) -> Option<(f64, usize)> {
-        let recent = self
-            .samples
-            .iter()
-            .filter(|(_, at)| at.is_some_and(|at| now.saturating_duration_since(at) <= Self::STALE))
-            .map(|(r, _)| *r);
-        recent.fold(None, |m, r| match m {
-            None => Some((r, 1)),
-            Some((max, n)) => Some((r.max(max), n + 1)),
-        })
-    }
-
-    /// A report on a round, for the delivery rate and the queue. Only a
-    /// round all of which arrived gives a sample: a lossy one is reported
-    /// late (after the wait for its stragglers), so neither its round trip
-    /// nor what was delivered meanwhile says anything of the path.
-    /// - The round trip from its last datagram, against the least one seen
-    ///   (kept for `SendWindow::MIN_RTT_FOR`): over 1.5 times it, a queue
-    ///   stands on the path.
-    /// - What was delivered while it was on its way (reports since it was
-    ///   sent, its own included) over that time: a delivery-rate sample, as
-    ///   BBR takes them (draft-cheng-iccrg-delivery-rate-estimation).
-    fn observe_delivery(
-        &mut self,
-        arrived: u32,
-        sent: u32,
-        (sent_at, last_at): (tokio::time::Instant, tokio::time::Instant),
-        delivered_at_send: u64,
-        now: tokio::time::Instant,
-    ) {
-        self.delivered = self.delivered.saturating_add(u64::from(arrived.min(sent)));
-        if sent == 0 || arrived < sent {
-            return;
-        }
-        let rtt = now.saturating_duration_since(last_at).as_secs_f64() * 1000.0;
-        let stale =
-            |at: tokio::time::Instant| now.saturating_duration_since(at) > SendWindow::MIN_RTT_FOR;
-        if self.rtt_min.is_none_or(|(min, at)| rtt <= min || stale(at)) {
-            self.rtt_min = Some((rtt, now));
-        }
-        self.queued = self
-            .rtt_min
-            .is_some_and(|(min, _)| rtt > Self::QUEUED * min.max(1.0));
-        let flight = now.saturating_duration_since(sent_at).as_secs_f64() * 1000.0;
-        if flight >= 1.0 {
-            let rate = self.delivered.saturating_sub(delivered_at_send) as f64 / flight;
-            if let Some(slot) = self.samples.get_mut(self.taken % Self::KEPT) {
-                *slot = (rate, Some(now));
-            }
-            self.taken = self.taken.wrapping_add(1);
-        }
-    }
-
-    /// Of `sent` datagrams, the first sent at `sent_at` and the last at
-    /// `last_at`, `arrived` arrived; `delivered_at_send` is what
-    /// [`Self::delivered`] was when the round was sent. Whether the round answers a past cut
-    /// or ends a window goes by its first datagram; the round trip that
-    /// paces growth, by its last (a round paced over a long time at a low
-    /// rate would otherwise look like a long round trip, and the rate
-    /// could hardly grow again).
+    /// A report on a round of `kind`: of `sent` datagrams, the first sent
+    /// at `sent_at` and the last at `last_at`, `arrived` arrived; `at_send`
+    /// is what [`Self::delivered`] was when the round was sent. Whether the
+    /// round answers a past cut or ends a window goes by its first
+    /// datagram. The round trip that paces growth is a serve's from its
+    /// last datagram (one paced over a long time at a low rate would
+    /// otherwise look like a long round trip, and the rate could hardly
+    /// grow again) and a push round's from its first (rounds are short
+    /// under the window; from the last one, puts over the slow simulated
+    /// links overshot them).
     pub(crate) fn on_report(
         &mut self,
+        kind: Kind,
         arrived: u32,
         sent: u32,
         (sent_at, last_at): (tokio::time::Instant, tokio::time::Instant),
-        delivered_at_send: u64,
+        at_send: Delivered,
         now: tokio::time::Instant,
     ) {
-        self.observe_delivery(arrived, sent, (sent_at, last_at), delivered_at_send, now);
+        self.delivery
+            .observe(kind, (arrived, sent), (sent_at, last_at), at_send, now);
         if sent == 0 || self.last_cut.is_some_and(|cut| sent_at < cut) {
             return;
         }
@@ -244,7 +182,11 @@ impl Aimd {
         }
         let arrived = arrived.min(sent);
         let n = f64::from(arrived);
-        let rtt_ms = (now.saturating_duration_since(last_at).as_secs_f64() * 1000.0).max(1.0);
+        let grows_from = match kind {
+            Kind::Push => sent_at,
+            Kind::Serve => last_at,
+        };
+        let rtt_ms = (now.saturating_duration_since(grows_from).as_secs_f64() * 1000.0).max(1.0);
         let gain = if self.per_ms < self.threshold {
             n / rtt_ms
         } else {
@@ -270,7 +212,8 @@ impl Aimd {
             // increase then grows toward twice that, as after a halving.
             let half = self.per_ms / 2.0;
             let cut = self
-                .delivery_rate(now)
+                .delivery
+                .rate(now)
                 .filter(|(_, n)| *n >= Self::TRUSTED_AFTER)
                 .map_or(half, |(d, _)| d.clamp(self.per_ms / 8.0, half));
             self.w_max = self.per_ms.min(2.0 * cut);
@@ -300,6 +243,131 @@ impl Aimd {
         self.window_heard = now;
         self.window_sent = 0;
         self.window_lost = 0;
+    }
+}
+
+/// Which kind of round a report is on. Their round trips differ (a push
+/// round's answer waits for the holder's commit, a serve's report does
+/// not), so each kind has its own least round trip.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Kind {
+    Push,
+    Serve,
+}
+
+/// Datagrams reported arrived over a path, over all rounds, and when that
+/// count last grew: a round notes it when sent (see [`Delivery::observe`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Delivered {
+    count: u64,
+    at: Option<tokio::time::Instant>,
+}
+
+/// What a path was seen to deliver, from the reports on the rounds sent
+/// over it (decision 78).
+#[derive(Debug)]
+struct Delivery {
+    total: Delivered,
+    /// By [`Kind`], the least round trip from the last datagram of a round
+    /// all of which arrived (ms, and when), kept for
+    /// `SendWindow::MIN_RTT_FOR`.
+    rtt_min: [Option<(f64, tokio::time::Instant)>; 2],
+    /// Whether the last such round took over `QUEUED` times its kind's
+    /// least: a queue stands on the path.
+    queued: bool,
+    /// Delivery-rate samples taken while a queue stood: by 100 ms bucket
+    /// of the last second, the largest and how many (a windowed maximum,
+    /// as BBR's bottleneck bandwidth filter), with the bucket's number
+    /// counted from `origin`.
+    buckets: [(f64, u32, Option<u128>); Delivery::BUCKETS],
+    origin: tokio::time::Instant,
+}
+
+impl Delivery {
+    /// A round trip this many times the least one: a queue stands.
+    const QUEUED: f64 = 1.5;
+    const BUCKET_MS: u128 = 100;
+    const BUCKETS: usize = 10;
+
+    fn new(now: tokio::time::Instant) -> Self {
+        Self {
+            total: Delivered::default(),
+            rtt_min: [None; 2],
+            queued: false,
+            buckets: [(0.0, 0, None); Self::BUCKETS],
+            origin: now,
+        }
+    }
+
+    fn bucket(&self, now: tokio::time::Instant) -> u128 {
+        now.saturating_duration_since(self.origin).as_millis() / Self::BUCKET_MS
+    }
+
+    /// The path's delivery rate, per ms: the largest sample of the last
+    /// second, and how many were taken in it.
+    fn rate(&self, now: tokio::time::Instant) -> Option<(f64, u32)> {
+        let current = self.bucket(now);
+        let oldest = current.saturating_sub(Self::BUCKETS as u128 - 1);
+        self.buckets
+            .iter()
+            .filter(|(_, _, b)| b.is_some_and(|b| (oldest..=current).contains(&b)))
+            .fold(None, |acc, (max, n, _)| match acc {
+                None => Some((*max, *n)),
+                Some((m, k)) => Some((m.max(*max), k.saturating_add(*n))),
+            })
+    }
+
+    /// A report on a round of `kind`: `arrived` of `sent` datagrams, the
+    /// first sent at `first`, the last at `last`. Only a round all of which
+    /// arrived says anything of the path (a lossy one is reported after
+    /// the wait for its stragglers); of it:
+    /// - the round trip from its last datagram, against its kind's least:
+    ///   over 1.5 times it, a queue stands;
+    /// - while one does, a delivery-rate sample: what was reported arrived
+    ///   since the count last grew before the round was sent (its own
+    ///   included), over that time or the round's, the longer (BBR's rate
+    ///   samples, draft-cheng-iccrg-delivery-rate-estimation: the longer
+    ///   span keeps a burst of reports, or a round held back by the send
+    ///   clock, from reading fast). With no queue, what went through says
+    ///   what the senders had to send, not what the path could carry.
+    fn observe(
+        &mut self,
+        kind: Kind,
+        (arrived, sent): (u32, u32),
+        (first, last): (tokio::time::Instant, tokio::time::Instant),
+        at_send: Delivered,
+        now: tokio::time::Instant,
+    ) {
+        let arrived = arrived.min(sent);
+        if arrived > 0 {
+            self.total.count = self.total.count.saturating_add(u64::from(arrived));
+            self.total.at = Some(now);
+        }
+        if sent == 0 || arrived < sent {
+            return;
+        }
+        let ms_since =
+            |t: tokio::time::Instant| now.saturating_duration_since(t).as_secs_f64() * 1000.0;
+        let rtt = ms_since(last);
+        let min = &mut self.rtt_min[kind as usize];
+        if min.is_none_or(|(m, at)| {
+            rtt <= m || now.saturating_duration_since(at) > SendWindow::MIN_RTT_FOR
+        }) {
+            *min = Some((rtt, now));
+        }
+        self.queued = min.is_some_and(|(m, _)| rtt > Self::QUEUED * m.max(1.0));
+        let span = ms_since(first).max(at_send.at.map_or(0.0, ms_since));
+        if !self.queued || span < 1.0 {
+            return;
+        }
+        let rate = self.total.count.saturating_sub(at_send.count) as f64 / span;
+        let b = self.bucket(now);
+        if let Some(slot) = self.buckets.get_mut((b % Self::BUCKETS as u128) as usize) {
+            *slot = match *slot {
+                (max, n, Some(at)) if at == b => (max.max(rate), n.saturating_add(1), Some(b)),
+                _ => (rate, 1, Some(b)),
+            };
+        }
     }
 }
 
@@ -432,7 +500,7 @@ pub(crate) fn all_known_slow(paths: impl Iterator<Item = Option<bool>>) -> bool 
 
 #[cfg(test)]
 pub(crate) mod tests {
-    use super::{Aimd, Pacer, PathIn, SendWindow, all_known_slow};
+    use super::{Aimd, Delivered, Kind, Pacer, PathIn, SendWindow, all_known_slow};
     use std::time::Duration;
 
     /// A test clock: `n` ms after now.
@@ -471,33 +539,82 @@ pub(crate) mod tests {
         let mut a = Aimd::new(ms(0));
         // Slow start: 40 delivered in a 10 ms round add 4. The round was
         // sent after the loss window began: that window ends (clean).
-        a.on_report(40, 40, (ms(0), ms(0)), 0, ms(10));
+        a.on_report(
+            Kind::Serve,
+            40,
+            40,
+            (ms(0), ms(0)),
+            Delivered::default(),
+            ms(10),
+        );
         close(a.per_ms, Aimd::START + 4.0);
         // Two rounds sent before the new window (from 10 ms) began, each
         // losing a quarter: the first, 40 datagrams, is too few to judge;
         // with the second the window lost a quarter of 80, congestion:
         // the rate (grown by what arrived) halves, and slow start ends.
-        a.on_report(30, 40, (ms(5), ms(5)), 0, ms(15));
+        a.on_report(
+            Kind::Serve,
+            30,
+            40,
+            (ms(5), ms(5)),
+            Delivered::default(),
+            ms(15),
+        );
         close(a.per_ms, 71.0);
-        a.on_report(30, 40, (ms(6), ms(6)), 0, ms(16));
+        a.on_report(
+            Kind::Serve,
+            30,
+            40,
+            (ms(6), ms(6)),
+            Delivered::default(),
+            ms(16),
+        );
         close(a.per_ms, 37.0);
         assert_eq!(a.threshold, 37.0);
         // What was sent before that cut answers the same congestion.
-        a.on_report(0, 40, (ms(8), ms(8)), 0, ms(18));
+        a.on_report(
+            Kind::Serve,
+            0,
+            40,
+            (ms(8), ms(8)),
+            Delivered::default(),
+            ms(18),
+        );
         close(a.per_ms, 37.0);
         // Past slow start the rate grows back toward the rate it was cut
         // from (74) by half the way per round trip, at most a quarter of
         // the rate: a round trip's worth (37 per ms over 10 ms) adds 9.25.
-        a.on_report(370, 370, (ms(20), ms(20)), 0, ms(30));
+        a.on_report(
+            Kind::Serve,
+            370,
+            370,
+            (ms(20), ms(20)),
+            Delivered::default(),
+            ms(30),
+        );
         close(a.per_ms, 46.25);
         // Small losses are summed over the window (from 30 ms) and cut
         // once at its end, by half the share: 2 of 100 lost, 1 %.
         a.threshold = 46.25;
         a.w_max = 46.25;
-        a.on_report(49, 50, (ms(25), ms(25)), 0, ms(35));
+        a.on_report(
+            Kind::Serve,
+            49,
+            50,
+            (ms(25), ms(25)),
+            Delivered::default(),
+            ms(35),
+        );
         let grown = 46.25 + 49.0 / (46.25 * 10.0) * 0.1;
         close(a.per_ms, grown);
-        a.on_report(49, 50, (ms(31), ms(31)), 0, ms(40));
+        a.on_report(
+            Kind::Serve,
+            49,
+            50,
+            (ms(31), ms(31)),
+            Delivered::default(),
+            ms(40),
+        );
         let grown = grown + 49.0 / (grown * 9.0) * (1.0 / 9.0);
         close(a.per_ms, grown * 0.99);
         assert_eq!(a.cuts, 2);
@@ -511,10 +628,11 @@ pub(crate) mod tests {
             a.per_ms = from;
             a.w_max = 74.0;
             a.on_report(
+                Kind::Serve,
                 (from * 10.0) as u32,
                 (from * 10.0) as u32,
                 (ms(50), ms(50)),
-                0,
+                Delivered::default(),
                 ms(60),
             );
             close(a.per_ms, to);
@@ -522,16 +640,24 @@ pub(crate) mod tests {
         // Never below the floor, never above the ceiling.
         for i in 0..20 {
             a.on_report(
+                Kind::Serve,
                 0,
                 100,
                 (ms(100 + 2 * i), ms(100 + 2 * i)),
-                0,
+                Delivered::default(),
                 ms(101 + 2 * i),
             );
         }
         assert_eq!(a.per_ms, Aimd::MIN);
         let mut b = Aimd::new(ms(0));
-        b.on_report(1_000_000, 1_000_000, (ms(0), ms(0)), 0, ms(1));
+        b.on_report(
+            Kind::Serve,
+            1_000_000,
+            1_000_000,
+            (ms(0), ms(0)),
+            Delivered::default(),
+            ms(1),
+        );
         assert_eq!(b.per_ms, Aimd::MAX);
     }
 
@@ -541,31 +667,80 @@ pub(crate) mod tests {
         // 5 % lost: the rate (grown by the 95 that arrived) loses 2.5 %,
         // and slow start goes on: the next clean round doubles as before.
         let mut a = Aimd::new(ms(0));
-        a.on_report(95, 100, (ms(0), ms(0)), 0, ms(10));
+        a.on_report(
+            Kind::Serve,
+            95,
+            100,
+            (ms(0), ms(0)),
+            Delivered::default(),
+            ms(10),
+        );
         close(a.per_ms, (Aimd::START + 9.5) * 0.975);
         assert_eq!(a.threshold, Aimd::MAX);
         let before = a.per_ms;
-        a.on_report(100, 100, (ms(10), ms(10)), 0, ms(20));
+        a.on_report(
+            Kind::Serve,
+            100,
+            100,
+            (ms(10), ms(10)),
+            Delivered::default(),
+            ms(20),
+        );
         close(a.per_ms, before + 10.0);
         // One push round of 34 losing 5 (15 %) is too few datagrams to
         // call congestion: cut by half its share, not halved.
         let mut c = Aimd::new(ms(0));
-        c.on_report(29, 34, (ms(0), ms(0)), 0, ms(10));
+        c.on_report(
+            Kind::Serve,
+            29,
+            34,
+            (ms(0), ms(0)),
+            Delivered::default(),
+            ms(10),
+        );
         close(c.per_ms, (Aimd::START + 2.9) * (1.0 - 5.0 / 68.0));
         assert_eq!(c.threshold, Aimd::MAX);
         assert_eq!(c.cuts, 1);
         // A round that sent nothing is no report.
-        c.on_report(0, 0, (ms(20), ms(20)), 0, ms(30));
+        c.on_report(
+            Kind::Serve,
+            0,
+            0,
+            (ms(20), ms(20)),
+            Delivered::default(),
+            ms(30),
+        );
         assert_eq!(c.cuts, 1);
         // A window left open (a round sent before it began lost half of
         // 40, too few to judge) is stale 100 s later: the next put's first
         // round is judged alone, and a clean one cuts nothing.
         let mut d = Aimd::new(ms(0));
-        d.on_report(40, 40, (ms(0), ms(0)), 0, ms(10));
-        d.on_report(20, 40, (ms(5), ms(5)), 0, ms(12));
+        d.on_report(
+            Kind::Serve,
+            40,
+            40,
+            (ms(0), ms(0)),
+            Delivered::default(),
+            ms(10),
+        );
+        d.on_report(
+            Kind::Serve,
+            20,
+            40,
+            (ms(5), ms(5)),
+            Delivered::default(),
+            ms(12),
+        );
         assert_eq!((d.window_sent, d.window_lost), (40, 20));
         let before = d.per_ms;
-        d.on_report(30, 30, (ms(100_000), ms(100_000)), 0, ms(100_010));
+        d.on_report(
+            Kind::Serve,
+            30,
+            30,
+            (ms(100_000), ms(100_000)),
+            Delivered::default(),
+            ms(100_010),
+        );
         close(d.per_ms, before + 3.0);
         assert_eq!(d.cuts, 0);
         assert_eq!(d.threshold, Aimd::MAX);
@@ -574,60 +749,109 @@ pub(crate) mod tests {
     #[test]
     fn a_congested_rate_comes_down_to_what_the_path_delivered() {
         let ms = clock();
-        // A path that delivers 32 per ms over a least round trip of 2 ms,
-        // sent to at the starting rate: rounds of 32, each reported 2 ms
-        // after it went, with the 32 before it delivered meanwhile.
         let mut a = Aimd::new(ms(0));
-        for i in 0..4u64 {
+        // A round all in after 2 ms: the least round trip, no queue, no
+        // sample; the windows go by the send rate.
+        a.on_report(Kind::Serve, 200, 200, (ms(0), ms(0)), a.delivered(), ms(2));
+        assert_eq!(
+            a.delivered(),
+            Delivered {
+                count: 200,
+                at: Some(ms(2))
+            }
+        );
+        assert!(!a.delivery.queued);
+        assert_eq!(a.delivery.rate(ms(2)), None);
+        close(a.window_rate(ms(2)), a.per_ms);
+        // Rounds that queued (6 ms, three times the least), each all in,
+        // with 160 more delivered since the count last grew before it was
+        // sent, 5 ms earlier: 192 over the longer of 5 ms and its own 6,
+        // 32 per ms. The windows now go by twice that.
+        let queued = |a: &mut Aimd, at: u64| {
             let d = a.delivered();
-            a.on_report(
-                32,
-                32,
-                (ms(2 * i), ms(2 * i)),
-                d.saturating_sub(32),
-                ms(2 * i + 2),
-            );
+            let at_send = Delivered {
+                count: d.count.saturating_sub(160),
+                at: Some(ms(at + 1)),
+            };
+            a.on_report(Kind::Serve, 32, 32, (ms(at), ms(at)), at_send, ms(at + 6));
+        };
+        for i in 0..4 {
+            queued(&mut a, 2 + i);
         }
-        assert_eq!(a.delivered(), 128);
-        assert_eq!(a.delivery_rate(ms(8)), Some((32.0, 4)));
-        // No queue yet: the windows go by the send rate.
-        assert!(!a.queued);
-        close(a.window_rate(ms(8)), a.per_ms);
-        // A round that queued behind the others (6 ms, three times the
-        // least): a queue stands, and the windows go by twice the path's
-        // delivery while it does.
-        let d = a.delivered();
-        a.on_report(32, 32, (ms(8), ms(8)), d.saturating_sub(64), ms(14));
-        assert!(a.queued);
-        close(a.window_rate(ms(14)), 64.0);
-        // A lossy round gives no sample, however late its report: the rate
-        // seen stays what the full rounds showed.
-        let d = a.delivered();
-        a.on_report(20, 32, (ms(10), ms(10)), d, ms(200));
-        assert_eq!(a.delivered(), 180);
-        assert_eq!(a.delivery_rate(ms(200)), Some((32.0, 5)));
+        assert!(a.delivery.queued);
+        assert_eq!(a.delivery.rate(ms(9)), Some((32.0, 4)));
+        assert!(a.per_ms > 64.0);
+        close(a.window_rate(ms(9)), 64.0);
+        // A lossy round gives no sample, however late its report.
+        a.on_report(
+            Kind::Serve,
+            20,
+            32,
+            (ms(10), ms(10)),
+            a.delivered(),
+            ms(200),
+        );
+        assert_eq!(a.delivered().count, 200 + 32 * 4 + 20);
+        assert_eq!(a.delivery.rate(ms(200)), Some((32.0, 4)));
+        // Samples last a second.
+        assert_eq!(a.delivery.rate(ms(1100)), None);
+        // A push round has its own least round trip: its commit makes it
+        // longer than a serve's, not a queue.
+        a.on_report(
+            Kind::Push,
+            32,
+            32,
+            (ms(190), ms(190)),
+            a.delivered(),
+            ms(201),
+        );
+        assert!(!a.delivery.queued);
         // Congestion: down to what the path delivered (32 per ms), not just
         // halved; binary increase then grows toward twice that.
-        let before = a.per_ms;
-        assert!(before > 64.0);
-        a.on_report(0, 64, (ms(12), ms(12)), 0, ms(201));
+        a.on_report(
+            Kind::Serve,
+            0,
+            64,
+            (ms(201), ms(201)),
+            a.delivered(),
+            ms(202),
+        );
         close(a.per_ms, 32.0);
         close(a.threshold, 32.0);
         close(a.w_max, 64.0);
-        // Never below an eighth, never above a half of the rate cut: a
-        // fresh rate (no samples) halves as before, and one whose samples
-        // read far less comes down to an eighth.
-        let mut fresh = Aimd::new(ms(0));
-        fresh.on_report(0, 64, (ms(0), ms(0)), 0, ms(5));
-        close(fresh.per_ms, Aimd::START / 2.0);
-        let mut starved = Aimd::new(ms(0));
-        for i in 0..4u64 {
-            let d = starved.delivered();
-            starved.on_report(1, 1, (ms(10 * i), ms(10 * i)), d, ms(10 * i + 10));
+        // A burst of reports does not read fast: the span runs from when
+        // the count last grew before the round was sent, if that is longer
+        // than the round's own (32 over 16 ms, not over its 2).
+        let mut b = Aimd::new(ms(0));
+        b.on_report(Kind::Serve, 1, 1, (ms(0), ms(0)), b.delivered(), ms(2));
+        let at_send = b.delivered();
+        b.on_report(Kind::Serve, 31, 31, (ms(16), ms(16)), at_send, ms(18));
+        assert!(!b.delivery.queued, "2 ms is no queue");
+        b.on_report(Kind::Serve, 32, 32, (ms(12), ms(12)), at_send, ms(18));
+        assert_eq!(b.delivery.rate(ms(18)), Some((63.0 / 16.0, 1)));
+        // The cut is at most a halving and at least an eighth, and it goes
+        // by the samples only once three are in: with fewer it halves.
+        let mut few = Aimd::new(ms(0));
+        few.on_report(
+            Kind::Serve,
+            200,
+            200,
+            (ms(0), ms(0)),
+            few.delivered(),
+            ms(2),
+        );
+        for i in 0..2 {
+            queued(&mut few, 2 + i);
         }
-        let before = starved.per_ms;
-        starved.on_report(0, 64, (ms(40), ms(40)), 0, ms(41));
-        close(starved.per_ms, before / 8.0);
+        few.on_report(Kind::Serve, 0, 64, (ms(8), ms(8)), few.delivered(), ms(9));
+        close(few.w_max * 0.5, few.per_ms);
+        for (samples, cut) in [(1000.0, 0.5), (0.5, 0.125)] {
+            let mut c = Aimd::new(ms(0));
+            c.delivery.buckets[0] = (samples, 3, Some(0));
+            let before = c.per_ms;
+            c.on_report(Kind::Serve, 0, 64, (ms(1), ms(1)), c.delivered(), ms(2));
+            close(c.per_ms, before * cut);
+        }
     }
 
     #[test]
