@@ -150,8 +150,9 @@ const REPORT_DELAY: Duration = Duration::from_millis(1);
 /// Objects a get fetches at the same time (their answers must fit the UDP
 /// receive buffer).
 const PARALLEL_FETCHES: usize = 24;
-/// An admitted push still open after this long is dropped with its slot
-/// (a sender gives up after `STORE_ROUNDS` rounds of at most 5 s each).
+/// An admitted push still open this long after it was admitted or last
+/// ended a round is dropped with its slot (a sender waits at most 5 s for
+/// a round's answer).
 const PUSH_EXPIRY_MS: u64 = 60_000;
 /// A push nothing was heard of for this long (no StoreRequest, datagram or
 /// StoreEnd) was abandoned by its pusher, which never waits that long
@@ -169,13 +170,27 @@ const PUSH_BLOCK: usize = 64 * 1024;
 /// How long a holder waits at most for datagrams that a StoreEnd overtook
 /// (less once its socket was found empty, see `Node::finish_store`).
 const STRAGGLERS: Duration = Duration::from_millis(40);
-/// Store rounds (send, then resend what the holder reports missing).
+/// Store rounds (send, then resend what the holder reports missing) that
+/// may stall, none or few of what was missing arriving, before a pusher
+/// gives up; rounds that progress do not count, and a stalled round of
+/// fewer than 8 missing counts for that many eighths (decision 79).
 const STORE_ROUNDS: usize = 8;
-/// StoreEnds a holder answers for one push: twice what a pusher sends.
-/// Each may name every missing ESI (up to 256 KiB), so a peer cannot have
-/// that sent to it for a 60-byte StoreEnd for ever, nor keep the push
-/// open (decision 67).
-const MAX_STORE_ENDS: u8 = 2 * STORE_ROUNDS as u8;
+/// Stalled StoreEnds a holder answers for one push, counted as the pusher
+/// counts them: twice what a pusher sends. Each may name every missing ESI
+/// (up to 256 KiB), so a peer cannot have that sent to it for a 60-byte
+/// StoreEnd for ever, nor keep the push open (decision 67); a round that
+/// progressed shrank what is missing by an eighth, so those answers add up
+/// to at most eight times the push, and a stalled one naming fewer than 8
+/// ESIs counts for that many eighths.
+const MAX_STORE_ENDS: u16 = 2 * STORE_ROUNDS as u16;
+
+/// A store round that left `after` of the `before` symbols missing: `None`
+/// if it progressed (at least an eighth arrived), else what its stall
+/// counts for, in eighths of a round (decision 79).
+fn stall_eighths(before: usize, after: usize) -> Option<u16> {
+    let progressed = after < before && (before - after).saturating_mul(8) >= before;
+    (!progressed).then(|| u16::try_from(before.clamp(1, 8)).unwrap_or(8))
+}
 /// A session that has received nothing for this long sends a Ping, and
 /// another after each further such interval of silence (decision 59).
 const KEEPALIVE_IDLE: Duration = Duration::from_secs(5);
@@ -636,8 +651,11 @@ struct Incoming {
     heard_ms: u64,
     /// The number of the push this entry serves (the latest StoreRequest).
     push: u64,
-    /// StoreEnds of the push answered so far (at most `MAX_STORE_ENDS`).
-    ends: u8,
+    /// Stalled StoreEnds of the push answered so far, in eighths (at most
+    /// `MAX_STORE_ENDS` whole ones), and the ESIs missing at the last
+    /// answer (none yet: every one announced).
+    ends: u16,
+    left_at_end: Option<usize>,
 }
 
 /// The ESIs a push announced, each with whether it has arrived: a sorted
@@ -2015,6 +2033,7 @@ impl Node {
                                     opened_ms: now,
                                     heard_ms: now,
                                     ends: 0,
+                                    left_at_end: None,
                                     push,
                                 },
                             );
@@ -2366,8 +2385,12 @@ impl Node {
                 }
                 return;
             };
-            e.ends = e.ends.saturating_add(1);
-            if e.ends > MAX_STORE_ENDS {
+            let before = e.left_at_end.unwrap_or(e.esis.esis.len());
+            e.left_at_end = Some(e.esis.left);
+            if let Some(stall) = stall_eighths(before, e.esis.left) {
+                e.ends = e.ends.saturating_add(stall);
+            }
+            if e.ends > MAX_STORE_ENDS * 8 {
                 let why = fcp(
                     ErrorCode::ResourceLimit,
                     format!("a push may end at most {MAX_STORE_ENDS} rounds"),
@@ -3403,8 +3426,13 @@ impl Node {
             }
         };
         // Even with nothing to send, a StoreEnd: only its answer says the
-        // symbols are durable.
-        for round in 0..STORE_ROUNDS {
+        // symbols are durable. Rounds go on while they progress; a push
+        // gives up after `STORE_ROUNDS` that did not (decision 79).
+        let mut stalled: u16 = 0;
+        for round in 0.. {
+            if usize::from(stalled) >= STORE_ROUNDS * 8 {
+                break;
+            }
             let batch: Vec<Bytes> = todo.iter().filter_map(|e| by_esi.get(e).cloned()).collect();
             let _in_flight = peer.pushes.take(&peer.rate, batch.len()).await;
             let delivered = lock(&peer.rate).delivered();
@@ -3445,11 +3473,17 @@ impl Node {
             if missing.is_empty() {
                 return Ok(());
             }
+            if let Some(stall) = stall_eighths(todo.len(), missing.len()) {
+                stalled = stalled.saturating_add(stall);
+            }
             todo = missing;
         }
         Err(fcp(
             ErrorCode::ResourceLimit,
-            format!("{} did not take the symbols of {oid}", peer.node_id),
+            format!(
+                "{} did not take the symbols of {oid} ({STORE_ROUNDS} store rounds stalled)",
+                peer.node_id
+            ),
         ))
     }
 
@@ -4097,7 +4131,7 @@ fn symbol_record(
 mod tests {
     use super::{
         Aimd, ControlQueue, Delivered, GetState, MAX_ESIS, MAX_SERVED, OfferIn, OwnFrames,
-        PushEsis, ServeReports, Served, Stop, Turn, TurnMap, lock, offer_ended,
+        PushEsis, ServeReports, Served, Stop, Turn, TurnMap, lock, offer_ended, stall_eighths,
     };
     use crate::pacing::tests::clock;
     use crate::proto::{Control, EsiList};
@@ -4274,6 +4308,22 @@ mod tests {
         assert!(r.0.contains_key(&oid(3)));
         assert!(!r.0.contains_key(&many(0)), "the oldest was kept");
         assert!(r.0.contains_key(&many(1)));
+    }
+
+    #[test]
+    fn a_store_round_stalls_unless_an_eighth_arrived() {
+        // 13 of 100 missing arrived: progress, not counted; 12: a stall.
+        assert_eq!(stall_eighths(100, 87), None);
+        assert_eq!(stall_eighths(100, 88), Some(8));
+        assert_eq!(stall_eighths(100, 100), Some(8));
+        // A round of a few symbols stalls for that many eighths of a
+        // round: over a lossy link the last ones may take many rounds.
+        assert_eq!(stall_eighths(1, 1), Some(1));
+        assert_eq!(stall_eighths(5, 5), Some(5));
+        assert_eq!(stall_eighths(5, 4), None);
+        assert_eq!(stall_eighths(1, 0), None);
+        // Growth is no progress.
+        assert_eq!(stall_eighths(3, 4), Some(3));
     }
 
     #[test]

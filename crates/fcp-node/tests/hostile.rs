@@ -991,8 +991,9 @@ async fn a_peer_that_does_not_read_loses_its_session() {
     drop(r);
 }
 
-/// A holder answers at most 16 StoreEnds of one push (twice the rounds a
-/// pusher makes): each may name every missing ESI, so a peer cannot have
+/// A holder answers at most 16 stalled StoreEnds of one push of 8 or more
+/// symbols (twice the stalled rounds a pusher makes; decision 79): each
+/// may name every missing ESI, so a peer cannot have
 /// that sent to it for ever for a few bytes, nor keep the push and its
 /// slot open by asking (decision 67). The 17th is refused (FCP-6001) and
 /// the push ends. Before, every StoreEnd was answered and the push stayed.
