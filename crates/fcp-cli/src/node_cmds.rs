@@ -438,12 +438,21 @@ pub fn get(home: &Home, id: &str, out: Option<&Path>, json: bool) -> Result<Exit
                     .filter(|d| !d.as_os_str().is_empty())
                     .unwrap_or(Path::new("."));
                 let name = target.file_name().unwrap_or_default().to_string_lossy();
-                let tmp = tempfile::Builder::new()
-                    .prefix(&format!(".{name}.fcp-get-"))
-                    .permissions(std::fs::Permissions::from_mode(0o666))
-                    .tempfile_in(dir)
-                    .map_err(path_err)?;
-                remove_on_signal(tmp.path().to_path_buf());
+                // The handlers go in before the file is made: a signal as
+                // soon as it exists still removes it.
+                let partial = remove_on_signal();
+                let tmp = {
+                    let mut slot = partial
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner);
+                    let tmp = tempfile::Builder::new()
+                        .prefix(&format!(".{name}.fcp-get-"))
+                        .permissions(std::fs::Permissions::from_mode(0o666))
+                        .tempfile_in(dir)
+                        .map_err(path_err)?;
+                    *slot = Some(tmp.path().to_path_buf());
+                    tmp
+                };
                 let mut w = std::io::BufWriter::new(tmp);
                 let n = inc.copy_body(&mut w, &mut report)?;
                 let tmp = w.into_inner().map_err(|e| path_err(e.into_error()))?;
@@ -475,11 +484,15 @@ pub fn get(home: &Home, id: &str, out: Option<&Path>, json: bool) -> Result<Exit
     Ok(ExitCode::SUCCESS)
 }
 
-/// Until the process ends, SIGINT, SIGTERM or SIGHUP remove `path` (a get's
-/// partial output, which a drop would have removed) and end the process
-/// with 128 + the signal's number, as the default action would have ended
-/// it. Returns once the handlers are in place.
-fn remove_on_signal(path: std::path::PathBuf) {
+/// Until the process ends, SIGINT, SIGTERM or SIGHUP remove the path put in
+/// the returned slot (a get's partial output, which a drop would have
+/// removed) and end the process with 128 + the signal's number, as the
+/// default action would have ended it. Returns once the handlers are in
+/// place; a signal while the slot is held waits for it (the file being
+/// made).
+fn remove_on_signal() -> std::sync::Arc<std::sync::Mutex<Option<std::path::PathBuf>>> {
+    let slot = std::sync::Arc::new(std::sync::Mutex::new(None::<std::path::PathBuf>));
+    let path = slot.clone();
     use tokio::signal::unix::{SignalKind, signal};
     let (ready, wait) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
@@ -517,12 +530,17 @@ fn remove_on_signal(path: std::path::PathBuf) {
                 n = hup => n,
             }
         });
-        if std::fs::remove_file(&path).is_ok() {
-            eprintln!("fcp: interrupted; removed the partial {}", path.display());
+        let partial = path
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone();
+        if let Some(p) = partial.filter(|p| std::fs::remove_file(p).is_ok()) {
+            eprintln!("fcp: interrupted; removed the partial {}", p.display());
         }
         std::process::exit(128 + n);
     });
     let _ = wait.recv();
+    slot
 }
 
 /// `fcp status` / `fcp peers`.
