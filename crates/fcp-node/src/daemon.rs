@@ -186,11 +186,20 @@ const MAX_STORE_ENDS: u16 = 2 * STORE_ROUNDS as u16;
 
 /// A store round that left `after` of the `before` symbols missing: `None`
 /// if it progressed (at least an eighth arrived), else what its stall
-/// counts for, in eighths of a round (decision 79).
+/// counts for, in eighths of a round (decision 79). What is missing only
+/// shrinks as symbols arrive: a list that grew counts as a whole round.
 fn stall_eighths(before: usize, after: usize) -> Option<u16> {
     let progressed = after < before && (before - after).saturating_mul(8) >= before;
-    (!progressed).then(|| u16::try_from(before.clamp(1, 8)).unwrap_or(8))
+    let small = after <= before && before < 8;
+    (!progressed).then(|| {
+        if small {
+            u16::try_from(before.max(1)).unwrap_or(8)
+        } else {
+            8
+        }
+    })
 }
+
 /// A session that has received nothing for this long sends a Ping, and
 /// another after each further such interval of silence (decision 59).
 const KEEPALIVE_IDLE: Duration = Duration::from_secs(5);
@@ -2393,7 +2402,7 @@ impl Node {
             if e.ends > MAX_STORE_ENDS * 8 {
                 let why = fcp(
                     ErrorCode::ResourceLimit,
-                    format!("a push may end at most {MAX_STORE_ENDS} rounds"),
+                    format!("a push may end at most {MAX_STORE_ENDS} stalled rounds"),
                 );
                 self.end_push(&mut inc, key, &why);
                 drop(inc);
@@ -3445,11 +3454,15 @@ impl Node {
                 push,
                 last_seq,
             });
-            let (missing, answered) = match answer(rx).await? {
+            let (mut missing, answered) = match answer(rx).await? {
                 Some(Ok(m)) => (m, true),
                 Some(Err(e)) => return Err(e),
                 None => (todo.clone(), false),
             };
+            // What is missing can only be what was: a holder naming others
+            // does not get them sent, nor keeps the push going by it. Both
+            // lists ascend (`EsiList`).
+            missing.retain(|e| todo.binary_search(e).is_ok());
             let now = tokio::time::Instant::now();
             // Of what this round sent (the holder names only ESIs of this
             // push; those not sent are not this round's loss).
@@ -3473,7 +3486,14 @@ impl Node {
             if missing.is_empty() {
                 return Ok(());
             }
-            if let Some(stall) = stall_eighths(todo.len(), missing.len()) {
+            // A round with no answer (5 s) is no loss but a silent holder:
+            // a whole stalled round, however few were missing.
+            let stall = if answered {
+                stall_eighths(todo.len(), missing.len())
+            } else {
+                Some(8)
+            };
+            if let Some(stall) = stall {
                 stalled = stalled.saturating_add(stall);
             }
             todo = missing;
@@ -4322,8 +4342,10 @@ mod tests {
         assert_eq!(stall_eighths(5, 5), Some(5));
         assert_eq!(stall_eighths(5, 4), None);
         assert_eq!(stall_eighths(1, 0), None);
-        // Growth is no progress.
-        assert_eq!(stall_eighths(3, 4), Some(3));
+        // A list that grew (only a hostile holder names more) is a whole
+        // stalled round.
+        assert_eq!(stall_eighths(3, 4), Some(8));
+        assert_eq!(stall_eighths(100, 200), Some(8));
     }
 
     #[test]

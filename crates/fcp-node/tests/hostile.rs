@@ -1021,6 +1021,35 @@ async fn a_push_is_answered_for_a_bounded_number_of_rounds() {
     assert_eq!(counter(&v, "pushes_not_stored"), 1);
 }
 
+/// A push of one symbol whose StoreEnds bring nothing is answered 128
+/// times: a stalled round with fewer than 8 symbols missing counts for
+/// that many eighths of one (decision 79), so its last symbols may take
+/// many rounds over a lossy link. The 129th is refused; the answers named
+/// 128 ESIs in all.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_push_of_one_symbol_is_answered_for_128_stalled_rounds() {
+    let push = 11;
+    let mesh = Mesh::new(10, &["v", "e"]);
+    let e = mesh.wire("e").await;
+    let v = mesh.node("v").await;
+    let Conn { mut r, mut w } = e.accept(&v).await;
+    let oid = random_object();
+    open_push(&mut w, &mut r, oid, vec![0], push).await;
+    for _ in 0..128 {
+        let ack = store_end(&mut w, &mut r, oid, push).await;
+        assert!(
+            matches!(&ack, Control::StoreAck { missing, .. } if missing.as_slice() == [0]),
+            "{ack:?}"
+        );
+    }
+    let end = store_end(&mut w, &mut r, oid, push).await;
+    assert!(
+        matches!(&end, Control::StoreRefused { code, .. } if code == "FCP-6001"),
+        "{end:?}"
+    );
+    assert_eq!(store_slots(&v), 0);
+}
+
 /// A StoreEnd naming a last datagram its peer never sends, while the peer
 /// keeps sending others, is answered within the 40 ms straggler wait, not
 /// held open by the traffic (decision 75): the holder waits while the
