@@ -528,6 +528,26 @@ pub(crate) mod tests {
         assert_eq!(p.reserve(later, 10, 10.0), later + ms(1));
     }
 
+    /// A serve of `sent` datagrams sent at `at`, of which `arrived` were
+    /// reported at `now`, giving no delivery sample: the loss and growth
+    /// rules alone.
+    fn report(
+        a: &mut Aimd,
+        arrived: u32,
+        sent: u32,
+        at: tokio::time::Instant,
+        now: tokio::time::Instant,
+    ) {
+        a.on_report(
+            Kind::Serve,
+            arrived,
+            sent,
+            (at, at),
+            Delivered::default(),
+            now,
+        );
+    }
+
     /// Rates equal but for rounding.
     fn close(a: f64, b: f64) {
         assert!((a - b).abs() < 1e-9, "{a} against {b}");
@@ -539,82 +559,33 @@ pub(crate) mod tests {
         let mut a = Aimd::new(ms(0));
         // Slow start: 40 delivered in a 10 ms round add 4. The round was
         // sent after the loss window began: that window ends (clean).
-        a.on_report(
-            Kind::Serve,
-            40,
-            40,
-            (ms(0), ms(0)),
-            Delivered::default(),
-            ms(10),
-        );
+        report(&mut a, 40, 40, ms(0), ms(10));
         close(a.per_ms, Aimd::START + 4.0);
         // Two rounds sent before the new window (from 10 ms) began, each
         // losing a quarter: the first, 40 datagrams, is too few to judge;
         // with the second the window lost a quarter of 80, congestion:
         // the rate (grown by what arrived) halves, and slow start ends.
-        a.on_report(
-            Kind::Serve,
-            30,
-            40,
-            (ms(5), ms(5)),
-            Delivered::default(),
-            ms(15),
-        );
+        report(&mut a, 30, 40, ms(5), ms(15));
         close(a.per_ms, 71.0);
-        a.on_report(
-            Kind::Serve,
-            30,
-            40,
-            (ms(6), ms(6)),
-            Delivered::default(),
-            ms(16),
-        );
+        report(&mut a, 30, 40, ms(6), ms(16));
         close(a.per_ms, 37.0);
         assert_eq!(a.threshold, 37.0);
         // What was sent before that cut answers the same congestion.
-        a.on_report(
-            Kind::Serve,
-            0,
-            40,
-            (ms(8), ms(8)),
-            Delivered::default(),
-            ms(18),
-        );
+        report(&mut a, 0, 40, ms(8), ms(18));
         close(a.per_ms, 37.0);
         // Past slow start the rate grows back toward the rate it was cut
         // from (74) by half the way per round trip, at most a quarter of
         // the rate: a round trip's worth (37 per ms over 10 ms) adds 9.25.
-        a.on_report(
-            Kind::Serve,
-            370,
-            370,
-            (ms(20), ms(20)),
-            Delivered::default(),
-            ms(30),
-        );
+        report(&mut a, 370, 370, ms(20), ms(30));
         close(a.per_ms, 46.25);
         // Small losses are summed over the window (from 30 ms) and cut
         // once at its end, by half the share: 2 of 100 lost, 1 %.
         a.threshold = 46.25;
         a.w_max = 46.25;
-        a.on_report(
-            Kind::Serve,
-            49,
-            50,
-            (ms(25), ms(25)),
-            Delivered::default(),
-            ms(35),
-        );
+        report(&mut a, 49, 50, ms(25), ms(35));
         let grown = 46.25 + 49.0 / (46.25 * 10.0) * 0.1;
         close(a.per_ms, grown);
-        a.on_report(
-            Kind::Serve,
-            49,
-            50,
-            (ms(31), ms(31)),
-            Delivered::default(),
-            ms(40),
-        );
+        report(&mut a, 49, 50, ms(31), ms(40));
         let grown = grown + 49.0 / (grown * 9.0) * (1.0 / 9.0);
         close(a.per_ms, grown * 0.99);
         assert_eq!(a.cuts, 2);
@@ -627,37 +598,22 @@ pub(crate) mod tests {
         for (from, to) in [(70.0, 72.0), (74.0, 74.1), (80.0, 83.0)] {
             a.per_ms = from;
             a.w_max = 74.0;
-            a.on_report(
-                Kind::Serve,
+            report(
+                &mut a,
                 (from * 10.0) as u32,
                 (from * 10.0) as u32,
-                (ms(50), ms(50)),
-                Delivered::default(),
+                ms(50),
                 ms(60),
             );
             close(a.per_ms, to);
         }
         // Never below the floor, never above the ceiling.
         for i in 0..20 {
-            a.on_report(
-                Kind::Serve,
-                0,
-                100,
-                (ms(100 + 2 * i), ms(100 + 2 * i)),
-                Delivered::default(),
-                ms(101 + 2 * i),
-            );
+            report(&mut a, 0, 100, ms(100 + 2 * i), ms(101 + 2 * i));
         }
         assert_eq!(a.per_ms, Aimd::MIN);
         let mut b = Aimd::new(ms(0));
-        b.on_report(
-            Kind::Serve,
-            1_000_000,
-            1_000_000,
-            (ms(0), ms(0)),
-            Delivered::default(),
-            ms(1),
-        );
+        report(&mut b, 1_000_000, 1_000_000, ms(0), ms(1));
         assert_eq!(b.per_ms, Aimd::MAX);
     }
 
@@ -667,80 +623,31 @@ pub(crate) mod tests {
         // 5 % lost: the rate (grown by the 95 that arrived) loses 2.5 %,
         // and slow start goes on: the next clean round doubles as before.
         let mut a = Aimd::new(ms(0));
-        a.on_report(
-            Kind::Serve,
-            95,
-            100,
-            (ms(0), ms(0)),
-            Delivered::default(),
-            ms(10),
-        );
+        report(&mut a, 95, 100, ms(0), ms(10));
         close(a.per_ms, (Aimd::START + 9.5) * 0.975);
         assert_eq!(a.threshold, Aimd::MAX);
         let before = a.per_ms;
-        a.on_report(
-            Kind::Serve,
-            100,
-            100,
-            (ms(10), ms(10)),
-            Delivered::default(),
-            ms(20),
-        );
+        report(&mut a, 100, 100, ms(10), ms(20));
         close(a.per_ms, before + 10.0);
         // One push round of 34 losing 5 (15 %) is too few datagrams to
         // call congestion: cut by half its share, not halved.
         let mut c = Aimd::new(ms(0));
-        c.on_report(
-            Kind::Serve,
-            29,
-            34,
-            (ms(0), ms(0)),
-            Delivered::default(),
-            ms(10),
-        );
+        report(&mut c, 29, 34, ms(0), ms(10));
         close(c.per_ms, (Aimd::START + 2.9) * (1.0 - 5.0 / 68.0));
         assert_eq!(c.threshold, Aimd::MAX);
         assert_eq!(c.cuts, 1);
         // A round that sent nothing is no report.
-        c.on_report(
-            Kind::Serve,
-            0,
-            0,
-            (ms(20), ms(20)),
-            Delivered::default(),
-            ms(30),
-        );
+        report(&mut c, 0, 0, ms(20), ms(30));
         assert_eq!(c.cuts, 1);
         // A window left open (a round sent before it began lost half of
         // 40, too few to judge) is stale 100 s later: the next put's first
         // round is judged alone, and a clean one cuts nothing.
         let mut d = Aimd::new(ms(0));
-        d.on_report(
-            Kind::Serve,
-            40,
-            40,
-            (ms(0), ms(0)),
-            Delivered::default(),
-            ms(10),
-        );
-        d.on_report(
-            Kind::Serve,
-            20,
-            40,
-            (ms(5), ms(5)),
-            Delivered::default(),
-            ms(12),
-        );
+        report(&mut d, 40, 40, ms(0), ms(10));
+        report(&mut d, 20, 40, ms(5), ms(12));
         assert_eq!((d.window_sent, d.window_lost), (40, 20));
         let before = d.per_ms;
-        d.on_report(
-            Kind::Serve,
-            30,
-            30,
-            (ms(100_000), ms(100_000)),
-            Delivered::default(),
-            ms(100_010),
-        );
+        report(&mut d, 30, 30, ms(100_000), ms(100_010));
         close(d.per_ms, before + 3.0);
         assert_eq!(d.cuts, 0);
         assert_eq!(d.threshold, Aimd::MAX);
