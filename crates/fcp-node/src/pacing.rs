@@ -287,6 +287,8 @@ impl Delivery {
     /// A round trip this many times the least one: a queue stands.
     const QUEUED: f64 = 1.5;
     const BUCKET_MS: u128 = 100;
+    /// Reports on a busy path come closer together than this.
+    const IDLE: Duration = Duration::from_millis(100);
     const BUCKETS: usize = 10;
 
     fn new(now: tokio::time::Instant) -> Self {
@@ -325,7 +327,8 @@ impl Delivery {
     ///   over 1.5 times it, a queue stands;
     /// - while one does, a delivery-rate sample: what was reported arrived
     ///   since the count last grew before the round was sent (its own
-    ///   included), over that time or the round's, the longer (BBR's rate
+    ///   included; unless that was over 100 ms before, the path idle),
+    ///   over that time or the round's, the longer (BBR's rate
     ///   samples, draft-cheng-iccrg-delivery-rate-estimation: the longer
     ///   span keeps a burst of reports, or a round held back by the send
     ///   clock, from reading fast). With no queue, what went through says
@@ -356,7 +359,13 @@ impl Delivery {
             *min = Some((rtt, now));
         }
         self.queued = min.is_some_and(|(m, _)| rtt > Self::QUEUED * m.max(1.0));
-        let span = ms_since(first).max(at_send.at.map_or(0.0, ms_since));
+        // A count that last grew long before the round went means the path
+        // was idle: its deliveries are counted over the round's own time
+        // (as BBR restarts its interval when nothing is in flight).
+        let busy_from = at_send
+            .at
+            .filter(|at| first.saturating_duration_since(*at) <= Self::IDLE);
+        let span = ms_since(first).max(busy_from.map_or(0.0, ms_since));
         if !self.queued || span < 1.0 {
             return;
         }
@@ -736,6 +745,11 @@ pub(crate) mod tests {
         assert!(!b.delivery.queued, "2 ms is no queue");
         b.on_report(Kind::Serve, 32, 32, (ms(12), ms(12)), at_send, ms(18));
         assert_eq!(b.delivery.rate(ms(18)), Some((63.0 / 16.0, 1)));
+        // After an idle path (the count last grew over 100 ms before the
+        // round went), over the round's own time: 32 over 6 ms, not 1 s.
+        let at_send = b.delivered();
+        b.on_report(Kind::Serve, 32, 32, (ms(1018), ms(1018)), at_send, ms(1024));
+        assert_eq!(b.delivery.rate(ms(1024)), Some((32.0 / 6.0, 1)));
         // The cut is at most a halving and at least an eighth, and it goes
         // by the samples only once three are in: with fewer it halves.
         let mut few = Aimd::new(ms(0));
