@@ -61,10 +61,9 @@ impl Pacer {
 ///   start ends, as TCP's; it comes down further, to what the path was
 ///   seen to deliver (the largest sample of the last second, once three
 ///   are in), if that is less, at most to an eighth (TCP Westwood+'s
-///   bandwidth estimate; decision 78): a rate
-///   far above the path comes down in one cut, not one per window of
-///   losses. Reports of what was sent before that cut answer the same
-///   congestion and are not counted.
+///   bandwidth estimate; decision 78): a rate far above the path comes
+///   down in one cut, not one per window of losses. Reports of what was
+///   sent before that cut answer the same congestion and are not counted.
 /// - Otherwise, at a window's end, the rate is cut by half the share it
 ///   lost (2 % lost: 1 %; DCTCP's decrease, RFC 8257, with the lost share in
 ///   place of the marked one; decision 73), so that random loss on a lossy
@@ -269,9 +268,8 @@ pub(crate) struct Delivered {
 struct Delivery {
     total: Delivered,
     /// By [`Kind`], the least round trip from the last datagram of a round
-    /// all of which arrived (ms, and when), kept for
-    /// `SendWindow::MIN_RTT_FOR`.
-    rtt_min: [Option<(f64, tokio::time::Instant)>; 2],
+    /// all of which arrived.
+    rtt_min: [LeastRtt; 2],
     /// Whether the last such round took over `QUEUED` times its kind's
     /// least: a queue stands on the path.
     queued: bool,
@@ -294,7 +292,7 @@ impl Delivery {
     fn new(now: tokio::time::Instant) -> Self {
         Self {
             total: Delivered::default(),
-            rtt_min: [None; 2],
+            rtt_min: [LeastRtt::default(); 2],
             queued: false,
             buckets: [(0.0, 0, None); Self::BUCKETS],
             origin: now,
@@ -328,10 +326,10 @@ impl Delivery {
     /// - while one does, a delivery-rate sample: what was reported arrived
     ///   since the count last grew before the round was sent (its own
     ///   included; unless that was over 100 ms before, the path idle),
-    ///   over that time or the round's, the longer (BBR's rate
-    ///   samples, draft-cheng-iccrg-delivery-rate-estimation: the longer
-    ///   span keeps a burst of reports, or a round held back by the send
-    ///   clock, from reading fast). With no queue, what went through says
+    ///   over that time or the round's, the longer (BBR's rate samples,
+    ///   draft-cheng-iccrg-delivery-rate-estimation: the longer span keeps
+    ///   a burst of reports, or a round held back by the send clock, from
+    ///   reading fast). With no queue, what went through says
     ///   what the senders had to send, not what the path could carry.
     fn observe(
         &mut self,
@@ -353,12 +351,8 @@ impl Delivery {
             |t: tokio::time::Instant| now.saturating_duration_since(t).as_secs_f64() * 1000.0;
         let rtt = ms_since(last);
         let min = &mut self.rtt_min[kind as usize];
-        if min.is_none_or(|(m, at)| {
-            rtt <= m || now.saturating_duration_since(at) > SendWindow::MIN_RTT_FOR
-        }) {
-            *min = Some((rtt, now));
-        }
-        self.queued = min.is_some_and(|(m, _)| rtt > Self::QUEUED * m.max(1.0));
+        min.see(rtt, now);
+        self.queued = min.ms().is_some_and(|m| rtt > Self::QUEUED * m.max(1.0));
         // A count that last grew long before the round went means the path
         // was idle: its deliveries are counted over the round's own time
         // (as BBR restarts its interval when nothing is in flight).
@@ -392,9 +386,29 @@ impl Delivery {
 #[derive(Debug, Default)]
 pub(crate) struct SendWindow {
     pub(crate) in_flight: usize,
-    /// The least time from a round's last datagram to its answer, in ms,
-    /// and when it was seen: kept for `MIN_RTT_FOR` (as BBR's min_rtt).
-    min_rtt: Option<(f64, tokio::time::Instant)>,
+    /// The least time from a round's last datagram to its answer.
+    min_rtt: LeastRtt,
+}
+
+/// The least round trip seen lately, in ms, and when it was seen: kept for
+/// `FOR`, then the next one replaces it, however large (the path may have
+/// changed; as BBR's min_rtt).
+#[derive(Clone, Copy, Debug, Default)]
+struct LeastRtt(Option<(f64, tokio::time::Instant)>);
+
+impl LeastRtt {
+    const FOR: Duration = Duration::from_secs(10);
+
+    fn see(&mut self, ms: f64, now: tokio::time::Instant) {
+        let stale = |at| now.saturating_duration_since(at) > Self::FOR;
+        if self.0.is_none_or(|(min, at)| ms <= min || stale(at)) {
+            self.0 = Some((ms, now));
+        }
+    }
+
+    fn ms(&self) -> Option<f64> {
+        self.0.map(|(ms, _)| ms)
+    }
 }
 
 impl SendWindow {
@@ -403,12 +417,9 @@ impl SendWindow {
     const INITIAL: usize = 256;
     /// Never below this: a few push rounds.
     const MIN: usize = 64;
-    /// How long a least round trip stands before a larger one replaces it
-    /// (the path may have changed).
-    const MIN_RTT_FOR: Duration = Duration::from_secs(10);
 
     pub(crate) fn size(&self, per_ms: f64) -> usize {
-        self.min_rtt.map_or(Self::INITIAL, |(rtt, _)| {
+        self.min_rtt.ms().map_or(Self::INITIAL, |rtt| {
             ((2.0 * per_ms * rtt.max(1.0)) as usize).max(Self::MIN)
         })
     }
@@ -430,9 +441,10 @@ impl SendWindow {
     /// requester's report: two least round trips plus `slack` (what the
     /// requester may wait before it reports), at most a second (decision 76).
     pub(crate) fn report_wait(&self, slack: Duration) -> Duration {
-        let rtt = self.min_rtt.map_or(Duration::ZERO, |(ms, _)| {
-            Duration::from_secs_f64(ms / 1000.0)
-        });
+        let rtt = self
+            .min_rtt
+            .ms()
+            .map_or(Duration::ZERO, |ms| Duration::from_secs_f64(ms / 1000.0));
         (2 * rtt + slack).min(Duration::from_secs(1))
     }
 
@@ -441,11 +453,7 @@ impl SendWindow {
     /// datagram (decision 75), so a round trip includes the time it queued,
     /// and a window grown with it would keep that queue full.
     pub(crate) fn answered(&mut self, rtt: Duration, now: tokio::time::Instant) {
-        let ms = rtt.as_secs_f64() * 1000.0;
-        let stale = |at: tokio::time::Instant| now.duration_since(at) > Self::MIN_RTT_FOR;
-        if self.min_rtt.is_none_or(|(min, at)| ms <= min || stale(at)) {
-            self.min_rtt = Some((ms, now));
-        }
+        self.min_rtt.see(rtt.as_secs_f64() * 1000.0, now);
     }
 }
 
