@@ -906,12 +906,11 @@ struct GetState {
     /// with the sealers it named, so a peer cannot change how another
     /// peer's frames are read.
     sources: Mutex<HashMap<String, HashMap<u64, String>>>,
-    /// Peers whose offer of this round is complete (OfferEnd, or an offer
-    /// of nothing), and no earlier one is still coming.
-    offers_ended: Mutex<HashSet<String>>,
     /// By asked peer, the serves asked of it in this get that have not
     /// ended: a serve of an earlier round may still be sending, and its
-    /// OfferEnd names only the object (decision 76).
+    /// OfferEnd names only the object (decision 76). Every round asks each
+    /// of its peers once more, so none open means the peer's offer of this
+    /// round ended (see [`GetState::ended`]).
     open: Mutex<HashMap<String, u32>>,
     /// Datagrams routed to this get (quiescence after the offers ended).
     frames_in: AtomicU64,
@@ -1002,7 +1001,6 @@ impl GetState {
             offered_meta: Mutex::new(HashMap::new()),
             asked: Mutex::new(HashSet::new()),
             sources: Mutex::new(HashMap::new()),
-            offers_ended: Mutex::new(HashSet::new()),
             open: Mutex::new(HashMap::new()),
             frames_in: AtomicU64::new(0),
             by_peer: Mutex::new(HashMap::new()),
@@ -1010,6 +1008,12 @@ impl GetState {
             result: Mutex::new(None),
             reserve: Mutex::new(Vec::new()),
         }
+    }
+
+    /// Whether `peer`'s offer of this round is complete (OfferEnd, or an
+    /// offer of nothing), and no earlier one is still coming.
+    fn ended(&self, peer: &str) -> bool {
+        lock(&self.open).get(peer).is_some_and(|n| *n == 0)
     }
 }
 
@@ -1026,7 +1030,6 @@ fn offer_ended(g: &GetState, peer: &str) {
         *n == 0
     };
     if none_open {
-        lock(&g.offers_ended).insert(peer.to_owned());
         g.done.notify_waiters();
     }
 }
@@ -3585,11 +3588,11 @@ impl Node {
     /// its way: not reported.
     fn report_offers(&self, g: &GetState, oid: ObjectId, peers: &[Arc<Peer>]) {
         let rebuilt = lock(&g.result).is_some();
-        let ended = lock(&g.offers_ended).clone();
         for p in peers {
+            let ended = g.ended(&p.node_id);
             let arrived = lock(&g.by_peer)
                 .get_mut(&p.node_id)
-                .and_then(|o| o.at_round_end(rebuilt, ended.contains(&p.node_id)));
+                .and_then(|o| o.at_round_end(rebuilt, ended));
             let Some(arrived) = arrived else {
                 continue;
             };
@@ -3641,7 +3644,6 @@ impl Node {
                 if peers.is_empty() {
                     break;
                 }
-                lock(&g.offers_ended).clear();
                 lock(&g.by_peer).clear();
                 let have = EsiList::new(lock(&g.got).iter().copied().collect());
                 // The first round asks every peer for the source symbols
@@ -3697,7 +3699,7 @@ impl Node {
                     if lock(&g.result).is_some() {
                         break;
                     }
-                    let ended = lock(&g.offers_ended).len() >= peers.len();
+                    let ended = peers.iter().all(|p| g.ended(&p.node_id));
                     let seen = g.frames_in.load(Ordering::Relaxed);
                     if ended {
                         // Every offered datagram is in: this round is over.
@@ -4231,9 +4233,9 @@ mod tests {
         // serve's: the round's offer has not ended while one is open.
         *lock(&g.open).entry("p".to_owned()).or_default() += 2;
         offer_ended(&g, "p");
-        assert!(!lock(&g.offers_ended).contains("p"));
+        assert!(!g.ended("p"));
         offer_ended(&g, "p");
-        assert!(lock(&g.offers_ended).contains("p"));
+        assert!(g.ended("p"));
         // A stray end (a hostile or repeated OfferEnd) cannot go below none.
         offer_ended(&g, "p");
         assert_eq!(lock(&g.open).get("p"), Some(&0));
