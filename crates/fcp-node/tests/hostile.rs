@@ -489,14 +489,14 @@ async fn open_push(
 }
 
 /// A mesh on `net` of victim V and enrolled peer E, E connected to V with
-/// push `push` of a random object (ESIs 0..10) open at V.
-async fn one_push_open(net: u8, push: u64) -> (Mesh, NodeHandle, Conn, ObjectId) {
+/// push `push` of a random object announcing `esis` open at V.
+async fn one_push_open(net: u8, push: u64, esis: Vec<u32>) -> (Mesh, NodeHandle, Conn, ObjectId) {
     let mesh = Mesh::new(net, &["v", "e"]);
     let e = mesh.wire("e").await;
     let v = mesh.node("v").await;
     let Conn { mut r, mut w } = e.accept(&v).await;
     let oid = random_object();
-    open_push(&mut w, &mut r, oid, (0..10).collect(), push).await;
+    open_push(&mut w, &mut r, oid, esis, push).await;
     (mesh, v, Conn { r, w }, oid)
 }
 
@@ -1002,7 +1002,7 @@ async fn a_peer_that_does_not_read_loses_its_session() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_push_is_answered_for_a_bounded_number_of_rounds() {
     let push = 7;
-    let (_mesh, v, Conn { mut r, mut w }, oid) = one_push_open(8, push).await;
+    let (_mesh, v, Conn { mut r, mut w }, oid) = one_push_open(8, push, (0..10).collect()).await;
     assert_eq!(store_slots(&v), 1);
     let t = Instant::now();
     for round in 0..16u64 {
@@ -1029,12 +1029,7 @@ async fn a_push_is_answered_for_a_bounded_number_of_rounds() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_push_of_one_symbol_is_answered_for_128_stalled_rounds() {
     let push = 11;
-    let mesh = Mesh::new(10, &["v", "e"]);
-    let e = mesh.wire("e").await;
-    let v = mesh.node("v").await;
-    let Conn { mut r, mut w } = e.accept(&v).await;
-    let oid = random_object();
-    open_push(&mut w, &mut r, oid, vec![0], push).await;
+    let (_mesh, v, Conn { mut r, mut w }, oid) = one_push_open(10, push, vec![0]).await;
     for _ in 0..128 {
         let ack = store_end(&mut w, &mut r, oid, push).await;
         assert!(
@@ -1059,7 +1054,7 @@ async fn a_push_of_one_symbol_is_answered_for_128_stalled_rounds() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_datagram_named_but_never_sent_holds_the_answer_at_most_the_straggler_wait() {
     let push = 3;
-    let (_mesh, v, Conn { mut r, mut w }, oid) = one_push_open(9, push).await;
+    let (_mesh, v, Conn { mut r, mut w }, oid) = one_push_open(9, push, (0..10).collect()).await;
     // Datagrams with a valid MAC and junk inside, one a millisecond for
     // 2 s or more: the peer never falls quiet.
     let junk: Vec<Vec<u8>> = (0..2000).map(|_| w.seal(&[0u8; 64])).collect();
