@@ -121,6 +121,10 @@ fn io_err(e: std::io::Error) -> FcpError {
 
 /// Largest pre-session message (announcement or handshake) on TCP.
 const MAX_PRE_SESSION: usize = 64 * 1024;
+/// Get rounds (ask every peer, wait for their offers) that may stall, less
+/// than an eighth of the symbols still needed arriving, before a get gives
+/// up; rounds that progress do not count (as a push's, decision 79).
+const GET_ROUNDS: usize = 6;
 /// Seconds a get waits for symbols before giving up.
 const GET_TIMEOUT: Duration = Duration::from_secs(20);
 /// How long a get round waits for peers that have not ended their offer. A
@@ -170,6 +174,9 @@ const PUSH_BLOCK: usize = 64 * 1024;
 /// How long a holder waits at most for datagrams that a StoreEnd overtook
 /// (less once its socket was found empty, see `Node::finish_store`).
 const STRAGGLERS: Duration = Duration::from_millis(40);
+/// How long a holder waits at most for a round's named last datagram while
+/// the peer's datagrams keep coming.
+const TAIL_WAIT: Duration = Duration::from_millis(500);
 /// Store rounds (send, then resend what the holder reports missing) that
 /// may stall, none or few of what was missing arriving, before a pusher
 /// gives up; rounds that progress do not count, and a stalled round of
@@ -912,6 +919,10 @@ struct GetState {
     /// of its peers once more, so none open means the peer's offer of this
     /// round ended (see [`GetState::ended`]).
     open: Mutex<HashMap<String, u32>>,
+    /// By asked peer, the highest session sequence number its OfferEnds
+    /// named: once that datagram of the peer's, or a later one, is in, what
+    /// its offers still miss was lost (decision 80).
+    tails: Mutex<HashMap<String, u64>>,
     /// Datagrams routed to this get (quiescence after the offers ended).
     frames_in: AtomicU64,
     /// By asked peer, its offer in this round: what `Control::OfferReceived`
@@ -1002,6 +1013,7 @@ impl GetState {
             asked: Mutex::new(HashSet::new()),
             sources: Mutex::new(HashMap::new()),
             open: Mutex::new(HashMap::new()),
+            tails: Mutex::new(HashMap::new()),
             frames_in: AtomicU64::new(0),
             by_peer: Mutex::new(HashMap::new()),
             done: Notify::new(),
@@ -1014,6 +1026,14 @@ impl GetState {
     /// offer of nothing), and no earlier one is still coming.
     fn ended(&self, peer: &str) -> bool {
         lock(&self.open).get(peer).is_some_and(|n| *n == 0)
+    }
+
+    /// Symbols still needed to rebuild the object, once its decoder is
+    /// made (its metadata known).
+    fn still_needed(&self) -> Option<usize> {
+        lock(&self.decoder)
+            .as_ref()
+            .map(|d| d.required().saturating_sub(d.received_unique()) as usize)
     }
 }
 
@@ -2240,9 +2260,18 @@ impl Node {
                     }
                 }
             }
-            Control::OfferEnd { object_id } => {
+            Control::OfferEnd {
+                object_id,
+                last_seq,
+            } => {
                 let g = lock(&self.gets).get(&object_id).cloned();
                 if let Some(g) = g.filter(|g| lock(&g.asked).contains(&peer.node_id)) {
+                    if let Some(s) = last_seq {
+                        lock(&g.tails)
+                            .entry(peer.node_id.clone())
+                            .and_modify(|t| *t = (*t).max(s))
+                            .or_insert(s);
+                    }
                     offer_ended(&g, &peer.node_id);
                 }
             }
@@ -2322,7 +2351,7 @@ impl Node {
         // none came, so it was lost and nothing followed it) or, from an
         // older pusher, of this push's (decisions 72 and 74).
         // So the pusher hears of a loss in time to slow down (decision 74).
-        let until = tokio::time::Instant::now() + STRAGGLERS;
+        let until = tokio::time::Instant::now() + last_seq.map_or(STRAGGLERS, |_| TAIL_WAIT);
         let since = self.rx_mark();
         let _turn = Turn::take(&self.finish_turns, key.clone()).await;
         let ours = |e: &Incoming| e.push == push;
@@ -3074,7 +3103,7 @@ impl Node {
             () = stop.raised() => return None,
         };
         let delivered = lock(&peer.rate).delivered();
-        let (sent, _) = self.send_frames(peer, &frames, Some(&stop.raised)).await;
+        let (sent, last_seq) = self.send_frames(peer, &frames, Some(&stop.raised)).await;
         if stop.is_raised() {
             return None;
         }
@@ -3087,7 +3116,10 @@ impl Node {
             _reported: tx,
         };
         lock(&peer.served).record(object_id, s);
-        peer.send(Control::OfferEnd { object_id });
+        peer.send(Control::OfferEnd {
+            object_id,
+            last_seq,
+        });
         Some((in_flight, rx))
     }
 
@@ -3638,8 +3670,11 @@ impl Node {
                 g: &g,
             };
             let deadline = tokio::time::Instant::now() + GET_TIMEOUT;
-            while lock(&g.result).is_none() && round < 6 {
+            // Rounds that stalled, in eighths (as a push's, decision 79).
+            let mut stalled = 0u16;
+            while lock(&g.result).is_none() && usize::from(stalled) < GET_ROUNDS * 8 {
                 round += 1;
+                let missing_before = g.still_needed();
                 let peers = self.connected_peers();
                 if peers.is_empty() {
                     break;
@@ -3691,6 +3726,8 @@ impl Node {
                 let round_end = (tokio::time::Instant::now() + ROUND_WAIT).min(deadline);
                 // `rx_drained` when every offer was seen ended.
                 let mut ended_at = None;
+                // How long to wait for the named last datagrams.
+                let mut tail_end = None;
                 loop {
                     // Made before what they wake for is read: a notification
                     // between the two is not lost.
@@ -3706,6 +3743,48 @@ impl Node {
                         let (offered, arrived) = round_totals(&lock(&g.by_peer));
                         if arrived >= offered {
                             break;
+                        }
+                        // Each peer whose offer is short named its serves'
+                        // last datagram (decision 80): once that or a later
+                        // one of the peer's is in, what is missing was lost.
+                        // Until then it may queue on a slow path behind
+                        // other serves' datagrams: wait while the peer's
+                        // keep coming.
+                        let named: Option<Vec<(&Arc<Peer>, u64)>> = {
+                            let by_peer = lock(&g.by_peer);
+                            let tails = lock(&g.tails);
+                            peers
+                                .iter()
+                                .filter(|p| {
+                                    by_peer
+                                        .get(&p.node_id)
+                                        .is_some_and(|o| o.arrived < o.offered)
+                                })
+                                .map(|p| tails.get(&p.node_id).map(|s| (p, *s)))
+                                .collect()
+                        };
+                        if let Some(short) = named {
+                            let now = tokio::time::Instant::now();
+                            if short.iter().all(|(p, s)| p.handled_since(*s)) {
+                                break;
+                            }
+                            let since = *ended_at.get_or_insert_with(|| self.rx_mark());
+                            let emptied = self.rx_emptied_since(since);
+                            let end = (*tail_end.get_or_insert(now + TAIL_WAIT)).min(round_end);
+                            let now_ms = self.now_ms();
+                            let quiet = short.iter().all(|(p, _)| {
+                                now_ms.saturating_sub(lock(&p.handled).at_ms)
+                                    >= REORDER.as_millis() as u64
+                            });
+                            if (emptied && quiet) || now >= end {
+                                break;
+                            }
+                            tokio::select! {
+                                () = notified => {}
+                                () = drained, if !emptied => {}
+                                () = tokio::time::sleep_until((now + REORDER).min(end)) => {}
+                            }
+                            continue;
                         }
                         // Otherwise the missing ones were lost once the
                         // receive loop has found its socket empty after the
@@ -3744,6 +3823,14 @@ impl Node {
                 // Source symbols not in by now are not coming: decode from
                 // what is in, if enough.
                 self.solve_get(&g);
+                // Nothing known of the object before the round: any
+                // symbol is progress.
+                let missing_after = g.still_needed();
+                let before = missing_before.unwrap_or(usize::MAX);
+                let after = missing_after.unwrap_or(usize::MAX);
+                if let Some(stall) = stall_eighths(before, after) {
+                    stalled = stalled.saturating_add(stall);
+                }
                 if let Some(z) = not_member(&g) {
                     return Err(fcp(
                         ErrorCode::NotInZone,

@@ -216,6 +216,12 @@ pub enum Control {
     OfferEnd {
         /// The object.
         object_id: ObjectId,
+        /// The session sequence number of the serve's last datagram (on
+        /// the holder's current session), so the requester knows that what
+        /// is missing once it, or a later one, is in was lost (decision
+        /// 80). None: an older holder.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        last_seq: Option<u64>,
     },
     /// How many datagrams of the holder's last offers of these objects
     /// arrived, each sent once the requester has waited for them: the
@@ -575,6 +581,25 @@ mod tests {
         };
         let b = fcp_core::to_canonical(&ack).unwrap();
         assert!(matches!(decode(&b).unwrap(), Decoded::Known(a) if a == ack));
+        // An OfferEnd's last_seq too (decision 80).
+        let end = |last_seq| {
+            fcp_core::to_canonical(&Control::OfferEnd {
+                object_id: oid,
+                last_seq,
+            })
+            .unwrap()
+        };
+        let (plain, with_seq) = (end(None), end(Some(u64::MAX)));
+        assert!(with_seq.len() > plain.len());
+        for (bytes, seq) in [(&plain, None), (&with_seq, Some(u64::MAX))] {
+            assert_eq!(
+                decode(bytes).unwrap(),
+                Decoded::Known(Control::OfferEnd {
+                    object_id: oid,
+                    last_seq: seq
+                })
+            );
+        }
     }
 
     #[test]
@@ -648,7 +673,10 @@ mod tests {
                 sources: vec![],
                 count: 0,
             },
-            Control::OfferEnd { object_id: oid },
+            Control::OfferEnd {
+                object_id: oid,
+                last_seq: Some(9),
+            },
             Control::OfferReceived {
                 arrived: vec![Arrived {
                     object_id: oid,

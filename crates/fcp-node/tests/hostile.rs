@@ -650,7 +650,11 @@ async fn a_poisoned_offer_meta_does_not_decide_how_frames_are_read() {
                 })
                 .await;
                 w.send_frame(&frame(object_id, 1024, 77, 0)).await;
-                w.send(&Control::OfferEnd { object_id }).await;
+                w.send(&Control::OfferEnd {
+                    object_id,
+                    last_seq: None,
+                })
+                .await;
             }
         }
     });
@@ -1046,13 +1050,13 @@ async fn a_push_of_one_symbol_is_answered_for_128_stalled_rounds() {
 }
 
 /// A StoreEnd naming a last datagram its peer never sends, while the peer
-/// keeps sending others, is answered within the 40 ms straggler wait, not
-/// held open by the traffic (decision 75): the holder waits while the
-/// peer's datagrams keep coming, for at most that long. (That it does wait
-/// while they come is timing a loaded machine cannot promise here; the
-/// slow-link simulation shows it.)
+/// keeps sending others, is answered within the 500 ms tail wait, not
+/// held open by the traffic (decisions 75 and 80): the holder waits while
+/// the peer's datagrams keep coming, for at most that long. (That it does
+/// wait while they come is timing a loaded machine cannot promise here;
+/// the slow-link simulations show it.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_datagram_named_but_never_sent_holds_the_answer_at_most_the_straggler_wait() {
+async fn a_datagram_named_but_never_sent_holds_the_answer_at_most_the_tail_wait() {
     let push = 3;
     let (_mesh, v, Conn { mut r, mut w }, oid) = one_push_open(9, push, (0..10).collect()).await;
     // Datagrams with a valid MAC and junk inside, one a millisecond for
