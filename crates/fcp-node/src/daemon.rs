@@ -177,6 +177,9 @@ const STRAGGLERS: Duration = Duration::from_millis(40);
 /// How long a holder waits at most for a round's named last datagram while
 /// the peer's datagrams keep coming.
 const TAIL_WAIT: Duration = Duration::from_millis(500);
+/// A push gives up once its peer has received none of the datagrams sent
+/// to it for this long (decision 81).
+const SILENT_PATH: Duration = Duration::from_secs(3);
 /// Store rounds (send, then resend what the holder reports missing) that
 /// may stall, none or few of what was missing arriving, before a pusher
 /// gives up; rounds that progress do not count, and a stalled round of
@@ -288,8 +291,12 @@ impl Windowed {
     async fn take<'a>(&'a self, rate: &Mutex<Aimd>, n: usize) -> InFlight<'a> {
         loop {
             let room = self.room.notified();
-            let per_ms = lock(rate).window_rate(tokio::time::Instant::now());
-            if lock(&self.w).try_take(n, per_ms) {
+            let (per_ms, cap) = {
+                let now = tokio::time::Instant::now();
+                let r = lock(rate);
+                (r.window_rate(now), r.window_cap(now))
+            };
+            if lock(&self.w).try_take(n, per_ms, cap) {
                 return InFlight { window: self, n };
             }
             room.await;
@@ -3259,13 +3266,34 @@ impl Node {
         let mut tasks = tokio::task::JoinSet::new();
         // Per object: k, symbols placed, pushes still running.
         let mut placing: HashMap<ObjectId, (u16, u32, usize)> = HashMap::new();
+        // Records a finished push; an object's coverage once all its pushes
+        // are done. A failed put records none for the objects it left half
+        // placed (the other pushes stop as the task set is dropped).
+        let settle = |r: Result<Result<(ObjectId, u32), FcpError>, tokio::task::JoinError>,
+                      placing: &mut HashMap<ObjectId, (u16, u32, usize)>|
+         -> Result<(), FcpError> {
+            let (oid, n) = r.map_err(|_| fcp(ErrorCode::Internal, "placement task failed"))??;
+            if let Some(e) = placing.get_mut(&oid) {
+                e.1 += n;
+                e.2 = e.2.saturating_sub(1);
+                if e.2 == 0 {
+                    let (k, n, _) = *e;
+                    placing.remove(&oid);
+                    lock(&self.placed).insert(oid, (k, n));
+                }
+            }
+            Ok(())
+        };
         for (oid, k, plan, by_esi) in placed_objects {
-            let permit = Arc::new(
-                sem.clone()
-                    .acquire_owned()
-                    .await
-                    .map_err(|_| fcp(ErrorCode::Internal, "semaphore"))?,
-            );
+            // While waiting for a slot, a failed push fails the put at once.
+            let permit = loop {
+                tokio::select! {
+                    p = sem.clone().acquire_owned() => {
+                        break Arc::new(p.map_err(|_| fcp(ErrorCode::Internal, "semaphore"))?);
+                    }
+                    Some(r) = tasks.join_next() => settle(r, &mut placing)?,
+                }
+            };
             let by_esi = Arc::new(by_esi);
             let meta = Arc::new(Meta {
                 zone_id: zone.clone(),
@@ -3294,20 +3322,8 @@ impl Node {
                 placing.insert(oid, (k, 0u32, pushes));
             }
         }
-        // An object's coverage is recorded once all its pushes are done; a
-        // failed put records none for the objects it left half placed (the
-        // other pushes stop as the task set is dropped).
         while let Some(r) = tasks.join_next().await {
-            let (oid, n) = r.map_err(|_| fcp(ErrorCode::Internal, "placement task failed"))??;
-            if let Some(e) = placing.get_mut(&oid) {
-                e.1 += n;
-                e.2 = e.2.saturating_sub(1);
-                if e.2 == 0 {
-                    let (k, n, _) = *e;
-                    placing.remove(&oid);
-                    lock(&self.placed).insert(oid, (k, n));
-                }
-            }
+            settle(r, &mut placing)?;
         }
         // The put is acknowledged only once the local copy is durable too.
         local_write
@@ -3517,9 +3533,28 @@ impl Node {
             // datagram: rounds are short under the window, and from the
             // last one, puts over the slow simulated links overshot them
             // (rates at twice the link, a fifth more resent).
-            lock(&peer.rate).on_report(Kind::Push, arrived, n, (sent, sent_all), delivered, now);
+            let silent = {
+                let mut rate = lock(&peer.rate);
+                rate.on_report(Kind::Push, arrived, n, (sent, sent_all), delivered, now);
+                rate.silent_for(now)
+            };
             if missing.is_empty() {
                 return Ok(());
+            }
+            // A path that delivered none of what was sent over it for
+            // `SILENT_PATH` (UDP blocked on the way, the peer's TCP still
+            // up): give up now, not after rounds that, at the lowest rate
+            // and shared with every other push to the peer, take many
+            // seconds each (decision 81).
+            if answered && arrived == 0 && silent >= SILENT_PATH {
+                return Err(fcp(
+                    ErrorCode::ResourceLimit,
+                    format!(
+                        "{} received none of the datagrams sent to it for {} s",
+                        peer.node_id,
+                        silent.as_secs()
+                    ),
+                ));
             }
             // A round with no answer (5 s) is no loss but a silent holder:
             // a whole stalled round, however few were missing.

@@ -99,7 +99,7 @@ pub(crate) struct Aimd {
 }
 
 impl Aimd {
-    pub(crate) const MIN: f64 = 4.0;
+    pub(crate) const MIN: f64 = 0.25;
     pub(crate) const MAX: f64 = 1000.0;
     pub(crate) const START: f64 = 64.0;
 
@@ -147,6 +147,31 @@ impl Aimd {
             .rate(now)
             .filter(|_| self.delivery.queued)
             .map_or(self.per_ms, |(d, _)| self.per_ms.min(2.0 * d))
+    }
+
+    /// At most how many datagrams a send window may hold: its first size
+    /// plus what the path was seen to deliver since it was last idle (for
+    /// `STALE`). As TCP's slow start grows its window by what is
+    /// acknowledged, at most doubling a round trip: on a slow path the
+    /// first answers take long (they queue), and a window sized by the
+    /// starting rate times a round trip, before the rate came down, let
+    /// the windows fill the path's queue many times over (decision 81).
+    pub(crate) fn window_cap(&self, now: tokio::time::Instant) -> usize {
+        let grown = if self.delivery.busy(now) {
+            self.delivery.total.count - self.delivery.busy_base
+        } else {
+            0
+        };
+        SendWindow::INITIAL.saturating_add(usize::try_from(grown).unwrap_or(usize::MAX))
+    }
+
+    /// How long every round reported on has lost all it sent, counted
+    /// from the first such round's first datagram (zero if the last report
+    /// had something arrive).
+    pub(crate) fn silent_for(&self, now: tokio::time::Instant) -> Duration {
+        self.delivery
+            .silent_since
+            .map_or(Duration::ZERO, |t| now.saturating_duration_since(t))
     }
 
     /// A report on a round of `kind`: of `sent` datagrams, the first sent
@@ -267,6 +292,13 @@ pub(crate) struct Delivered {
 #[derive(Debug)]
 struct Delivery {
     total: Delivered,
+    /// Since when every round reported on lost all it sent (from its
+    /// first datagram): the path may deliver nothing at all.
+    silent_since: Option<tokio::time::Instant>,
+    /// `total.count` when reports resumed after the path was idle: what
+    /// was delivered since bounds the send windows (see
+    /// [`Aimd::window_cap`]).
+    busy_base: u64,
     /// By [`Kind`], the least round trip from the last datagram of a round
     /// all of which arrived.
     rtt_min: [LeastRtt; 2],
@@ -292,11 +324,20 @@ impl Delivery {
     fn new(now: tokio::time::Instant) -> Self {
         Self {
             total: Delivered::default(),
+            busy_base: 0,
+            silent_since: None,
             rtt_min: [LeastRtt::default(); 2],
             queued: false,
             buckets: [(0.0, 0, None); Self::BUCKETS],
             origin: now,
         }
+    }
+
+    /// Whether something was reported delivered within the last `STALE`.
+    fn busy(&self, now: tokio::time::Instant) -> bool {
+        self.total
+            .at
+            .is_some_and(|at| now.saturating_duration_since(at) <= Aimd::STALE)
     }
 
     fn bucket(&self, now: tokio::time::Instant) -> u128 {
@@ -341,6 +382,14 @@ impl Delivery {
     ) {
         let arrived = arrived.min(sent);
         if arrived > 0 {
+            self.silent_since = None;
+        } else if sent > 0 {
+            self.silent_since.get_or_insert(first);
+        }
+        if arrived > 0 {
+            if !self.busy(now) {
+                self.busy_base = self.total.count;
+            }
             self.total.count = self.total.count.saturating_add(u64::from(arrived));
             self.total.at = Some(now);
         }
@@ -418,18 +467,22 @@ impl SendWindow {
     /// Never below this: a few push rounds.
     const MIN: usize = 64;
 
-    pub(crate) fn size(&self, per_ms: f64) -> usize {
-        self.min_rtt.ms().map_or(Self::INITIAL, |rtt| {
-            ((2.0 * per_ms * rtt.max(1.0)) as usize).max(Self::MIN)
-        })
+    /// Two `per_ms` × the least round trip, within `cap`
+    /// ([`Aimd::window_cap`]) and at least `MIN`.
+    pub(crate) fn size(&self, per_ms: f64, cap: usize) -> usize {
+        self.min_rtt
+            .ms()
+            .map_or(Self::INITIAL, |rtt| (2.0 * per_ms * rtt.max(1.0)) as usize)
+            .min(cap)
+            .max(Self::MIN)
     }
 
     /// Take `n` datagrams if the window has room for any: a round is
     /// admitted whole, so one larger than the window is not starved, and
     /// the window may overshoot by one round. A round with nothing to send
     /// (a StoreEnd alone) never waits.
-    pub(crate) fn try_take(&mut self, n: usize, per_ms: f64) -> bool {
-        if n == 0 || self.in_flight < self.size(per_ms) {
+    pub(crate) fn try_take(&mut self, n: usize, per_ms: f64, cap: usize) -> bool {
+        if n == 0 || self.in_flight < self.size(per_ms, cap) {
             self.in_flight = self.in_flight.saturating_add(n);
             true
         } else {
@@ -670,6 +723,47 @@ pub(crate) mod tests {
         assert_eq!(d.threshold, Aimd::MAX);
     }
 
+    /// The windows grow from their first size by what the path delivered
+    /// since it was last idle, as TCP's slow start (decision 81), and a
+    /// path that lost every round is silent from the first of them.
+    #[test]
+    fn the_windows_grow_by_what_was_delivered_and_silence_is_timed() {
+        let ms = clock();
+        let mut a = Aimd::new(ms(0));
+        assert_eq!(a.window_cap(ms(0)), SendWindow::INITIAL);
+        // Before any answer the window is its first size; the cap bounds a
+        // window sized by a long round trip at the starting rate.
+        let mut w = SendWindow::default();
+        w.answered(Duration::from_millis(100), ms(0));
+        assert_eq!(w.size(Aimd::START, usize::MAX), 12_800);
+        assert_eq!(
+            w.size(Aimd::START, a.window_cap(ms(0))),
+            SendWindow::INITIAL
+        );
+        // Rounds that lost everything: no growth, and silent from the
+        // first one's first datagram.
+        report(&mut a, 0, 34, ms(10), ms(50));
+        report(&mut a, 0, 34, ms(20), ms(60));
+        assert_eq!(a.window_cap(ms(60)), SendWindow::INITIAL);
+        assert_eq!(a.silent_for(ms(3010)), Duration::from_secs(3));
+        // 100 delivered: the cap is 100 more, and the silence is over.
+        report(&mut a, 60, 64, ms(70), ms(100));
+        report(&mut a, 40, 40, ms(80), ms(110));
+        assert_eq!(a.window_cap(ms(110)), SendWindow::INITIAL + 100);
+        assert_eq!(a.silent_for(ms(5000)), Duration::ZERO);
+        assert_eq!(
+            w.size(Aimd::START, a.window_cap(ms(110))),
+            SendWindow::INITIAL + 100
+        );
+        // Idle for over a second: the window starts again from its first
+        // size, and grows from there by what is delivered anew.
+        assert_eq!(a.window_cap(ms(1200)), SendWindow::INITIAL);
+        report(&mut a, 30, 30, ms(1200), ms(1210));
+        assert_eq!(a.window_cap(ms(1210)), SendWindow::INITIAL + 30);
+        // A small window is not cut below its least.
+        assert_eq!(w.size(0.25, a.window_cap(ms(1210))), SendWindow::MIN);
+    }
+
     #[test]
     fn a_congested_rate_comes_down_to_what_the_path_delivered() {
         let ms = clock();
@@ -787,37 +881,40 @@ pub(crate) mod tests {
     fn the_push_window_follows_rate_and_round_trip() {
         let mut w = SendWindow::default();
         // Before any answer: the first window, whatever the rate.
-        assert_eq!(w.size(1000.0), SendWindow::INITIAL);
+        assert_eq!(w.size(1000.0, usize::MAX), SendWindow::INITIAL);
         // Rounds are taken while any room is left; the last may overshoot.
         let mut taken = 0;
-        while w.try_take(34, 16.0) {
+        while w.try_take(34, 16.0, usize::MAX) {
             taken += 34;
         }
         assert_eq!(taken, 34 * 8);
-        assert!(!w.try_take(1, 16.0));
+        assert!(!w.try_take(1, 16.0, usize::MAX));
         // A round with nothing to send (a StoreEnd alone) never waits.
-        assert!(w.try_take(0, 16.0));
+        assert!(w.try_take(0, 16.0, usize::MAX));
         // Then two rate × least round trips: 16 per ms × 10 ms × 2.
         let t0 = tokio::time::Instant::now();
         let s = |n: u64| t0 + Duration::from_secs(n);
         w.answered(Duration::from_millis(10), s(0));
-        assert_eq!(w.size(16.0), 320);
-        assert!(w.try_take(34, 16.0), "room again under the larger window");
+        assert_eq!(w.size(16.0, usize::MAX), 320);
+        assert!(
+            w.try_take(34, 16.0, usize::MAX),
+            "room again under the larger window"
+        );
         // A longer trip (the round queued on the way) does not grow it; a
         // shorter one shrinks it.
         w.answered(Duration::from_millis(18), s(1));
-        assert_eq!(w.size(16.0), 320);
+        assert_eq!(w.size(16.0, usize::MAX), 320);
         w.answered(Duration::from_millis(5), s(2));
-        assert_eq!(w.size(16.0), 160);
+        assert_eq!(w.size(16.0, usize::MAX), 160);
         // The least stands for 10 s, then the next trip replaces it.
         w.answered(Duration::from_millis(20), s(12));
-        assert_eq!(w.size(16.0), 160);
+        assert_eq!(w.size(16.0, usize::MAX), 160);
         w.answered(Duration::from_millis(20), s(13));
-        assert_eq!(w.size(16.0), 640);
+        assert_eq!(w.size(16.0, usize::MAX), 640);
         // Never below a few rounds: at the floor rate over a short trip.
         let mut fast = SendWindow::default();
         fast.answered(Duration::ZERO, s(0));
-        assert_eq!(fast.size(Aimd::MIN), SendWindow::MIN);
+        assert_eq!(fast.size(Aimd::MIN, usize::MAX), SendWindow::MIN);
         // A serve waits for its report two least round trips plus the
         // slack given, at most a second.
         let q = Duration::from_millis(52);
