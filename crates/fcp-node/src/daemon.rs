@@ -171,8 +171,9 @@ const SLOT_WAIT: Duration = Duration::from_secs(15);
 const MAX_NOT_STORED: usize = 4096;
 /// Bytes of a push's symbols copied into one allocation, at most.
 const PUSH_BLOCK: usize = 64 * 1024;
-/// How long a holder waits at most for datagrams that a StoreEnd overtook
-/// (less once its socket was found empty, see `Node::finish_store`).
+/// How long a holder waits at most for datagrams that a StoreEnd naming
+/// no last datagram overtook (less once its socket was found empty, see
+/// `Node::finish_store`).
 const STRAGGLERS: Duration = Duration::from_millis(40);
 /// How long a holder waits at most for a round's named last datagram while
 /// the peer's datagrams keep coming.
@@ -1059,13 +1060,6 @@ fn offer_ended(g: &GetState, peer: &str) {
     if none_open {
         g.done.notify_waiters();
     }
-}
-
-/// Datagrams offered and arrived in a get's round, over its peers.
-fn round_totals(by_peer: &HashMap<String, OfferIn>) -> (u64, u64) {
-    by_peer
-        .values()
-        .fold((0, 0), |(o, a), p| (o + p.offered, a + p.arrived))
 }
 
 /// An object's metadata as a push or a get knows it, with the zone hash
@@ -2784,12 +2778,12 @@ impl Node {
             o.first.get_or_insert(now);
             o.last = Some(now);
             let complete = o.complete();
-            let (offered, arrived) = round_totals(&by_peer);
-            (arrived == offered, complete)
+            (o.arrived == o.offered, complete)
         };
         g.frames_in.fetch_add(1, Ordering::Relaxed);
         if all_in {
-            // Everything offered in this round is in.
+            // All this peer offered in this round is in: the round may be
+            // over (each peer's offer counts apart, see `fetch_content_once`).
             g.done.notify_waiters();
         }
         if let Some(c) = complete {
@@ -3715,6 +3709,7 @@ impl Node {
                     break;
                 }
                 lock(&g.by_peer).clear();
+                lock(&g.tails).clear();
                 let have = EsiList::new(lock(&g.got).iter().copied().collect());
                 // The first round asks every peer for the source symbols
                 // still missing (all of them: placement puts each ESI on one
@@ -3774,18 +3769,12 @@ impl Node {
                     let ended = peers.iter().all(|p| g.ended(&p.node_id));
                     let seen = g.frames_in.load(Ordering::Relaxed);
                     if ended {
-                        // Every offered datagram is in: this round is over.
-                        let (offered, arrived) = round_totals(&lock(&g.by_peer));
-                        if arrived >= offered {
-                            break;
-                        }
-                        // Each peer whose offer is short named its serves'
-                        // last datagram (decision 80): once that or a later
-                        // one of the peer's is in, what is missing was lost.
-                        // Until then it may queue on a slow path behind
-                        // other serves' datagrams: wait while the peer's
-                        // keep coming.
-                        let named: Option<Vec<(&Arc<Peer>, u64)>> = {
+                        // The peers whose offer is short, each with the last
+                        // datagram its serves named. Each peer's offer counts
+                        // apart: late datagrams of an earlier round count in
+                        // this one, and one peer's must not cover another's
+                        // shortfall.
+                        let short: Vec<(&Arc<Peer>, Option<u64>)> = {
                             let by_peer = lock(&g.by_peer);
                             let tails = lock(&g.tails);
                             peers
@@ -3795,9 +3784,21 @@ impl Node {
                                         .get(&p.node_id)
                                         .is_some_and(|o| o.arrived < o.offered)
                                 })
-                                .map(|p| tails.get(&p.node_id).map(|s| (p, *s)))
+                                .map(|p| (p, tails.get(&p.node_id).copied()))
                                 .collect()
                         };
+                        if short.is_empty() {
+                            // Every offered datagram is in: this round is over.
+                            break;
+                        }
+                        // Each peer whose offer is short named its serves'
+                        // last datagram (decision 80): once that or a later
+                        // one of the peer's is in, what is missing was lost.
+                        // Until then it may queue on a slow path behind
+                        // other serves' datagrams: wait while the peer's
+                        // keep coming.
+                        let named: Option<Vec<(&Arc<Peer>, u64)>> =
+                            short.iter().map(|(p, s)| s.map(|s| (*p, s))).collect();
                         if let Some(short) = named {
                             let now = tokio::time::Instant::now();
                             if short.iter().all(|(p, s)| p.handled_since(*s)) {
@@ -3821,6 +3822,7 @@ impl Node {
                             }
                             continue;
                         }
+                        let arrived: u64 = lock(&g.by_peer).values().map(|o| o.arrived).sum();
                         // Otherwise the missing ones were lost once the
                         // receive loop has found its socket empty after the
                         // OfferEnds came (sent after the datagrams, they
@@ -3863,7 +3865,14 @@ impl Node {
                 let missing_after = g.still_needed();
                 let before = missing_before.unwrap_or(usize::MAX);
                 let after = missing_after.unwrap_or(usize::MAX);
-                if let Some(stall) = stall_eighths(before, after) {
+                // Enough symbols in but no decode: nothing to measure
+                // progress by, a whole stalled round.
+                let stall = if before == 0 {
+                    Some(8)
+                } else {
+                    stall_eighths(before, after)
+                };
+                if let Some(stall) = stall {
                     stalled = stalled.saturating_add(stall);
                 }
                 if let Some(z) = not_member(&g) {

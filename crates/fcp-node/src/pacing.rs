@@ -149,8 +149,9 @@ impl Aimd {
             .map_or(self.per_ms, |(d, _)| self.per_ms.min(2.0 * d))
     }
 
-    /// At most how many datagrams a send window may hold: its first size
-    /// plus what the path was seen to deliver since it was last idle (for
+    /// At most how many datagrams a send window (each of the push and the
+    /// serve window) may hold: its first size plus what the path was seen
+    /// to deliver since it was last idle (no delivery reported for
     /// `STALE`). As TCP's slow start grows its window by what is
     /// acknowledged, at most doubling a round trip: on a slow path the
     /// first answers take long (they queue), and a window sized by the
@@ -293,8 +294,11 @@ pub(crate) struct Delivered {
 struct Delivery {
     total: Delivered,
     /// Since when every round reported on lost all it sent (from its
-    /// first datagram): the path may deliver nothing at all.
+    /// first datagram, or the last delivery if later): the path may
+    /// deliver nothing at all.
     silent_since: Option<tokio::time::Instant>,
+    /// When the last report came (whatever arrived).
+    last_report: Option<tokio::time::Instant>,
     /// `total.count` when reports resumed after the path was idle: what
     /// was delivered since bounds the send windows (see
     /// [`Aimd::window_cap`]).
@@ -326,6 +330,7 @@ impl Delivery {
             total: Delivered::default(),
             busy_base: 0,
             silent_since: None,
+            last_report: None,
             rtt_min: [LeastRtt::default(); 2],
             queued: false,
             buckets: [(0.0, 0, None); Self::BUCKETS],
@@ -381,10 +386,19 @@ impl Delivery {
         now: tokio::time::Instant,
     ) {
         let arrived = arrived.min(sent);
-        if arrived > 0 {
+        // Silence counts only across reports: after an idle spell (no
+        // report for `STALE`) it starts again, and never before the last
+        // delivery (a round sent before it may be answered after it).
+        let after_idle = self
+            .last_report
+            .is_none_or(|t| now.saturating_duration_since(t) > Aimd::STALE);
+        self.last_report = Some(now);
+        if arrived > 0 || after_idle {
             self.silent_since = None;
-        } else if sent > 0 {
-            self.silent_since.get_or_insert(first);
+        }
+        if arrived == 0 && sent > 0 {
+            let from = self.total.at.map_or(first, |at| first.max(at));
+            self.silent_since.get_or_insert(from);
         }
         if arrived > 0 {
             if !self.busy(now) {
@@ -746,6 +760,13 @@ pub(crate) mod tests {
         report(&mut a, 0, 34, ms(20), ms(60));
         assert_eq!(a.window_cap(ms(60)), SendWindow::INITIAL);
         assert_eq!(a.silent_for(ms(3010)), Duration::from_secs(3));
+        // Silence is counted across reports, not across an idle spell: a
+        // path that lost the last round before a pause is not silent for
+        // the pause.
+        let mut idle = Aimd::new(ms(0));
+        report(&mut idle, 0, 1, ms(0), ms(10));
+        report(&mut idle, 0, 34, ms(10_000), ms(10_050));
+        assert_eq!(idle.silent_for(ms(10_100)), Duration::from_millis(100));
         // 100 delivered: the cap is 100 more, and the silence is over.
         report(&mut a, 60, 64, ms(70), ms(100));
         report(&mut a, 40, 40, ms(80), ms(110));
