@@ -417,6 +417,26 @@ impl Remote {
         assert!(got == data, "{what}: {} rebuilt other bytes", to.name);
     }
 
+    /// Put `data` in z:private here and measure it: how long it took, the
+    /// datagrams this node sent and those lost on any link meanwhile, and
+    /// the symbols placed (over all it wrote), with its status after.
+    async fn measured_put(&self, faults: &Faults, data: Vec<u8>) -> PutCost {
+        let before = self.counter("datagrams_out").await;
+        let lost_before = faults.lost.load(Ordering::Relaxed);
+        let t = Instant::now();
+        let id = self.put(ZoneId::private(), data).await.unwrap();
+        let took = t.elapsed();
+        let status = self.status().await;
+        PutCost {
+            id,
+            took,
+            sent: status["counters"]["datagrams_out"].as_u64().unwrap() - before,
+            lost: faults.lost.load(Ordering::Relaxed) - lost_before,
+            placed: placed_symbols(&status),
+            status,
+        }
+    }
+
     async fn status(&self) -> serde_json::Value {
         let (tx, rx) = oneshot::channel();
         let _ = self.tx.send(Cmd::Status(tx));
@@ -438,6 +458,16 @@ impl Remote {
             .as_u64()
             .unwrap()
     }
+}
+
+/// What [`Remote::measured_put`] measured.
+struct PutCost {
+    id: ObjectId,
+    took: Duration,
+    sent: u64,
+    lost: u64,
+    placed: u64,
+    status: serde_json::Value,
 }
 
 /// Poll `f` every 100 ms of simulated time until it holds.
@@ -736,12 +766,14 @@ fn pacing_under_loss() {
         all_connected(&nodes).await;
         let (n1, n2, n3) = (&nodes[0], &nodes[1], &nodes[2]);
         faults.set_loss(50);
-        let before = n1.counter("datagrams_out").await;
         let data = payload(SIZE, 3);
-        let id = n1.put(ZoneId::private(), data.clone()).await.unwrap();
-        let st = n1.status().await;
-        let sent = st["counters"]["datagrams_out"].as_u64().unwrap() - before;
-        let needed = placed_symbols(&st);
+        let PutCost {
+            id,
+            sent,
+            placed: needed,
+            status: st,
+            ..
+        } = n1.measured_put(&faults, data.clone()).await;
         let rates = send_rates(&st);
         eprintln!("put under loss: {sent} datagrams for {needed} placed symbols, rates {rates:?}");
         assert!(needed > 1024, "placed only {needed} symbols");
@@ -797,16 +829,15 @@ fn slow_links_are_paced_not_flooded() {
         all_connected(&nodes).await;
         let (n1, n3) = (&nodes[0], &nodes[2]);
         faults.capacity_per_ms.store(16, Ordering::Relaxed);
-        let before = n1.counter("datagrams_out").await;
-        let lost_before = faults.lost.load(Ordering::Relaxed);
         let data = payload(4 << 20, 14);
-        let t = Instant::now();
-        let id = n1.put(ZoneId::private(), data.clone()).await.unwrap();
-        let took = t.elapsed();
-        let st = n1.status().await;
-        let sent = st["counters"]["datagrams_out"].as_u64().unwrap() - before;
-        let lost = faults.lost.load(Ordering::Relaxed) - lost_before;
-        let needed = placed_symbols(&st);
+        let PutCost {
+            id,
+            took,
+            sent,
+            lost,
+            placed: needed,
+            status: st,
+        } = n1.measured_put(&faults, data.clone()).await;
         eprintln!(
             "put over slow links in {took:?}: {sent} datagrams ({lost} lost) for {needed} placed symbols, rates {:?}",
             send_rates(&st)
@@ -1407,15 +1438,9 @@ fn a_holder_waits_for_datagrams_still_arriving() {
         let n1 = &nodes[0];
         // 2 datagrams per ms: one push's ~34 datagrams take ~17 ms.
         faults.capacity_per_ms.store(2, Ordering::Relaxed);
-        let before = n1.counter("datagrams_out").await;
-        let lost_before = faults.lost.load(Ordering::Relaxed);
-        n1.put(ZoneId::private(), payload(60 << 10, 22))
-            .await
-            .unwrap();
-        let st = n1.status().await;
-        let sent = st["counters"]["datagrams_out"].as_u64().unwrap() - before;
-        let lost = faults.lost.load(Ordering::Relaxed) - lost_before;
-        let placed = placed_symbols(&st);
+        let PutCost {
+            sent, lost, placed, ..
+        } = n1.measured_put(&faults, payload(60 << 10, 22)).await;
         eprintln!("one object over 2/ms links: {sent} sent, {lost} lost, {placed} placed");
         assert_eq!(
             sent - lost,
@@ -1460,16 +1485,15 @@ fn a_put_and_get_over_10_mbit_links_complete() {
         all_connected(&nodes).await;
         let (n1, n3) = (&nodes[0], &nodes[2]);
         faults.capacity_per_ms.store(1, Ordering::Relaxed);
-        let before = n1.counter("datagrams_out").await;
-        let lost_before = faults.lost.load(Ordering::Relaxed);
         let data = payload(8 << 20, 41);
-        let t = Instant::now();
-        let id = n1.put(ZoneId::private(), data.clone()).await.unwrap();
-        let took = t.elapsed();
-        let st = n1.status().await;
-        let sent = st["counters"]["datagrams_out"].as_u64().unwrap() - before;
-        let lost = faults.lost.load(Ordering::Relaxed) - lost_before;
-        let placed = placed_symbols(&st);
+        let PutCost {
+            id,
+            took,
+            sent,
+            lost,
+            placed,
+            ..
+        } = n1.measured_put(&faults, data.clone()).await;
         eprintln!(
             "put over 1/ms links in {took:?}: {sent} datagrams ({lost} lost) for {placed} placed"
         );
