@@ -3716,9 +3716,12 @@ impl Node {
                 // node, so the answers do not overlap, and a peer holding
                 // only repair symbols sends nothing); a block of source
                 // symbols needs no RaptorQ solve (decision 60). Later rounds
-                // ask each peer for a share of what is still needed, any
-                // symbols, with a margin for overlap and loss. Before the
-                // metadata is known (nothing local), ask for every one.
+                // ask each peer for a share of what is still needed (two
+                // more than k), any symbols: what is lost or overlaps is
+                // asked for again next round, which over a slow path costs
+                // less than sending a margin every round (decision 82).
+                // Before the metadata is known (nothing local), ask for
+                // every one.
                 let counts = lock(&g.decoder)
                     .as_ref()
                     .map(|d| (d.received_unique(), d.sources_received(), d.required()));
@@ -3731,7 +3734,7 @@ impl Node {
                     Some((_, src, k)) if sources_only => k.saturating_sub(src).max(1),
                     Some((got, _, k)) => {
                         let need = k.saturating_sub(got) + 2;
-                        (need * 5 / 4).div_ceil(peers.len() as u32).max(1)
+                        need.div_ceil(peers.len() as u32).max(1)
                     }
                 };
                 let parts = peers.len() as u32;

@@ -1520,6 +1520,10 @@ fn a_put_and_get_over_10_mbit_links_complete() {
             faults.lost.load(Ordering::Relaxed) - lost_before
         );
         assert!(got.unwrap() == data);
+        // Node 3 lacks ~3970 symbols, ~2 s over the two links. Asking each
+        // peer for its share of what is still needed, not a quarter more
+        // (decision 82): 2.57 s; with the margin, 2.98 s.
+        assert!(took < Duration::from_millis(2800), "get took {took:?}");
     });
 }
 
