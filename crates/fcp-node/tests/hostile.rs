@@ -1074,8 +1074,12 @@ async fn a_datagram_named_but_never_sent_holds_the_answer_at_most_the_tail_wait(
     let ack = store_end_naming(&mut w, &mut r, oid, push, Some(u64::MAX)).await;
     let took = t.elapsed();
     assert!(matches!(ack, Control::StoreAck { .. }), "{ack:?}");
-    // Not when the datagrams stop: the wait has its bound.
-    assert!(took < Duration::from_secs(1), "answered after {took:?}");
+    // Not when the datagrams stop (2 s or more): the wait has its bound,
+    // 500 ms, with room for a loaded machine.
+    assert!(
+        took < Duration::from_millis(1500),
+        "answered after {took:?}"
+    );
     stream.abort();
     assert!(counter(&v, "frames_rejected") > 0);
 }
