@@ -198,13 +198,15 @@ const MAX_STORE_ENDS: u16 = 2 * STORE_ROUNDS as u16;
 /// A store round that left `after` of the `before` symbols missing: `None`
 /// if it progressed (at least an eighth arrived), else what its stall
 /// counts for, in eighths of a round (decision 79). What is missing only
-/// shrinks as symbols arrive: a list that grew counts as a whole round.
+/// shrinks as symbols arrive: a list that grew counts as a whole round,
+/// and so does one with nothing missing that did not end (a get with
+/// enough symbols that did not decode).
 fn stall_eighths(before: usize, after: usize) -> Option<u16> {
     let progressed = after < before && (before - after).saturating_mul(8) >= before;
-    let small = after <= before && before < 8;
+    let small = after <= before && (1..8).contains(&before);
     (!progressed).then(|| {
         if small {
-            u16::try_from(before.max(1)).unwrap_or(8)
+            u16::try_from(before).unwrap_or(8)
         } else {
             8
         }
@@ -927,10 +929,6 @@ struct GetState {
     /// of its peers once more, so none open means the peer's offer of this
     /// round ended (see [`GetState::ended`]).
     open: Mutex<HashMap<String, u32>>,
-    /// By asked peer, the highest session sequence number its OfferEnds
-    /// named: once that datagram of the peer's, or a later one, is in, what
-    /// its offers still miss was lost (decision 80).
-    tails: Mutex<HashMap<String, u64>>,
     /// Datagrams routed to this get (quiescence after the offers ended).
     frames_in: AtomicU64,
     /// By asked peer, its offer in this round: what `Control::OfferReceived`
@@ -958,6 +956,10 @@ struct OfferIn {
     /// Reported on: at most once a round, as soon as all of it is in
     /// (decision 76), else at the round's end.
     reported: bool,
+    /// The highest session sequence number the peer's OfferEnds of the
+    /// round named: once that datagram of the peer's, or a later one, is
+    /// in, what the offer still misses was lost (decision 80).
+    tail: Option<u64>,
 }
 
 impl OfferIn {
@@ -1021,7 +1023,6 @@ impl GetState {
             asked: Mutex::new(HashSet::new()),
             sources: Mutex::new(HashMap::new()),
             open: Mutex::new(HashMap::new()),
-            tails: Mutex::new(HashMap::new()),
             frames_in: AtomicU64::new(0),
             by_peer: Mutex::new(HashMap::new()),
             done: Notify::new(),
@@ -2268,10 +2269,9 @@ impl Node {
                 let g = lock(&self.gets).get(&object_id).cloned();
                 if let Some(g) = g.filter(|g| lock(&g.asked).contains(&peer.node_id)) {
                     if let Some(s) = last_seq {
-                        lock(&g.tails)
-                            .entry(peer.node_id.clone())
-                            .and_modify(|t| *t = (*t).max(s))
-                            .or_insert(s);
+                        let mut by_peer = lock(&g.by_peer);
+                        let o = by_peer.entry(peer.node_id.clone()).or_default();
+                        o.tail = o.tail.max(Some(s));
                     }
                     offer_ended(&g, &peer.node_id);
                 }
@@ -3709,7 +3709,6 @@ impl Node {
                     break;
                 }
                 lock(&g.by_peer).clear();
-                lock(&g.tails).clear();
                 let have = EsiList::new(lock(&g.got).iter().copied().collect());
                 // The first round asks every peer for the source symbols
                 // still missing (all of them: placement puts each ESI on one
@@ -3779,15 +3778,12 @@ impl Node {
                         // shortfall.
                         let short: Vec<(&Arc<Peer>, Option<u64>)> = {
                             let by_peer = lock(&g.by_peer);
-                            let tails = lock(&g.tails);
                             peers
                                 .iter()
-                                .filter(|p| {
-                                    by_peer
-                                        .get(&p.node_id)
-                                        .is_some_and(|o| o.arrived < o.offered)
+                                .filter_map(|p| {
+                                    let o = by_peer.get(&p.node_id)?;
+                                    (o.arrived < o.offered).then_some((p, o.tail))
                                 })
-                                .map(|p| (p, tails.get(&p.node_id).copied()))
                                 .collect()
                         };
                         if short.is_empty() {
@@ -3868,14 +3864,7 @@ impl Node {
                 let missing_after = g.still_needed();
                 let before = missing_before.unwrap_or(usize::MAX);
                 let after = missing_after.unwrap_or(usize::MAX);
-                // Enough symbols in but no decode: nothing to measure
-                // progress by, a whole stalled round.
-                let stall = if before == 0 {
-                    Some(8)
-                } else {
-                    stall_eighths(before, after)
-                };
-                if let Some(stall) = stall {
+                if let Some(stall) = stall_eighths(before, after) {
                     stalled = stalled.saturating_add(stall);
                 }
                 if let Some(z) = not_member(&g) {
@@ -4482,6 +4471,9 @@ mod tests {
         // stalled round.
         assert_eq!(stall_eighths(3, 4), Some(8));
         assert_eq!(stall_eighths(100, 200), Some(8));
+        // Nothing missing, yet not done (a get that could not decode): a
+        // whole stalled round.
+        assert_eq!(stall_eighths(0, 0), Some(8));
     }
 
     #[test]
